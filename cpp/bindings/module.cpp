@@ -1,0 +1,13 @@
+// The _core extension module: wires the per-area registrations together.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace fastplace::bindings {
+void register_cluster(py::module_& m);
+}
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fastplace native core (private; use the fastplace package)";
+    fastplace::bindings::register_cluster(m);
+}

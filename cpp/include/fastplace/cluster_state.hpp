@@ -1,0 +1,179 @@
+// The cluster state: N servers x D integer resource dimensions, the containers placed
+// on them, and per-dimension level bitsets that answer "which servers can host this
+// request" with a few word-wide ANDs.
+//
+// Threading contract: every public member function takes an internal mutex, so any
+// number of threads may call any operation concurrently; each operation is atomic.
+// Callers that need "find then book" atomically use place_first_fit / place_gang.
+//
+// Errors: invalid arguments throw InvalidArgument, unknown containers throw
+// UnknownContainer, bad snapshots throw CorruptSnapshot. A throwing operation leaves
+// the state exactly as it was (same snapshot bytes).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fastplace/bitset.hpp"
+
+namespace fastplace {
+
+using Amount = std::int64_t;       // resource amount in the dimension's unit (MB, millicores, ...)
+using ServerId = std::int64_t;     // index into the server array; -1 means "none"
+using ContainerId = std::int64_t;  // (generation << 32) | slot; never reused after release
+
+constexpr std::size_t kMaxDims = 8;
+// Levels per dimension: level(x) = min(kLevels - 1, x / step). 64 levels keep the
+// bitsets small (64 bits per server per dimension) while leaving few boundary servers.
+constexpr std::size_t kLevels = 64;
+constexpr std::uint32_t kSnapshotVersion = 1;
+
+class InvalidArgument : public std::invalid_argument {
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
+class UnknownContainer : public std::out_of_range {
+public:
+    using std::out_of_range::out_of_range;
+};
+
+class CorruptSnapshot : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+enum class PlacePolicy : std::uint8_t { first_fit = 0, best_fit = 1 };
+
+struct Placement {
+    ContainerId container;
+    ServerId server;
+};
+
+// Event codes of ClusterState::replay.
+enum class ReplayOp : std::uint8_t {
+    place_first_fit = 0,  // place requests[i] on the first server that fits
+    release_event = 1,    // release the container placed by event refs[i] (no-op if it failed)
+    place_best_fit = 2,   // place requests[i] on the tightest server that fits
+    release_container = 3,  // release the live container whose id is refs[i]
+};
+
+struct ReplayStats {
+    std::int64_t placed = 0;
+    std::int64_t unplaced = 0;  // place events for which no server fitted
+    std::int64_t released = 0;
+};
+
+class ClusterState {
+public:
+    // capacity: n_servers rows of resources.size() amounts, row-major.
+    ClusterState(std::vector<std::string> resources, const Amount* capacity,
+                 std::size_t n_servers);
+    // Rebuilds a state from snapshot() bytes; throws CorruptSnapshot on any defect.
+    ClusterState(const std::uint8_t* data, std::size_t size);
+
+    ClusterState(const ClusterState&) = delete;
+    ClusterState& operator=(const ClusterState&) = delete;
+
+    std::size_t n_servers() const;
+    std::size_t n_dims() const { return resources_.size(); }
+    const std::vector<std::string>& resources() const { return resources_; }
+    std::size_t n_containers() const;
+    // Servers hosting at least one container.
+    std::size_t n_active_servers() const;
+
+    // The (n_servers x n_dims, row-major) free and capacity matrices.
+    std::vector<Amount> free_matrix() const;
+    std::vector<Amount> capacity_matrix() const;
+    // Containers hosted per server.
+    std::vector<std::int64_t> container_counts() const;
+
+    // Lowest-index server that is not cordoned and has free >= request in every
+    // dimension, or -1.
+    ServerId first_fit(const Amount* request) const;
+    // Feasible server with the least normalised free space left after placing, or -1.
+    ServerId best_fit(const Amount* request) const;
+    // All feasible servers in increasing order.
+    std::vector<ServerId> feasible(const Amount* request) const;
+    // Whether server can host request now (false when cordoned).
+    bool fits(ServerId server, const Amount* request) const;
+
+    // Books request on server; throws InvalidArgument when it does not fit.
+    ContainerId place(ServerId server, const Amount* request);
+    // first_fit + place under one lock; server -1 (and container -1) when nothing fits.
+    Placement place_with(PlacePolicy policy, const Amount* request);
+    // Places n requests (row-major, n x n_dims) all or none: throws InvalidArgument
+    // naming the first partition that found no server, leaving the state untouched.
+    std::vector<Placement> place_gang(const Amount* requests, std::size_t n, PlacePolicy policy);
+    // Frees a container's resources; throws UnknownContainer if it is not live.
+    void release(ContainerId container);
+    // Server and amounts of a live container (amounts has n_dims entries).
+    ServerId container_server(ContainerId container, Amount* amounts) const;
+
+    // Appends servers (n rows of n_dims amounts); returns the first new server id.
+    ServerId add_servers(const Amount* capacity, std::size_t n);
+    void cordon(ServerId server);
+    void uncordon(ServerId server);
+    bool is_cordoned(ServerId server) const;
+
+    // Runs m events without leaving C++. requests is m x n_dims (rows of release
+    // events are ignored), refs has m entries (ignored for place events). Writes the
+    // chosen server (or -1) and container id per event into servers_out/containers_out.
+    // The whole stream is checked before the first event runs.
+    ReplayStats replay(const std::uint8_t* ops, const Amount* requests, const std::int64_t* refs,
+                       std::size_t m, ServerId* servers_out, ContainerId* containers_out);
+
+    // Versioned, checksummed byte image of the whole state.
+    std::vector<std::uint8_t> snapshot() const;
+    // Recomputes every invariant from scratch; returns "" or a description of the
+    // first broken one.
+    std::string validate() const;
+
+private:
+    struct Slot {
+        ServerId server = -1;  // -1 when the slot is free
+        std::uint32_t generation = 0;
+    };
+
+    void check_request(const Amount* request, const char* what) const;
+    void check_server(ServerId server) const;
+    std::size_t level_of(std::size_t dim, Amount amount) const;
+    bool fits_unlocked(std::size_t server, const Amount* request) const;
+    template <typename Visit>
+    void scan_candidates(const Amount* request, Visit&& visit) const;
+    ServerId first_fit_unlocked(const Amount* request) const;
+    ServerId best_fit_unlocked(const Amount* request) const;
+    ServerId choose_unlocked(PlacePolicy policy, const Amount* request) const;
+    ContainerId book_unlocked(std::size_t server, const Amount* request);
+    void unbook_unlocked(ContainerId container);  // exact undo of the last book
+    void release_unlocked(ContainerId container);
+    std::size_t live_slot(ContainerId container) const;  // throws UnknownContainer
+    void set_free(std::size_t server, std::size_t dim, Amount value);
+    std::string fit_failure(std::size_t server, const Amount* request) const;
+    std::string describe_request(const Amount* request) const;
+    std::string validate_unlocked() const;
+    // Free amounts, levels, bitsets and counts from capacity, slots and cordon flags.
+    void rebuild_derived(const std::vector<std::uint8_t>& cordoned);
+
+    mutable std::mutex mutex_;
+    std::vector<std::string> resources_;
+    std::size_t n_servers_ = 0;
+    std::vector<Amount> step_;        // per dimension: amount covered by one level
+    std::vector<Amount> capacity_;    // n_servers x n_dims
+    std::vector<Amount> free_;        // n_servers x n_dims
+    std::vector<std::uint8_t> level_;  // n_servers x n_dims: current level of free
+    std::vector<SummarisedBitset> level_bits_;  // [dim * kLevels + l]: free level >= l
+    SummarisedBitset available_;      // not cordoned
+    std::vector<std::int64_t> count_;  // containers per server
+    std::size_t n_active_ = 0;
+    std::vector<Slot> slots_;
+    std::vector<Amount> slot_amounts_;  // slots x n_dims
+    std::vector<std::uint32_t> free_slots_;  // stack of reusable slots
+    std::size_t n_live_ = 0;
+};
+
+}  // namespace fastplace

@@ -1,0 +1,200 @@
+// Snapshot layout (little-endian), version 1:
+//   "FPLC" | u32 version | u32 n_dims | u64 n_servers
+//   per dimension: u32 name length, name bytes, i64 level step
+//   capacity: n_servers * n_dims i64 | cordoned: n_servers u8
+//   u64 n_slots, per slot: u32 generation, i64 server (-1 free), n_dims i64 amounts
+//   u64 n_free_slots, per entry: u32 slot
+//   u64 FNV-1a checksum of every byte before it
+// Free amounts, levels and bitsets are derived, so they are rebuilt rather than stored.
+#include <cstring>
+
+#include "fastplace/cluster_state.hpp"
+
+namespace fastplace {
+
+namespace {
+
+constexpr char kMagic[4] = {'F', 'P', 'L', 'C'};
+constexpr std::size_t kMaxNameLength = 1024;
+using Lock = std::lock_guard<std::mutex>;
+
+std::uint64_t fnv1a(const std::uint8_t* data, std::size_t size) {
+    std::uint64_t hash = 1469598103934665603ULL;
+    for (std::size_t i = 0; i < size; ++i) {
+        hash ^= data[i];
+        hash *= 1099511628211ULL;
+    }
+    return hash;
+}
+
+class Writer {
+public:
+    template <typename T>
+    void put(T value) {
+        const auto* bytes = reinterpret_cast<const std::uint8_t*>(&value);
+        out_.insert(out_.end(), bytes, bytes + sizeof(T));
+    }
+    void put_bytes(const void* data, std::size_t size) {
+        const auto* bytes = static_cast<const std::uint8_t*>(data);
+        out_.insert(out_.end(), bytes, bytes + size);
+    }
+    std::vector<std::uint8_t>& bytes() { return out_; }
+
+private:
+    std::vector<std::uint8_t> out_;
+};
+
+class Reader {
+public:
+    Reader(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
+
+    void need(std::size_t n, const char* what) const {
+        if (size_ - pos_ < n) {
+            throw CorruptSnapshot("snapshot truncated: " + std::string(what) + " needs " + std::to_string(n) +
+                                  " bytes at offset " + std::to_string(pos_) + ", only " +
+                                  std::to_string(size_ - pos_) + " left");
+        }
+    }
+    template <typename T>
+    T get(const char* what) {
+        need(sizeof(T), what);
+        T value;
+        std::memcpy(&value, data_ + pos_, sizeof(T));
+        pos_ += sizeof(T);
+        return value;
+    }
+    std::string get_string(std::size_t n, const char* what) {
+        need(n, what);
+        std::string value(reinterpret_cast<const char*>(data_ + pos_), n);
+        pos_ += n;
+        return value;
+    }
+    // Guards allocations: a count read from a corrupt header must not ask for more
+    // elements than the remaining bytes could possibly hold.
+    void need_items(std::uint64_t count, std::size_t item_size, const char* what) const {
+        if (count > (size_ - pos_) / item_size) {
+            throw CorruptSnapshot("snapshot truncated: " + std::string(what) + " count " + std::to_string(count) +
+                                  " exceeds the " + std::to_string(size_ - pos_) + " bytes left");
+        }
+    }
+    std::size_t position() const { return pos_; }
+
+private:
+    const std::uint8_t* data_;
+    std::size_t size_;
+    std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::vector<std::uint8_t> ClusterState::snapshot() const {
+    Lock lock(mutex_);
+    const std::size_t dims = n_dims();
+    Writer w;
+    w.put_bytes(kMagic, sizeof(kMagic));
+    w.put<std::uint32_t>(kSnapshotVersion);
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(dims));
+    w.put<std::uint64_t>(n_servers_);
+    for (std::size_t d = 0; d < dims; ++d) {
+        w.put<std::uint32_t>(static_cast<std::uint32_t>(resources_[d].size()));
+        w.put_bytes(resources_[d].data(), resources_[d].size());
+        w.put<std::int64_t>(step_[d]);
+    }
+    w.put_bytes(capacity_.data(), capacity_.size() * sizeof(Amount));
+    for (std::size_t s = 0; s < n_servers_; ++s) w.put<std::uint8_t>(available_.test(s) ? 0 : 1);
+    w.put<std::uint64_t>(slots_.size());
+    for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
+        w.put<std::uint32_t>(slots_[slot].generation);
+        w.put<std::int64_t>(slots_[slot].server);
+        w.put_bytes(&slot_amounts_[slot * dims], dims * sizeof(Amount));
+    }
+    w.put<std::uint64_t>(free_slots_.size());
+    for (const std::uint32_t slot : free_slots_) w.put<std::uint32_t>(slot);
+    w.put<std::uint64_t>(fnv1a(w.bytes().data(), w.bytes().size()));
+    return std::move(w.bytes());
+}
+
+ClusterState::ClusterState(const std::uint8_t* data, std::size_t size) {
+    constexpr std::size_t kHeader = sizeof(kMagic) + 2 * sizeof(std::uint32_t) + sizeof(std::uint64_t);
+    if (size < kHeader + sizeof(std::uint64_t)) {
+        throw CorruptSnapshot("snapshot truncated: " + std::to_string(size) + " bytes is shorter than a header");
+    }
+    if (std::memcmp(data, kMagic, sizeof(kMagic)) != 0) {
+        throw CorruptSnapshot("not a fastplace snapshot: bad magic bytes");
+    }
+    std::uint32_t version;
+    std::memcpy(&version, data + sizeof(kMagic), sizeof(version));
+    if (version != kSnapshotVersion) {
+        throw CorruptSnapshot("snapshot version " + std::to_string(version) + " is not supported (expected " +
+                              std::to_string(kSnapshotVersion) + ")");
+    }
+    std::uint64_t stored;
+    std::memcpy(&stored, data + size - sizeof(stored), sizeof(stored));
+    const std::uint64_t computed = fnv1a(data, size - sizeof(stored));
+    if (stored != computed) {
+        throw CorruptSnapshot("snapshot checksum mismatch (truncated or corrupted): stored " +
+                              std::to_string(stored) + ", computed " + std::to_string(computed));
+    }
+
+    Reader r(data, size - sizeof(stored));
+    r.get_string(sizeof(kMagic), "magic");
+    r.get<std::uint32_t>("version");
+    const auto dims = r.get<std::uint32_t>("n_dims");
+    if (dims < 1 || dims > kMaxDims) {
+        throw CorruptSnapshot("snapshot n_dims = " + std::to_string(dims) + " is outside 1.." +
+                              std::to_string(kMaxDims));
+    }
+    const auto n_servers = r.get<std::uint64_t>("n_servers");
+    r.need_items(n_servers, dims * sizeof(Amount) + 1, "n_servers");
+    for (std::uint32_t d = 0; d < dims; ++d) {
+        const auto length = r.get<std::uint32_t>("resource name length");
+        if (length == 0 || length > kMaxNameLength) {
+            throw CorruptSnapshot("snapshot resource name length " + std::to_string(length) + " is invalid");
+        }
+        resources_.push_back(r.get_string(length, "resource name"));
+        const auto step = r.get<std::int64_t>("level step");
+        if (step < 1) throw CorruptSnapshot("snapshot level step " + std::to_string(step) + " must be >= 1");
+        step_.push_back(step);
+    }
+    n_servers_ = static_cast<std::size_t>(n_servers);
+    capacity_.resize(n_servers_ * dims);
+    for (auto& c : capacity_) {
+        c = r.get<Amount>("capacity");
+        if (c < 0) throw CorruptSnapshot("snapshot capacity " + std::to_string(c) + " is negative");
+    }
+    std::vector<std::uint8_t> cordoned(n_servers_);
+    for (auto& flag : cordoned) {
+        flag = r.get<std::uint8_t>("cordoned flag");
+        if (flag > 1) throw CorruptSnapshot("snapshot cordoned flag " + std::to_string(flag) + " is not 0 or 1");
+    }
+    const auto n_slots = r.get<std::uint64_t>("n_slots");
+    r.need_items(n_slots, sizeof(std::uint32_t) + sizeof(std::int64_t) + dims * sizeof(Amount), "n_slots");
+    slots_.resize(static_cast<std::size_t>(n_slots));
+    slot_amounts_.resize(static_cast<std::size_t>(n_slots) * dims);
+    for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
+        slots_[slot].generation = r.get<std::uint32_t>("slot generation");
+        slots_[slot].server = r.get<std::int64_t>("slot server");
+        if (slots_[slot].server < -1 || slots_[slot].server >= static_cast<ServerId>(n_servers_)) {
+            throw CorruptSnapshot("snapshot slot " + std::to_string(slot) + " names server " +
+                                  std::to_string(slots_[slot].server) + " of " + std::to_string(n_servers_));
+        }
+        for (std::uint32_t d = 0; d < dims; ++d) {
+            const auto amount = r.get<Amount>("slot amount");
+            if (amount < 0) throw CorruptSnapshot("snapshot slot amount " + std::to_string(amount) + " is negative");
+            slot_amounts_[slot * dims + d] = amount;
+        }
+    }
+    const auto n_free = r.get<std::uint64_t>("n_free_slots");
+    r.need_items(n_free, sizeof(std::uint32_t), "n_free_slots");
+    free_slots_.resize(static_cast<std::size_t>(n_free));
+    for (auto& slot : free_slots_) slot = r.get<std::uint32_t>("free slot");
+    if (r.position() != size - sizeof(stored)) {
+        throw CorruptSnapshot("snapshot has " + std::to_string(size - sizeof(stored) - r.position()) +
+                              " unexpected trailing bytes");
+    }
+    rebuild_derived(cordoned);
+    const std::string broken = validate_unlocked();
+    if (!broken.empty()) throw CorruptSnapshot("snapshot is inconsistent: " + broken);
+}
+
+}  // namespace fastplace

@@ -1,0 +1,560 @@
+#include "fastplace/cluster_state.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <sstream>
+#include <unordered_set>
+#include <utility>
+
+namespace fastplace {
+
+namespace {
+
+using Lock = std::lock_guard<std::mutex>;
+
+constexpr std::uint32_t kGenerationMask = 0x7fffffffU;  // keeps ids positive as int64
+
+ContainerId make_id(std::uint32_t generation, std::size_t slot) {
+    return static_cast<ContainerId>((static_cast<std::uint64_t>(generation) << 32) |
+                                    static_cast<std::uint64_t>(slot));
+}
+
+int lowest_bit(Word w) { return __builtin_ctzll(w); }
+
+}  // namespace
+
+ClusterState::ClusterState(std::vector<std::string> resources, const Amount* capacity,
+                           std::size_t n_servers)
+    : resources_(std::move(resources)), n_servers_(n_servers) {
+    const std::size_t dims = resources_.size();
+    if (dims < 1 || dims > kMaxDims) {
+        throw InvalidArgument("resources: expected 1 to " + std::to_string(kMaxDims) +
+                              " dimensions, got " + std::to_string(dims));
+    }
+    for (std::size_t d = 0; d < dims; ++d) {
+        if (resources_[d].empty()) throw InvalidArgument("resources[" + std::to_string(d) + "] is empty");
+        for (std::size_t e = 0; e < d; ++e) {
+            if (resources_[e] == resources_[d]) {
+                throw InvalidArgument("resources: '" + resources_[d] + "' appears twice");
+            }
+        }
+    }
+    for (std::size_t s = 0; s < n_servers; ++s) {
+        for (std::size_t d = 0; d < dims; ++d) {
+            const Amount c = capacity[s * dims + d];
+            if (c < 0) {
+                throw InvalidArgument("capacity[" + std::to_string(s) + "][" + resources_[d] +
+                                      "] = " + std::to_string(c) + " must be >= 0");
+            }
+        }
+    }
+    capacity_.assign(capacity, capacity + n_servers * dims);
+    // One level step per dimension, from the largest capacity: the top level then
+    // holds exactly the servers with (almost) everything free.
+    step_.assign(dims, 1);
+    for (std::size_t d = 0; d < dims; ++d) {
+        Amount largest = 0;
+        for (std::size_t s = 0; s < n_servers; ++s) largest = std::max(largest, capacity_[s * dims + d]);
+        step_[d] = std::max<Amount>(1, (largest + static_cast<Amount>(kLevels) - 1) / static_cast<Amount>(kLevels));
+    }
+    rebuild_derived(std::vector<std::uint8_t>(n_servers, 0));
+}
+
+std::size_t ClusterState::level_of(std::size_t dim, Amount amount) const {
+    const Amount level = amount / step_[dim];
+    return static_cast<std::size_t>(std::min<Amount>(level, static_cast<Amount>(kLevels - 1)));
+}
+
+void ClusterState::rebuild_derived(const std::vector<std::uint8_t>& cordoned) {
+    const std::size_t dims = n_dims();
+    free_ = capacity_;
+    count_.assign(n_servers_, 0);
+    n_live_ = 0;
+    for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
+        const ServerId server = slots_[slot].server;
+        if (server < 0) continue;
+        const auto s = static_cast<std::size_t>(server);
+        for (std::size_t d = 0; d < dims; ++d) free_[s * dims + d] -= slot_amounts_[slot * dims + d];
+        ++count_[s];
+        ++n_live_;
+    }
+    n_active_ = static_cast<std::size_t>(
+        std::count_if(count_.begin(), count_.end(), [](std::int64_t c) { return c > 0; }));
+
+    level_bits_.assign(dims * kLevels, SummarisedBitset{});
+    for (auto& bits : level_bits_) bits.resize(n_servers_);
+    available_ = SummarisedBitset{};
+    available_.resize(n_servers_);
+    level_.assign(n_servers_ * dims, 0);
+    for (std::size_t s = 0; s < n_servers_; ++s) {
+        if (!cordoned[s]) available_.set(s);
+        for (std::size_t d = 0; d < dims; ++d) {
+            // A negative free amount is caught by validate(); clamp it to level 0 here.
+            const std::size_t level = level_of(d, std::max<Amount>(0, free_[s * dims + d]));
+            level_[s * dims + d] = static_cast<std::uint8_t>(level);
+            for (std::size_t l = 0; l <= level; ++l) level_bits_[d * kLevels + l].set(s);
+        }
+    }
+}
+
+void ClusterState::set_free(std::size_t server, std::size_t dim, Amount value) {
+    const std::size_t dims = n_dims();
+    free_[server * dims + dim] = value;
+    const std::size_t old_level = level_[server * dims + dim];
+    const std::size_t new_level = level_of(dim, value);
+    if (new_level == old_level) return;
+    level_[server * dims + dim] = static_cast<std::uint8_t>(new_level);
+    SummarisedBitset* bits = &level_bits_[dim * kLevels];
+    if (new_level < old_level) {
+        for (std::size_t l = new_level + 1; l <= old_level; ++l) bits[l].reset(server);
+    } else {
+        for (std::size_t l = old_level + 1; l <= new_level; ++l) bits[l].set(server);
+    }
+}
+
+// ---- argument checks (all run before any mutation) ---------------------------------
+
+std::string ClusterState::describe_request(const Amount* request) const {
+    std::ostringstream out;
+    out << '(';
+    for (std::size_t d = 0; d < n_dims(); ++d) {
+        if (d) out << ", ";
+        out << resources_[d] << '=' << request[d];
+    }
+    out << ')';
+    return out.str();
+}
+
+void ClusterState::check_request(const Amount* request, const char* what) const {
+    for (std::size_t d = 0; d < n_dims(); ++d) {
+        if (request[d] < 0) {
+            throw InvalidArgument(std::string(what) + "[" + std::to_string(d) + "] (" + resources_[d] +
+                                  ") = " + std::to_string(request[d]) + " must be >= 0");
+        }
+    }
+}
+
+void ClusterState::check_server(ServerId server) const {
+    if (server < 0 || static_cast<std::size_t>(server) >= n_servers_) {
+        throw InvalidArgument("server = " + std::to_string(server) + " is out of range [0, " +
+                              std::to_string(n_servers_) + ")");
+    }
+}
+
+std::string ClusterState::fit_failure(std::size_t server, const Amount* request) const {
+    if (!available_.test(server)) return "server " + std::to_string(server) + " is cordoned";
+    const std::size_t dims = n_dims();
+    for (std::size_t d = 0; d < dims; ++d) {
+        if (free_[server * dims + d] < request[d]) {
+            return "server " + std::to_string(server) + " lacks " + resources_[d] + ": request " +
+                   std::to_string(request[d]) + " > free " + std::to_string(free_[server * dims + d]);
+        }
+    }
+    return {};
+}
+
+std::size_t ClusterState::live_slot(ContainerId container) const {
+    if (container >= 0) {
+        const auto slot = static_cast<std::size_t>(container & 0xffffffffLL);
+        const auto generation = static_cast<std::uint32_t>(container >> 32);
+        if (slot < slots_.size() && slots_[slot].server >= 0 && slots_[slot].generation == generation) {
+            return slot;
+        }
+    }
+    throw UnknownContainer("container " + std::to_string(container) +
+                           " is not placed (never placed, or already released)");
+}
+
+// ---- queries ------------------------------------------------------------------------
+
+std::size_t ClusterState::n_servers() const {
+    Lock lock(mutex_);
+    return n_servers_;
+}
+
+std::size_t ClusterState::n_containers() const {
+    Lock lock(mutex_);
+    return n_live_;
+}
+
+std::size_t ClusterState::n_active_servers() const {
+    Lock lock(mutex_);
+    return n_active_;
+}
+
+std::vector<Amount> ClusterState::free_matrix() const {
+    Lock lock(mutex_);
+    return free_;
+}
+
+std::vector<Amount> ClusterState::capacity_matrix() const {
+    Lock lock(mutex_);
+    return capacity_;
+}
+
+std::vector<std::int64_t> ClusterState::container_counts() const {
+    Lock lock(mutex_);
+    return count_;
+}
+
+bool ClusterState::fits_unlocked(std::size_t server, const Amount* request) const {
+    const Amount* free = &free_[server * n_dims()];
+    for (std::size_t d = 0; d < n_dims(); ++d) {
+        if (free[d] < request[d]) return false;
+    }
+    return true;
+}
+
+// Visits, in increasing order, every server that is available and fits the request,
+// until visit returns true. Candidates are the AND of one level bitset per dimension
+// (servers whose free amount is at least the request's level) and the available
+// bitset; only servers on the request's own level can still fall short, so each
+// candidate gets an exact integer check.
+template <typename Visit>
+void ClusterState::scan_candidates(const Amount* request, Visit&& visit) const {
+    const std::size_t dims = n_dims();
+    const SummarisedBitset* sets[kMaxDims];
+    for (std::size_t d = 0; d < dims; ++d) sets[d] = &level_bits_[d * kLevels + level_of(d, request[d])];
+    const Word* avail_words = available_.words();
+    const Word* avail_summary = available_.summary();
+    const std::size_t n_summary = available_.n_summary_words();
+    for (std::size_t sw = 0; sw < n_summary; ++sw) {
+        Word word_mask = avail_summary[sw];
+        for (std::size_t d = 0; d < dims && word_mask; ++d) word_mask &= sets[d]->summary()[sw];
+        while (word_mask) {
+            const std::size_t w = sw * kWordBits + static_cast<std::size_t>(lowest_bit(word_mask));
+            word_mask &= word_mask - 1;
+            Word bits = avail_words[w];
+            for (std::size_t d = 0; d < dims; ++d) bits &= sets[d]->words()[w];
+            while (bits) {
+                const std::size_t server = w * kWordBits + static_cast<std::size_t>(lowest_bit(bits));
+                bits &= bits - 1;
+                if (fits_unlocked(server, request) && visit(server)) return;
+            }
+        }
+    }
+}
+
+ServerId ClusterState::first_fit_unlocked(const Amount* request) const {
+    ServerId found = -1;
+    scan_candidates(request, [&](std::size_t server) {
+        found = static_cast<ServerId>(server);
+        return true;
+    });
+    return found;
+}
+
+ServerId ClusterState::best_fit_unlocked(const Amount* request) const {
+    const std::size_t dims = n_dims();
+    ServerId best = -1;
+    double best_score = std::numeric_limits<double>::infinity();
+    scan_candidates(request, [&](std::size_t server) {
+        // Remaining free space after placing, each dimension as a share of the
+        // server's capacity (a float is fine here: feasibility is already decided).
+        double score = 0.0;
+        for (std::size_t d = 0; d < dims; ++d) {
+            const Amount cap = capacity_[server * dims + d];
+            if (cap > 0) {
+                score += static_cast<double>(free_[server * dims + d] - request[d]) /
+                         static_cast<double>(cap);
+            }
+        }
+        if (score < best_score) {
+            best_score = score;
+            best = static_cast<ServerId>(server);
+        }
+        return false;
+    });
+    return best;
+}
+
+ServerId ClusterState::choose_unlocked(PlacePolicy policy, const Amount* request) const {
+    return policy == PlacePolicy::best_fit ? best_fit_unlocked(request) : first_fit_unlocked(request);
+}
+
+ServerId ClusterState::first_fit(const Amount* request) const {
+    check_request(request, "request");
+    Lock lock(mutex_);
+    return first_fit_unlocked(request);
+}
+
+ServerId ClusterState::best_fit(const Amount* request) const {
+    check_request(request, "request");
+    Lock lock(mutex_);
+    return best_fit_unlocked(request);
+}
+
+std::vector<ServerId> ClusterState::feasible(const Amount* request) const {
+    check_request(request, "request");
+    Lock lock(mutex_);
+    std::vector<ServerId> out;
+    scan_candidates(request, [&](std::size_t server) {
+        out.push_back(static_cast<ServerId>(server));
+        return false;
+    });
+    return out;
+}
+
+bool ClusterState::fits(ServerId server, const Amount* request) const {
+    check_request(request, "request");
+    Lock lock(mutex_);
+    check_server(server);
+    const auto s = static_cast<std::size_t>(server);
+    return available_.test(s) && fits_unlocked(s, request);
+}
+
+ServerId ClusterState::container_server(ContainerId container, Amount* amounts) const {
+    Lock lock(mutex_);
+    const std::size_t slot = live_slot(container);
+    std::copy_n(&slot_amounts_[slot * n_dims()], n_dims(), amounts);
+    return slots_[slot].server;
+}
+
+bool ClusterState::is_cordoned(ServerId server) const {
+    Lock lock(mutex_);
+    check_server(server);
+    return !available_.test(static_cast<std::size_t>(server));
+}
+
+// ---- mutations ----------------------------------------------------------------------
+
+ContainerId ClusterState::book_unlocked(std::size_t server, const Amount* request) {
+    const std::size_t dims = n_dims();
+    std::size_t slot;
+    if (!free_slots_.empty()) {
+        slot = free_slots_.back();
+        free_slots_.pop_back();
+    } else {
+        slot = slots_.size();
+        slots_.push_back(Slot{});
+        slot_amounts_.resize(slot_amounts_.size() + dims, 0);
+    }
+    slots_[slot].server = static_cast<ServerId>(server);
+    for (std::size_t d = 0; d < dims; ++d) {
+        slot_amounts_[slot * dims + d] = request[d];
+        set_free(server, d, free_[server * dims + d] - request[d]);
+    }
+    if (count_[server]++ == 0) ++n_active_;
+    ++n_live_;
+    return make_id(slots_[slot].generation, slot);
+}
+
+void ClusterState::unbook_unlocked(ContainerId container) {
+    // Exact inverse of the most recent book_unlocked: the id was never handed out, so
+    // the generation stays and the slot goes back on the free stack (the caller pops
+    // it off again if book_unlocked had appended it).
+    const std::size_t dims = n_dims();
+    const auto slot = static_cast<std::size_t>(container & 0xffffffffLL);
+    const auto server = static_cast<std::size_t>(slots_[slot].server);
+    for (std::size_t d = 0; d < dims; ++d) {
+        set_free(server, d, free_[server * dims + d] + slot_amounts_[slot * dims + d]);
+        slot_amounts_[slot * dims + d] = 0;
+    }
+    slots_[slot].server = -1;
+    if (--count_[server] == 0) --n_active_;
+    --n_live_;
+    free_slots_.push_back(static_cast<std::uint32_t>(slot));
+}
+
+void ClusterState::release_unlocked(ContainerId container) {
+    const std::size_t slot = live_slot(container);
+    const std::size_t dims = n_dims();
+    const auto server = static_cast<std::size_t>(slots_[slot].server);
+    for (std::size_t d = 0; d < dims; ++d) {
+        set_free(server, d, free_[server * dims + d] + slot_amounts_[slot * dims + d]);
+        slot_amounts_[slot * dims + d] = 0;
+    }
+    slots_[slot].server = -1;
+    slots_[slot].generation = (slots_[slot].generation + 1) & kGenerationMask;
+    free_slots_.push_back(static_cast<std::uint32_t>(slot));
+    if (--count_[server] == 0) --n_active_;
+    --n_live_;
+}
+
+ContainerId ClusterState::place(ServerId server, const Amount* request) {
+    check_request(request, "request");
+    Lock lock(mutex_);
+    check_server(server);
+    const auto s = static_cast<std::size_t>(server);
+    if (!available_.test(s) || !fits_unlocked(s, request)) {
+        throw InvalidArgument("cannot place " + describe_request(request) + ": " + fit_failure(s, request));
+    }
+    return book_unlocked(s, request);
+}
+
+Placement ClusterState::place_with(PlacePolicy policy, const Amount* request) {
+    check_request(request, "request");
+    Lock lock(mutex_);
+    const ServerId server = choose_unlocked(policy, request);
+    if (server < 0) return Placement{-1, -1};
+    return Placement{book_unlocked(static_cast<std::size_t>(server), request), server};
+}
+
+std::vector<Placement> ClusterState::place_gang(const Amount* requests, std::size_t n,
+                                                PlacePolicy policy) {
+    const std::size_t dims = n_dims();
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::string what = "requests[" + std::to_string(i) + "]";
+        check_request(&requests[i * dims], what.c_str());
+    }
+    Lock lock(mutex_);
+    std::vector<Placement> placed;
+    placed.reserve(n);
+    // Slots appended (rather than reused) are popped again on rollback, so that a
+    // failed gang leaves the slot table, and hence the snapshot, exactly as it was.
+    std::vector<bool> appended;
+    appended.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const Amount* request = &requests[i * dims];
+        const ServerId server = choose_unlocked(policy, request);
+        if (server < 0) {
+            for (std::size_t k = placed.size(); k-- > 0;) {
+                unbook_unlocked(placed[k].container);
+                if (appended[k]) {
+                    free_slots_.pop_back();
+                    slots_.pop_back();
+                    slot_amounts_.resize(slot_amounts_.size() - dims);
+                }
+            }
+            throw InvalidArgument("gang of " + std::to_string(n) + " partitions does not fit: partition " +
+                                  std::to_string(i) + " " + describe_request(request) +
+                                  " found no server once " + std::to_string(i) +
+                                  " partitions were placed; nothing was placed");
+        }
+        const bool was_appended = free_slots_.empty();
+        placed.push_back(Placement{book_unlocked(static_cast<std::size_t>(server), request), server});
+        appended.push_back(was_appended);
+    }
+    return placed;
+}
+
+void ClusterState::release(ContainerId container) {
+    Lock lock(mutex_);
+    release_unlocked(container);
+}
+
+ServerId ClusterState::add_servers(const Amount* capacity, std::size_t n) {
+    const std::size_t dims = n_dims();
+    for (std::size_t s = 0; s < n; ++s) {
+        for (std::size_t d = 0; d < dims; ++d) {
+            if (capacity[s * dims + d] < 0) {
+                throw InvalidArgument("capacity[" + std::to_string(s) + "][" + resources_[d] + "] = " +
+                                      std::to_string(capacity[s * dims + d]) + " must be >= 0");
+            }
+        }
+    }
+    Lock lock(mutex_);
+    const std::size_t first = n_servers_;
+    n_servers_ += n;
+    capacity_.insert(capacity_.end(), capacity, capacity + n * dims);
+    free_.insert(free_.end(), capacity, capacity + n * dims);
+    level_.resize(n_servers_ * dims, 0);
+    count_.resize(n_servers_, 0);
+    for (auto& bits : level_bits_) bits.resize(n_servers_);
+    available_.resize(n_servers_);
+    for (std::size_t s = first; s < n_servers_; ++s) {
+        available_.set(s);
+        for (std::size_t d = 0; d < dims; ++d) {
+            const std::size_t level = level_of(d, free_[s * dims + d]);
+            level_[s * dims + d] = static_cast<std::uint8_t>(level);
+            for (std::size_t l = 0; l <= level; ++l) level_bits_[d * kLevels + l].set(s);
+        }
+    }
+    return static_cast<ServerId>(first);
+}
+
+void ClusterState::cordon(ServerId server) {
+    Lock lock(mutex_);
+    check_server(server);
+    available_.reset(static_cast<std::size_t>(server));
+}
+
+void ClusterState::uncordon(ServerId server) {
+    Lock lock(mutex_);
+    check_server(server);
+    available_.set(static_cast<std::size_t>(server));
+}
+
+ReplayStats ClusterState::replay(const std::uint8_t* ops, const Amount* requests,
+                                 const std::int64_t* refs, std::size_t m, ServerId* servers_out,
+                                 ContainerId* containers_out) {
+    const std::size_t dims = n_dims();
+    Lock lock(mutex_);
+    // Check the whole stream first, so that a bad event leaves the state untouched.
+    std::vector<std::uint8_t> released(m, 0);
+    std::unordered_set<ContainerId> released_ids;
+    for (std::size_t i = 0; i < m; ++i) {
+        const auto op = static_cast<ReplayOp>(ops[i]);
+        const std::string where = "events[" + std::to_string(i) + "]";
+        switch (op) {
+            case ReplayOp::place_first_fit:
+            case ReplayOp::place_best_fit:
+                check_request(&requests[i * dims], (where + ".request").c_str());
+                break;
+            case ReplayOp::release_event: {
+                const std::int64_t ref = refs[i];
+                if (ref < 0 || static_cast<std::size_t>(ref) >= i) {
+                    throw InvalidArgument(where + ".ref = " + std::to_string(ref) +
+                                          " must name an earlier event");
+                }
+                const auto ref_op = static_cast<ReplayOp>(ops[ref]);
+                if (ref_op != ReplayOp::place_first_fit && ref_op != ReplayOp::place_best_fit) {
+                    throw InvalidArgument(where + ".ref = " + std::to_string(ref) +
+                                          " names an event that places nothing");
+                }
+                if (released[static_cast<std::size_t>(ref)]++) {
+                    throw InvalidArgument(where + ".ref = " + std::to_string(ref) +
+                                          " releases that event's container a second time");
+                }
+                break;
+            }
+            case ReplayOp::release_container:
+                live_slot(refs[i]);
+                if (!released_ids.insert(refs[i]).second) {
+                    throw InvalidArgument(where + ".ref: container " + std::to_string(refs[i]) +
+                                          " is released twice");
+                }
+                break;
+            default:
+                throw InvalidArgument(where + ".op = " + std::to_string(ops[i]) +
+                                      " is not an event code (0-3)");
+        }
+    }
+    ReplayStats stats;
+    for (std::size_t i = 0; i < m; ++i) {
+        const auto op = static_cast<ReplayOp>(ops[i]);
+        if (op == ReplayOp::place_first_fit || op == ReplayOp::place_best_fit) {
+            const Amount* request = &requests[i * dims];
+            const ServerId server = op == ReplayOp::place_first_fit ? first_fit_unlocked(request)
+                                                                    : best_fit_unlocked(request);
+            servers_out[i] = server;
+            if (server >= 0) {
+                containers_out[i] = book_unlocked(static_cast<std::size_t>(server), request);
+                ++stats.placed;
+            } else {
+                containers_out[i] = -1;
+                ++stats.unplaced;
+            }
+            continue;
+        }
+        const ContainerId container =
+            op == ReplayOp::release_event ? containers_out[refs[i]] : refs[i];
+        if (container < 0) {
+            servers_out[i] = -1;
+            containers_out[i] = -1;
+            continue;
+        }
+        servers_out[i] = slots_[live_slot(container)].server;
+        containers_out[i] = container;
+        release_unlocked(container);
+        ++stats.released;
+    }
+    return stats;
+}
+
+std::string ClusterState::validate() const {
+    Lock lock(mutex_);
+    return validate_unlocked();
+}
+
+}  // namespace fastplace

@@ -1,0 +1,108 @@
+// ClusterState::validate: recomputes every invariant from capacity and the slot table.
+#include <string>
+#include <vector>
+
+#include "fastplace/cluster_state.hpp"
+
+namespace fastplace {
+
+std::string ClusterState::validate_unlocked() const {
+    const std::size_t dims = n_dims();
+    const auto at = [&](std::size_t s, std::size_t d) {
+        return "server " + std::to_string(s) + " " + resources_[d];
+    };
+    if (capacity_.size() != n_servers_ * dims || free_.size() != n_servers_ * dims ||
+        level_.size() != n_servers_ * dims || count_.size() != n_servers_) {
+        return "per-server arrays do not have n_servers rows";
+    }
+    if (slot_amounts_.size() != slots_.size() * dims) return "slot amounts do not match the slot table";
+
+    std::vector<Amount> expected_free = capacity_;
+    std::vector<std::int64_t> expected_count(n_servers_, 0);
+    std::size_t live = 0;
+    for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
+        const ServerId server = slots_[slot].server;
+        if (server < 0) {
+            for (std::size_t d = 0; d < dims; ++d) {
+                if (slot_amounts_[slot * dims + d] != 0) {
+                    return "free slot " + std::to_string(slot) + " keeps a non-zero amount";
+                }
+            }
+            continue;
+        }
+        if (static_cast<std::size_t>(server) >= n_servers_) {
+            return "slot " + std::to_string(slot) + " names server " + std::to_string(server) +
+                   " beyond n_servers " + std::to_string(n_servers_);
+        }
+        const auto s = static_cast<std::size_t>(server);
+        for (std::size_t d = 0; d < dims; ++d) expected_free[s * dims + d] -= slot_amounts_[slot * dims + d];
+        ++expected_count[s];
+        ++live;
+    }
+    for (std::size_t s = 0; s < n_servers_; ++s) {
+        for (std::size_t d = 0; d < dims; ++d) {
+            const Amount expected = expected_free[s * dims + d];
+            if (expected < 0) {
+                return at(s, d) + " is over capacity: containers hold " +
+                       std::to_string(capacity_[s * dims + d] - expected) + " of " +
+                       std::to_string(capacity_[s * dims + d]);
+            }
+            if (free_[s * dims + d] != expected) {
+                return at(s, d) + " free is " + std::to_string(free_[s * dims + d]) +
+                       " but capacity minus its containers is " + std::to_string(expected);
+            }
+            if (level_[s * dims + d] != level_of(d, expected)) {
+                return at(s, d) + " level is " + std::to_string(level_[s * dims + d]) + ", expected " +
+                       std::to_string(level_of(d, expected));
+            }
+            for (std::size_t l = 0; l < kLevels; ++l) {
+                const bool want = level_[s * dims + d] >= l;
+                if (level_bits_[d * kLevels + l].test(s) != want) {
+                    return at(s, d) + " level bit " + std::to_string(l) + " is " + (want ? "clear" : "set") +
+                           " but free is " + std::to_string(expected);
+                }
+            }
+        }
+        if (count_[s] != expected_count[s]) {
+            return "server " + std::to_string(s) + " counts " + std::to_string(count_[s]) +
+                   " containers but hosts " + std::to_string(expected_count[s]);
+        }
+    }
+    std::size_t active = 0;
+    for (const std::int64_t c : expected_count) active += c > 0 ? 1 : 0;
+    if (active != n_active_) {
+        return "active server count is " + std::to_string(n_active_) + ", expected " + std::to_string(active);
+    }
+    if (live != n_live_) {
+        return "live container count is " + std::to_string(n_live_) + ", expected " + std::to_string(live);
+    }
+
+    // Bits past the last server must stay clear, or a scan would report phantom servers.
+    const auto tail_clear = [&](const SummarisedBitset& bits) {
+        if (bits.n_words() != words_for(n_servers_)) return false;
+        for (std::size_t i = n_servers_; i < bits.n_words() * kWordBits; ++i) {
+            if (bits.test(i)) return false;
+        }
+        return bits.summary_consistent();
+    };
+    for (std::size_t i = 0; i < level_bits_.size(); ++i) {
+        if (!tail_clear(level_bits_[i])) {
+            return "level bitset " + resources_[i / kLevels] + "/" + std::to_string(i % kLevels) +
+                   " has stray bits or a stale summary";
+        }
+    }
+    if (!tail_clear(available_)) return "available bitset has stray bits or a stale summary";
+
+    std::vector<std::uint8_t> seen(slots_.size(), 0);
+    for (const std::uint32_t slot : free_slots_) {
+        if (slot >= slots_.size()) return "free slot " + std::to_string(slot) + " is beyond the slot table";
+        if (slots_[slot].server >= 0) return "free slot " + std::to_string(slot) + " holds a live container";
+        if (seen[slot]++) return "free slot " + std::to_string(slot) + " is listed twice";
+    }
+    if (free_slots_.size() + live != slots_.size()) {
+        return "free slot list misses " + std::to_string(slots_.size() - live - free_slots_.size()) + " slots";
+    }
+    return {};
+}
+
+}  // namespace fastplace

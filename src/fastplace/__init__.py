@@ -1,0 +1,35 @@
+"""fastplace: microsecond placement of distributed-inference containers on serverless clusters.
+
+Importing fastplace loads only numpy and the native core; numba (blocks), torch
+(optimizer) and matplotlib are imported by the submodules that need them.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastplace.cluster import (
+    Cluster,
+    ClusterInvariantError,
+    CorruptSnapshot,
+    ReplayOp,
+    ReplayResult,
+)
+from fastplace.resources import DEFAULT_RESOURCES, MB_PER_VCPU, cpu_for_memory
+
+try:
+    __version__ = version("fastplace")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+source"
+
+__all__ = [
+    "DEFAULT_RESOURCES",
+    "MB_PER_VCPU",
+    "Cluster",
+    "ClusterInvariantError",
+    "CorruptSnapshot",
+    "ReplayOp",
+    "ReplayResult",
+    "__version__",
+    "cpu_for_memory",
+]

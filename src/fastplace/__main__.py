@@ -1,0 +1,7 @@
+"""``python -m fastplace`` runs the command line."""
+
+import sys
+
+from fastplace.cli import main
+
+sys.exit(main())

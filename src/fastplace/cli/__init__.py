@@ -1,0 +1,53 @@
+"""The ``fastplace`` command: one module per subcommand, wired together here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+# Subcommand modules, each with add_parser(subparsers) and run(args) -> int. They are
+# imported when the command line is parsed, so `fastplace place` never loads numba
+# or torch for the other subcommands' sake beyond what their modules import at top.
+SUBCOMMANDS: tuple[str, ...] = (
+    "fastplace.cli.place",
+)
+
+
+class CommandError(Exception):
+    """A user-facing error: printed as one line on stderr, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastplace",
+        description="Placement of distributed-inference containers on serverless clusters.",
+    )
+    from fastplace import __version__
+
+    parser.add_argument("--version", action="version", version=f"fastplace {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except CommandError as error:
+        print(f"fastplace {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The public cluster state: servers, their free resources and the containers on them.
+
+``Cluster`` subclasses the native ``ClusterCore`` so that hot calls (``first_fit``,
+``place``, ``release`` ...) go straight to C++ with no Python frame in between; this
+module adds what is cheap to do in Python: input normalisation for whole matrices,
+read-only numpy views, ``restore``/pickling and error types.
+
+Threading: every operation locks the native state, so concurrent calls from several
+threads are safe and each is atomic. ``first_fit`` followed by ``place`` is two
+operations; use ``place_with`` or ``place_gang`` to find and book atomically.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fastplace._native import _core
+from fastplace.resources import DEFAULT_RESOURCES
+
+__all__ = [
+    "Cluster",
+    "ClusterInvariantError",
+    "CorruptSnapshot",
+    "ReplayOp",
+    "ReplayResult",
+    "as_amount_matrix",
+]
+
+#: Raised (as a ValueError) when snapshot bytes are truncated, corrupted or inconsistent.
+CorruptSnapshot = _core.CorruptSnapshot
+
+
+class ClusterInvariantError(AssertionError):
+    """``Cluster.validate`` found the state inconsistent; the message names the invariant."""
+
+
+class ReplayOp(enum.IntEnum):
+    """Event codes for :meth:`Cluster.replay`."""
+
+    PLACE_FIRST_FIT = 0
+    RELEASE_EVENT = 1  # release the container placed by event refs[i]
+    PLACE_BEST_FIT = 2
+    RELEASE_CONTAINER = 3  # release the live container whose id is refs[i]
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Outcome of :meth:`Cluster.replay`, one entry per event."""
+
+    servers: npt.NDArray[np.int64]
+    containers: npt.NDArray[np.int64]
+    placed: int
+    unplaced: int
+    released: int
+
+
+def as_amount_matrix(values: npt.ArrayLike, name: str, dims: int) -> npt.NDArray[np.int64]:
+    """``values`` as a C-contiguous int64 (n, dims) matrix, or a ValueError/TypeError naming ``name``.
+
+    Floats are accepted when they are finite whole numbers; negatives are left for the
+    core to reject with the server and resource named.
+    """
+    array = np.asarray(values)
+    if array.ndim != 2 or array.shape[1] != dims:
+        raise ValueError(f"{name} must have shape (n, {dims}), got {array.shape}")
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise ValueError(f"{name}[{row}][{col}] = {array[row, col]} is not finite")
+        fractional = array != np.floor(array)
+        if fractional.any():
+            row, col = np.argwhere(fractional)[0]
+            raise ValueError(f"{name}[{row}][{col}] = {array[row, col]} is not a whole number")
+    elif array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
+    if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds values too large for int64")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _check_resources(resources: Sequence[str]) -> list[str]:
+    if isinstance(resources, str):
+        raise TypeError(f"resources must be a sequence of names, got the string {resources!r}")
+    names = list(resources)
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError(f"resources[{i}] = {name!r} must be a string")
+    return names
+
+
+class Cluster(_core.ClusterCore):
+    """N servers x D integer resources, and the containers placed on them.
+
+    >>> cluster = Cluster([[4096, 2000], [8192, 4000]])
+    >>> cluster.first_fit([5000, 1000])
+    1
+    >>> container = cluster.place(1, [5000, 1000])
+    >>> cluster.free.tolist()
+    [[4096, 2000], [3192, 3000]]
+    """
+
+    def __init__(
+        self, capacity: npt.ArrayLike, resources: Sequence[str] = DEFAULT_RESOURCES
+    ) -> None:
+        names = _check_resources(resources)
+        super().__init__(as_amount_matrix(capacity, "capacity", len(names)), names)
+
+    @classmethod
+    def restore(cls, data: bytes) -> Cluster:
+        """A cluster rebuilt from :meth:`snapshot` bytes (raises CorruptSnapshot if damaged)."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"snapshot data must be bytes, got {type(data).__name__}")
+        cluster = cls.__new__(cls)
+        _core.ClusterCore.__init__(cluster, bytes(data))
+        return cluster
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes :meth:`snapshot` to ``path`` (atomically: write, then rename)."""
+        data = self.snapshot()
+        temporary = f"{os.fspath(path)}.tmp"
+        with open(temporary, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Cluster:
+        """A cluster restored from a file written by :meth:`save`."""
+        with open(path, "rb") as file:
+            return cls.restore(file.read())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore_cluster, (type(self), self.snapshot()))
+
+    @property
+    def free(self) -> npt.NDArray[np.int64]:
+        """Free amounts, a read-only (n_servers, n_dims) int64 copy."""
+        free = self.free_copy()
+        free.setflags(write=False)
+        return free
+
+    @property
+    def capacity(self) -> npt.NDArray[np.int64]:
+        """Capacities, a read-only (n_servers, n_dims) int64 copy."""
+        capacity = self.capacity_copy()
+        capacity.setflags(write=False)
+        return capacity
+
+    @property
+    def used(self) -> npt.NDArray[np.int64]:
+        """Amounts booked per server, a (n_servers, n_dims) int64 array."""
+        return self.capacity_copy() - self.free_copy()
+
+    def utilisation(self) -> dict[str, float]:
+        """Booked share of the total capacity, per resource."""
+        capacity = self.capacity_copy().sum(axis=0)
+        used = capacity - self.free_copy().sum(axis=0)
+        return {
+            name: float(used[d] / capacity[d]) if capacity[d] else 0.0
+            for d, name in enumerate(self.resources)
+        }
+
+    def validate(self) -> None:
+        """Recomputes every invariant; raises ClusterInvariantError naming the first broken one."""
+        reason = self.validate_reason()
+        if reason:
+            raise ClusterInvariantError(reason)
+
+    def replay(  # type: ignore[override]
+        self,
+        ops: npt.ArrayLike,
+        requests: npt.ArrayLike,
+        refs: npt.ArrayLike | None = None,
+    ) -> ReplayResult:
+        """Runs a stream of place/release events in C++ (see :class:`ReplayOp`).
+
+        ``requests`` is (m, n_dims); rows of release events are ignored. ``refs`` (m,)
+        names, for release events, the earlier event (or the container) to release.
+        The whole stream is checked first: a bad event raises and changes nothing.
+        """
+        op_array = np.asarray(ops)
+        if op_array.ndim != 1:
+            raise ValueError(f"ops must be 1-D, got shape {op_array.shape}")
+        if op_array.dtype.kind not in "iu":
+            raise TypeError(f"ops must hold integer event codes, got dtype {op_array.dtype}")
+        if op_array.size and (op_array.min() < 0 or op_array.max() > max(ReplayOp)):
+            bad = int(np.flatnonzero((op_array < 0) | (op_array > max(ReplayOp)))[0])
+            raise ValueError(f"ops[{bad}] = {op_array[bad]} is not an event code (0-3)")
+        matrix = as_amount_matrix(requests, "requests", self.n_dims)
+        ref_array = (
+            np.full(op_array.shape[0], -1, dtype=np.int64)
+            if refs is None
+            else np.ascontiguousarray(refs, dtype=np.int64)
+        )
+        servers, containers, stats = super().replay(
+            op_array.astype(np.uint8), matrix, ref_array
+        )
+        return ReplayResult(servers, containers, **stats)
+
+    def __repr__(self) -> str:
+        return (
+            f"Cluster(n_servers={self.n_servers}, resources={tuple(self.resources)}, "
+            f"containers={self.n_containers}, active_servers={self.n_active_servers})"
+        )
+
+
+def _restore_cluster(cls: type[Cluster], data: bytes) -> Cluster:
+    return cls.restore(data)
