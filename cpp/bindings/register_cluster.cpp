@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fastplace/cluster_state.hpp"
+#include "fast_methods.hpp"
 #include "request_conversion.hpp"
 
 namespace fastplace::bindings {
@@ -75,7 +76,7 @@ void register_cluster(py::module_& m) {
         }
     });
 
-    py::class_<ClusterState>(m, "ClusterCore", py::dynamic_attr())
+    auto cls = py::class_<ClusterState>(m, "ClusterCore", py::dynamic_attr())
         .def(py::init(&from_capacity), py::arg("capacity"), py::arg("resources"))
         .def(py::init(&from_snapshot), py::arg("snapshot"))
         .def_property_readonly("n_servers", &ClusterState::n_servers)
@@ -90,13 +91,6 @@ void register_cluster(py::module_& m) {
                  const std::vector<std::int64_t> counts = s.container_counts();
                  return py::array_t<std::int64_t>(static_cast<py::ssize_t>(counts.size()), counts.data());
              })
-        .def("first_fit",
-             [](const ClusterState& s, py::handle request) {
-                 Amount r[kMaxDims];
-                 convert_request(request, s.resources(), r);
-                 return s.first_fit(r);
-             },
-             py::arg("request"))
         .def("best_fit",
              [](const ClusterState& s, py::handle request) {
                  Amount r[kMaxDims];
@@ -118,20 +112,6 @@ void register_cluster(py::module_& m) {
                  return py::array_t<ServerId>(static_cast<py::ssize_t>(found.size()), found.data());
              },
              py::arg("request"))
-        .def("fits",
-             [](const ClusterState& s, ServerId server, py::handle request) {
-                 Amount r[kMaxDims];
-                 convert_request(request, s.resources(), r);
-                 return s.fits(server, r);
-             },
-             py::arg("server"), py::arg("request"))
-        .def("place",
-             [](ClusterState& s, ServerId server, py::handle request) {
-                 Amount r[kMaxDims];
-                 convert_request(request, s.resources(), r);
-                 return s.place(server, r);
-             },
-             py::arg("server"), py::arg("request"))
         .def("place_with",
              [](ClusterState& s, py::handle request, const std::string& policy) {
                  Amount r[kMaxDims];
@@ -147,7 +127,6 @@ void register_cluster(py::module_& m) {
                  return placements_to_list(s.place_gang(matrix.data(), matrix.size() / s.n_dims(), parsed));
              },
              py::arg("requests"), py::arg("policy") = "first_fit")
-        .def("release", &ClusterState::release, py::arg("container"))
         .def("container",
              [](const ClusterState& s, ContainerId container) {
                  py::array_t<Amount> amounts(static_cast<py::ssize_t>(s.n_dims()));
@@ -204,6 +183,7 @@ void register_cluster(py::module_& m) {
             py::gil_scoped_release release;  // a full recomputation; other threads may go on
             return s.validate();
         });
+    install_fast_methods(cls);
 }
 
 }  // namespace fastplace::bindings

@@ -1,6 +1,6 @@
-// Snapshot layout (little-endian), version 1:
+// Snapshot layout (little-endian), version 2:
 //   "FPLC" | u32 version | u32 n_dims | u64 n_servers
-//   per dimension: u32 name length, name bytes, i64 level step
+//   per dimension: u32 name length, name bytes, kLevels i64 level thresholds
 //   capacity: n_servers * n_dims i64 | cordoned: n_servers u8
 //   u64 n_slots, per slot: u32 generation, i64 server (-1 free), n_dims i64 amounts
 //   u64 n_free_slots, per entry: u32 slot
@@ -98,15 +98,15 @@ std::vector<std::uint8_t> ClusterState::snapshot() const {
     for (std::size_t d = 0; d < dims; ++d) {
         w.put<std::uint32_t>(static_cast<std::uint32_t>(resources_[d].size()));
         w.put_bytes(resources_[d].data(), resources_[d].size());
-        w.put<std::int64_t>(step_[d]);
+        w.put_bytes(&thresholds_[d * kLevels], kLevels * sizeof(Amount));
     }
     w.put_bytes(capacity_.data(), capacity_.size() * sizeof(Amount));
     for (std::size_t s = 0; s < n_servers_; ++s) w.put<std::uint8_t>(available_.test(s) ? 0 : 1);
     w.put<std::uint64_t>(slots_.size());
     for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
-        w.put<std::uint32_t>(slots_[slot].generation);
-        w.put<std::int64_t>(slots_[slot].server);
-        w.put_bytes(&slot_amounts_[slot * dims], dims * sizeof(Amount));
+        w.put<std::uint32_t>(slots_.generation(slot));
+        w.put<std::int64_t>(slots_.server(slot));
+        w.put_bytes(slots_.amounts(slot), dims * sizeof(Amount));
     }
     w.put<std::uint64_t>(free_slots_.size());
     for (const std::uint32_t slot : free_slots_) w.put<std::uint32_t>(slot);
@@ -152,9 +152,15 @@ ClusterState::ClusterState(const std::uint8_t* data, std::size_t size) {
             throw CorruptSnapshot("snapshot resource name length " + std::to_string(length) + " is invalid");
         }
         resources_.push_back(r.get_string(length, "resource name"));
-        const auto step = r.get<std::int64_t>("level step");
-        if (step < 1) throw CorruptSnapshot("snapshot level step " + std::to_string(step) + " must be >= 1");
-        step_.push_back(step);
+        for (std::size_t l = 0; l < kLevels; ++l) {
+            const auto threshold = r.get<Amount>("level threshold");
+            const Amount previous = l ? thresholds_.back() : -1;
+            if ((l == 0 && threshold != 0) || threshold <= previous) {
+                throw CorruptSnapshot("snapshot level thresholds of " + resources_.back() +
+                                      " are not 0 followed by increasing amounts");
+            }
+            thresholds_.push_back(threshold);
+        }
     }
     n_servers_ = static_cast<std::size_t>(n_servers);
     capacity_.resize(n_servers_ * dims);
@@ -169,19 +175,19 @@ ClusterState::ClusterState(const std::uint8_t* data, std::size_t size) {
     }
     const auto n_slots = r.get<std::uint64_t>("n_slots");
     r.need_items(n_slots, sizeof(std::uint32_t) + sizeof(std::int64_t) + dims * sizeof(Amount), "n_slots");
+    slots_ = SlotTable(dims);
     slots_.resize(static_cast<std::size_t>(n_slots));
-    slot_amounts_.resize(static_cast<std::size_t>(n_slots) * dims);
     for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
-        slots_[slot].generation = r.get<std::uint32_t>("slot generation");
-        slots_[slot].server = r.get<std::int64_t>("slot server");
-        if (slots_[slot].server < -1 || slots_[slot].server >= static_cast<ServerId>(n_servers_)) {
+        slots_.set_generation(slot, r.get<std::uint32_t>("slot generation"));
+        slots_.set_server(slot, r.get<std::int64_t>("slot server"));
+        if (slots_.server(slot) < -1 || slots_.server(slot) >= static_cast<ServerId>(n_servers_)) {
             throw CorruptSnapshot("snapshot slot " + std::to_string(slot) + " names server " +
-                                  std::to_string(slots_[slot].server) + " of " + std::to_string(n_servers_));
+                                  std::to_string(slots_.server(slot)) + " of " + std::to_string(n_servers_));
         }
         for (std::uint32_t d = 0; d < dims; ++d) {
             const auto amount = r.get<Amount>("slot amount");
             if (amount < 0) throw CorruptSnapshot("snapshot slot amount " + std::to_string(amount) + " is negative");
-            slot_amounts_[slot * dims + d] = amount;
+            slots_.amounts(slot)[d] = amount;
         }
     }
     const auto n_free = r.get<std::uint64_t>("n_free_slots");

@@ -1,6 +1,7 @@
 #include "fastplace/cluster_state.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <sstream>
 #include <unordered_set>
@@ -25,7 +26,7 @@ int lowest_bit(Word w) { return __builtin_ctzll(w); }
 
 ClusterState::ClusterState(std::vector<std::string> resources, const Amount* capacity,
                            std::size_t n_servers)
-    : resources_(std::move(resources)), n_servers_(n_servers) {
+    : resources_(std::move(resources)), n_servers_(n_servers), slots_(resources_.size()) {
     const std::size_t dims = resources_.size();
     if (dims < 1 || dims > kMaxDims) {
         throw InvalidArgument("resources: expected 1 to " + std::to_string(kMaxDims) +
@@ -49,20 +50,25 @@ ClusterState::ClusterState(std::vector<std::string> resources, const Amount* cap
         }
     }
     capacity_.assign(capacity, capacity + n_servers * dims);
-    // One level step per dimension, from the largest capacity: the top level then
-    // holds exactly the servers with (almost) everything free.
-    step_.assign(dims, 1);
+    thresholds_.assign(dims * kLevels, 0);
     for (std::size_t d = 0; d < dims; ++d) {
         Amount largest = 0;
         for (std::size_t s = 0; s < n_servers; ++s) largest = std::max(largest, capacity_[s * dims + d]);
-        step_[d] = std::max<Amount>(1, (largest + static_cast<Amount>(kLevels) - 1) / static_cast<Amount>(kLevels));
+        Amount* thresholds = &thresholds_[d * kLevels];
+        for (std::size_t l = 1; l < kLevels; ++l) {
+            const double octaves_below = static_cast<double>(kLevels - 1 - l) / kLevelsPerOctave;
+            const auto geometric = static_cast<Amount>(std::floor(static_cast<double>(largest) *
+                                                                  std::exp2(-octaves_below)));
+            thresholds[l] = std::max(geometric, thresholds[l - 1] + 1);
+        }
     }
     rebuild_derived(std::vector<std::uint8_t>(n_servers, 0));
 }
 
 std::size_t ClusterState::level_of(std::size_t dim, Amount amount) const {
-    const Amount level = amount / step_[dim];
-    return static_cast<std::size_t>(std::min<Amount>(level, static_cast<Amount>(kLevels - 1)));
+    const Amount* thresholds = &thresholds_[dim * kLevels];
+    return static_cast<std::size_t>(std::upper_bound(thresholds + 1, thresholds + kLevels, amount) -
+                                    thresholds - 1);
 }
 
 void ClusterState::rebuild_derived(const std::vector<std::uint8_t>& cordoned) {
@@ -71,10 +77,10 @@ void ClusterState::rebuild_derived(const std::vector<std::uint8_t>& cordoned) {
     count_.assign(n_servers_, 0);
     n_live_ = 0;
     for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
-        const ServerId server = slots_[slot].server;
+        const ServerId server = slots_.server(slot);
         if (server < 0) continue;
         const auto s = static_cast<std::size_t>(server);
-        for (std::size_t d = 0; d < dims; ++d) free_[s * dims + d] -= slot_amounts_[slot * dims + d];
+        for (std::size_t d = 0; d < dims; ++d) free_[s * dims + d] -= slots_.amounts(slot)[d];
         ++count_[s];
         ++n_live_;
     }
@@ -101,8 +107,12 @@ void ClusterState::set_free(std::size_t server, std::size_t dim, Amount value) {
     const std::size_t dims = n_dims();
     free_[server * dims + dim] = value;
     const std::size_t old_level = level_[server * dims + dim];
+    const Amount* thresholds = &thresholds_[dim * kLevels];
+    // Most changes stay inside the current level's band: skip the search then.
+    if (value >= thresholds[old_level] && (old_level + 1 == kLevels || value < thresholds[old_level + 1])) {
+        return;
+    }
     const std::size_t new_level = level_of(dim, value);
-    if (new_level == old_level) return;
     level_[server * dims + dim] = static_cast<std::uint8_t>(new_level);
     SummarisedBitset* bits = &level_bits_[dim * kLevels];
     if (new_level < old_level) {
@@ -157,7 +167,7 @@ std::size_t ClusterState::live_slot(ContainerId container) const {
     if (container >= 0) {
         const auto slot = static_cast<std::size_t>(container & 0xffffffffLL);
         const auto generation = static_cast<std::uint32_t>(container >> 32);
-        if (slot < slots_.size() && slots_[slot].server >= 0 && slots_[slot].generation == generation) {
+        if (slot < slots_.size() && slots_.server(slot) >= 0 && slots_.generation(slot) == generation) {
             return slot;
         }
     }
@@ -306,8 +316,8 @@ bool ClusterState::fits(ServerId server, const Amount* request) const {
 ServerId ClusterState::container_server(ContainerId container, Amount* amounts) const {
     Lock lock(mutex_);
     const std::size_t slot = live_slot(container);
-    std::copy_n(&slot_amounts_[slot * n_dims()], n_dims(), amounts);
-    return slots_[slot].server;
+    std::copy_n(slots_.amounts(slot), n_dims(), amounts);
+    return slots_.server(slot);
 }
 
 bool ClusterState::is_cordoned(ServerId server) const {
@@ -325,18 +335,17 @@ ContainerId ClusterState::book_unlocked(std::size_t server, const Amount* reques
         slot = free_slots_.back();
         free_slots_.pop_back();
     } else {
-        slot = slots_.size();
-        slots_.push_back(Slot{});
-        slot_amounts_.resize(slot_amounts_.size() + dims, 0);
+        slot = slots_.append();
     }
-    slots_[slot].server = static_cast<ServerId>(server);
+    slots_.set_server(slot, static_cast<ServerId>(server));
+    Amount* amounts = slots_.amounts(slot);
     for (std::size_t d = 0; d < dims; ++d) {
-        slot_amounts_[slot * dims + d] = request[d];
+        amounts[d] = request[d];
         set_free(server, d, free_[server * dims + d] - request[d]);
     }
     if (count_[server]++ == 0) ++n_active_;
     ++n_live_;
-    return make_id(slots_[slot].generation, slot);
+    return make_id(slots_.generation(slot), slot);
 }
 
 void ClusterState::unbook_unlocked(ContainerId container) {
@@ -345,27 +354,30 @@ void ClusterState::unbook_unlocked(ContainerId container) {
     // it off again if book_unlocked had appended it).
     const std::size_t dims = n_dims();
     const auto slot = static_cast<std::size_t>(container & 0xffffffffLL);
-    const auto server = static_cast<std::size_t>(slots_[slot].server);
+    const auto server = static_cast<std::size_t>(slots_.server(slot));
+    Amount* amounts = slots_.amounts(slot);
     for (std::size_t d = 0; d < dims; ++d) {
-        set_free(server, d, free_[server * dims + d] + slot_amounts_[slot * dims + d]);
-        slot_amounts_[slot * dims + d] = 0;
+        set_free(server, d, free_[server * dims + d] + amounts[d]);
+        amounts[d] = 0;
     }
-    slots_[slot].server = -1;
+    slots_.set_server(slot, -1);
     if (--count_[server] == 0) --n_active_;
     --n_live_;
     free_slots_.push_back(static_cast<std::uint32_t>(slot));
 }
 
-void ClusterState::release_unlocked(ContainerId container) {
-    const std::size_t slot = live_slot(container);
+void ClusterState::release_unlocked(ContainerId container) { release_slot(live_slot(container)); }
+
+void ClusterState::release_slot(std::size_t slot) {
     const std::size_t dims = n_dims();
-    const auto server = static_cast<std::size_t>(slots_[slot].server);
+    const auto server = static_cast<std::size_t>(slots_.server(slot));
+    Amount* amounts = slots_.amounts(slot);
     for (std::size_t d = 0; d < dims; ++d) {
-        set_free(server, d, free_[server * dims + d] + slot_amounts_[slot * dims + d]);
-        slot_amounts_[slot * dims + d] = 0;
+        set_free(server, d, free_[server * dims + d] + amounts[d]);
+        amounts[d] = 0;
     }
-    slots_[slot].server = -1;
-    slots_[slot].generation = (slots_[slot].generation + 1) & kGenerationMask;
+    slots_.set_server(slot, -1);
+    slots_.set_generation(slot, (slots_.generation(slot) + 1) & kGenerationMask);
     free_slots_.push_back(static_cast<std::uint32_t>(slot));
     if (--count_[server] == 0) --n_active_;
     --n_live_;
@@ -413,7 +425,6 @@ std::vector<Placement> ClusterState::place_gang(const Amount* requests, std::siz
                 if (appended[k]) {
                     free_slots_.pop_back();
                     slots_.pop_back();
-                    slot_amounts_.resize(slot_amounts_.size() - dims);
                 }
             }
             throw InvalidArgument("gang of " + std::to_string(n) + " partitions does not fit: partition " +
@@ -480,48 +491,26 @@ ReplayStats ClusterState::replay(const std::uint8_t* ops, const Amount* requests
                                  ContainerId* containers_out) {
     const std::size_t dims = n_dims();
     Lock lock(mutex_);
-    // Check the whole stream first, so that a bad event leaves the state untouched.
-    std::vector<std::uint8_t> released(m, 0);
-    std::unordered_set<ContainerId> released_ids;
-    for (std::size_t i = 0; i < m; ++i) {
-        const auto op = static_cast<ReplayOp>(ops[i]);
-        const std::string where = "events[" + std::to_string(i) + "]";
-        switch (op) {
-            case ReplayOp::place_first_fit:
-            case ReplayOp::place_best_fit:
-                check_request(&requests[i * dims], (where + ".request").c_str());
-                break;
-            case ReplayOp::release_event: {
-                const std::int64_t ref = refs[i];
-                if (ref < 0 || static_cast<std::size_t>(ref) >= i) {
-                    throw InvalidArgument(where + ".ref = " + std::to_string(ref) +
-                                          " must name an earlier event");
-                }
-                const auto ref_op = static_cast<ReplayOp>(ops[ref]);
-                if (ref_op != ReplayOp::place_first_fit && ref_op != ReplayOp::place_best_fit) {
-                    throw InvalidArgument(where + ".ref = " + std::to_string(ref) +
-                                          " names an event that places nothing");
-                }
-                if (released[static_cast<std::size_t>(ref)]++) {
-                    throw InvalidArgument(where + ".ref = " + std::to_string(ref) +
-                                          " releases that event's container a second time");
-                }
-                break;
-            }
-            case ReplayOp::release_container:
-                live_slot(refs[i]);
-                if (!released_ids.insert(refs[i]).second) {
-                    throw InvalidArgument(where + ".ref: container " + std::to_string(refs[i]) +
-                                          " is released twice");
-                }
-                break;
-            default:
-                throw InvalidArgument(where + ".op = " + std::to_string(ops[i]) +
-                                      " is not an event code (0-3)");
-        }
-    }
+    check_replay_unlocked(ops, requests, refs, m);
     ReplayStats stats;
+    // Releases hit random containers, so their slots are cache misses; fetch them
+    // a few events ahead (the ids of earlier placements are known by then).
+    constexpr std::size_t kAhead = 8;
+    const auto prefetch_release = [&](std::size_t j, std::size_t now) {
+        if (j >= m) return;
+        const auto op = static_cast<ReplayOp>(ops[j]);
+        if (op == ReplayOp::release_event && static_cast<std::size_t>(refs[j]) < now) {
+            const ContainerId id = containers_out[refs[j]];
+            if (id >= 0) slots_.prefetch(static_cast<std::size_t>(id & 0xffffffffLL));
+        } else if (op == ReplayOp::release_container) {
+            slots_.prefetch(static_cast<std::size_t>(refs[j] & 0xffffffffLL));
+        }
+    };
     for (std::size_t i = 0; i < m; ++i) {
+        if (i + 2 * kAhead < m && static_cast<ReplayOp>(ops[i + 2 * kAhead]) == ReplayOp::release_event) {
+            __builtin_prefetch(&containers_out[refs[i + 2 * kAhead]]);
+        }
+        prefetch_release(i + kAhead, i);
         const auto op = static_cast<ReplayOp>(ops[i]);
         if (op == ReplayOp::place_first_fit || op == ReplayOp::place_best_fit) {
             const Amount* request = &requests[i * dims];
@@ -539,17 +528,58 @@ ReplayStats ClusterState::replay(const std::uint8_t* ops, const Amount* requests
         }
         const ContainerId container =
             op == ReplayOp::release_event ? containers_out[refs[i]] : refs[i];
-        if (container < 0) {
+        containers_out[i] = container;
+        if (container < 0) {  // releases a placement that found no server
             servers_out[i] = -1;
-            containers_out[i] = -1;
             continue;
         }
-        servers_out[i] = slots_[live_slot(container)].server;
-        containers_out[i] = container;
-        release_unlocked(container);
+        const std::size_t slot = live_slot(container);
+        servers_out[i] = slots_.server(slot);
+        release_slot(slot);
         ++stats.released;
     }
     return stats;
+}
+
+void ClusterState::check_replay_unlocked(const std::uint8_t* ops, const Amount* requests,
+                                         const std::int64_t* refs, std::size_t m) const {
+    const std::size_t dims = n_dims();
+    const auto where = [](std::size_t i) { return "events[" + std::to_string(i) + "]"; };
+    std::vector<std::uint8_t> released(m, 0);
+    std::unordered_set<ContainerId> released_ids;
+    for (std::size_t i = 0; i < m; ++i) {
+        switch (static_cast<ReplayOp>(ops[i])) {
+            case ReplayOp::place_first_fit:
+            case ReplayOp::place_best_fit:
+                for (std::size_t d = 0; d < dims; ++d) {
+                    if (requests[i * dims + d] < 0) check_request(&requests[i * dims], (where(i) + ".request").c_str());
+                }
+                break;
+            case ReplayOp::release_event: {
+                const std::int64_t ref = refs[i];
+                if (ref < 0 || static_cast<std::size_t>(ref) >= i) {
+                    throw InvalidArgument(where(i) + ".ref = " + std::to_string(ref) + " must name an earlier event");
+                }
+                const auto ref_op = static_cast<ReplayOp>(ops[ref]);
+                if (ref_op != ReplayOp::place_first_fit && ref_op != ReplayOp::place_best_fit) {
+                    throw InvalidArgument(where(i) + ".ref = " + std::to_string(ref) + " names an event that places nothing");
+                }
+                if (released[static_cast<std::size_t>(ref)]++) {
+                    throw InvalidArgument(where(i) + ".ref = " + std::to_string(ref) +
+                                          " releases that event's container a second time");
+                }
+                break;
+            }
+            case ReplayOp::release_container:
+                live_slot(refs[i]);
+                if (!released_ids.insert(refs[i]).second) {
+                    throw InvalidArgument(where(i) + ".ref: container " + std::to_string(refs[i]) + " is released twice");
+                }
+                break;
+            default:
+                throw InvalidArgument(where(i) + ".op = " + std::to_string(ops[i]) + " is not an event code (0-3)");
+        }
+    }
 }
 
 std::string ClusterState::validate() const {

@@ -15,16 +15,15 @@ std::string ClusterState::validate_unlocked() const {
         level_.size() != n_servers_ * dims || count_.size() != n_servers_) {
         return "per-server arrays do not have n_servers rows";
     }
-    if (slot_amounts_.size() != slots_.size() * dims) return "slot amounts do not match the slot table";
 
     std::vector<Amount> expected_free = capacity_;
     std::vector<std::int64_t> expected_count(n_servers_, 0);
     std::size_t live = 0;
     for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
-        const ServerId server = slots_[slot].server;
+        const ServerId server = slots_.server(slot);
         if (server < 0) {
             for (std::size_t d = 0; d < dims; ++d) {
-                if (slot_amounts_[slot * dims + d] != 0) {
+                if (slots_.amounts(slot)[d] != 0) {
                     return "free slot " + std::to_string(slot) + " keeps a non-zero amount";
                 }
             }
@@ -35,7 +34,7 @@ std::string ClusterState::validate_unlocked() const {
                    " beyond n_servers " + std::to_string(n_servers_);
         }
         const auto s = static_cast<std::size_t>(server);
-        for (std::size_t d = 0; d < dims; ++d) expected_free[s * dims + d] -= slot_amounts_[slot * dims + d];
+        for (std::size_t d = 0; d < dims; ++d) expected_free[s * dims + d] -= slots_.amounts(slot)[d];
         ++expected_count[s];
         ++live;
     }
@@ -96,7 +95,7 @@ std::string ClusterState::validate_unlocked() const {
     std::vector<std::uint8_t> seen(slots_.size(), 0);
     for (const std::uint32_t slot : free_slots_) {
         if (slot >= slots_.size()) return "free slot " + std::to_string(slot) + " is beyond the slot table";
-        if (slots_[slot].server >= 0) return "free slot " + std::to_string(slot) + " holds a live container";
+        if (slots_.server(slot) >= 0) return "free slot " + std::to_string(slot) + " holds a live container";
         if (seen[slot]++) return "free slot " + std::to_string(slot) + " is listed twice";
     }
     if (free_slots_.size() + live != slots_.size()) {

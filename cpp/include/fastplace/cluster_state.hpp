@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "fastplace/bitset.hpp"
+#include "fastplace/slot_table.hpp"
 
 namespace fastplace {
 
@@ -27,10 +28,14 @@ using ServerId = std::int64_t;     // index into the server array; -1 means "non
 using ContainerId = std::int64_t;  // (generation << 32) | slot; never reused after release
 
 constexpr std::size_t kMaxDims = 8;
-// Levels per dimension: level(x) = min(kLevels - 1, x / step). 64 levels keep the
-// bitsets small (64 bits per server per dimension) while leaving few boundary servers.
+// Levels per dimension. Level l holds the servers whose free amount is at least
+// threshold[l]; threshold[0] = 0 and the others are spaced geometrically, four per
+// octave below the largest capacity, so that a request's boundary band (servers on
+// its own level that may still fall short) is at most ~19% of the request wide,
+// whatever its size, and power-of-two requests (128 MB, 1 GiB ...) have none.
 constexpr std::size_t kLevels = 64;
-constexpr std::uint32_t kSnapshotVersion = 1;
+constexpr int kLevelsPerOctave = 4;
+constexpr std::uint32_t kSnapshotVersion = 2;
 
 class InvalidArgument : public std::invalid_argument {
 public:
@@ -134,11 +139,6 @@ public:
     std::string validate() const;
 
 private:
-    struct Slot {
-        ServerId server = -1;  // -1 when the slot is free
-        std::uint32_t generation = 0;
-    };
-
     void check_request(const Amount* request, const char* what) const;
     void check_server(ServerId server) const;
     std::size_t level_of(std::size_t dim, Amount amount) const;
@@ -151,6 +151,9 @@ private:
     ContainerId book_unlocked(std::size_t server, const Amount* request);
     void unbook_unlocked(ContainerId container);  // exact undo of the last book
     void release_unlocked(ContainerId container);
+    void release_slot(std::size_t slot);
+    void check_replay_unlocked(const std::uint8_t* ops, const Amount* requests, const std::int64_t* refs,
+                               std::size_t m) const;
     std::size_t live_slot(ContainerId container) const;  // throws UnknownContainer
     void set_free(std::size_t server, std::size_t dim, Amount value);
     std::string fit_failure(std::size_t server, const Amount* request) const;
@@ -162,7 +165,7 @@ private:
     mutable std::mutex mutex_;
     std::vector<std::string> resources_;
     std::size_t n_servers_ = 0;
-    std::vector<Amount> step_;        // per dimension: amount covered by one level
+    std::vector<Amount> thresholds_;  // n_dims x kLevels, strictly increasing, [0] = 0
     std::vector<Amount> capacity_;    // n_servers x n_dims
     std::vector<Amount> free_;        // n_servers x n_dims
     std::vector<std::uint8_t> level_;  // n_servers x n_dims: current level of free
@@ -170,8 +173,7 @@ private:
     SummarisedBitset available_;      // not cordoned
     std::vector<std::int64_t> count_;  // containers per server
     std::size_t n_active_ = 0;
-    std::vector<Slot> slots_;
-    std::vector<Amount> slot_amounts_;  // slots x n_dims
+    SlotTable slots_;
     std::vector<std::uint32_t> free_slots_;  // stack of reusable slots
     std::size_t n_live_ = 0;
 };

@@ -1,0 +1,128 @@
+#include "fast_methods.hpp"
+
+#include <string>
+
+#include "fastplace/cluster_state.hpp"
+#include "request_conversion.hpp"
+
+namespace fastplace::bindings {
+
+namespace {
+
+// The method descriptor has already checked that self is a ClusterCore (or subclass)
+// instance; pybind11 keeps the C++ object behind its first value holder.
+ClusterState& state_of(PyObject* self) {
+    auto* inst = reinterpret_cast<py::detail::instance*>(self);
+    void* value = inst->simple_layout ? inst->simple_value_holder[0]
+                                      : py::detail::values_and_holders(inst).begin()->value_ptr();
+    if (value == nullptr) throw py::type_error("ClusterCore.__init__ was not called");
+    return *static_cast<ClusterState*>(value);
+}
+
+void expect_args(Py_ssize_t got, Py_ssize_t want, const char* name) {
+    if (got != want) {
+        throw py::type_error(std::string(name) + "() takes " + std::to_string(want) + " argument" +
+                             (want == 1 ? "" : "s") + ", got " + std::to_string(got));
+    }
+}
+
+std::int64_t int_arg(PyObject* obj, const char* name) {
+    if (PyLong_CheckExact(obj)) {
+        int overflow = 0;
+        const long long value = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (!overflow) return value;
+        throw py::value_error(std::string(name) + " = " + py::repr(obj).cast<std::string>() +
+                              " is too large for int64");
+    }
+    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+        throw py::type_error(std::string(name) + " must be an integer, got " + Py_TYPE(obj)->tp_name);
+    }
+    py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj));
+    if (!as_int) throw py::error_already_set();
+    return int_arg(as_int.ptr(), name);
+}
+
+// Runs body, turning C++ and pybind11 exceptions into a set Python error + nullptr.
+template <typename Body>
+PyObject* guarded(Body&& body) {
+    try {
+        return body();
+    } catch (py::error_already_set& e) {
+        e.restore();
+    } catch (const py::builtin_exception& e) {
+        e.set_error();
+    } catch (const InvalidArgument& e) {
+        PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const UnknownContainer& e) {
+        PyErr_SetString(PyExc_KeyError, e.what());
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+    return nullptr;
+}
+
+PyObject* first_fit(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    return guarded([&] {
+        expect_args(nargs, 1, "first_fit");
+        ClusterState& state = state_of(self);
+        Amount request[kMaxDims];
+        convert_request(args[0], state.resources(), request);
+        return PyLong_FromLongLong(state.first_fit(request));
+    });
+}
+
+PyObject* fits(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    return guarded([&] {
+        expect_args(nargs, 2, "fits");
+        ClusterState& state = state_of(self);
+        const std::int64_t server = int_arg(args[0], "server");
+        Amount request[kMaxDims];
+        convert_request(args[1], state.resources(), request);
+        return py::bool_(state.fits(server, request)).release().ptr();
+    });
+}
+
+PyObject* place(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    return guarded([&] {
+        expect_args(nargs, 2, "place");
+        ClusterState& state = state_of(self);
+        const std::int64_t server = int_arg(args[0], "server");
+        Amount request[kMaxDims];
+        convert_request(args[1], state.resources(), request);
+        return PyLong_FromLongLong(state.place(server, request));
+    });
+}
+
+PyObject* release(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    return guarded([&] {
+        expect_args(nargs, 1, "release");
+        ClusterState& state = state_of(self);
+        state.release(int_arg(args[0], "container"));
+        Py_RETURN_NONE;
+    });
+}
+
+// Static storage: method descriptors keep pointers to their PyMethodDef.
+PyMethodDef kMethods[] = {
+    {"first_fit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&first_fit)), METH_FASTCALL,
+     "first_fit(request) -> int\n\nLowest-index server that is not cordoned and fits request, or -1."},
+    {"fits", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fits)), METH_FASTCALL,
+     "fits(server, request) -> bool\n\nWhether server can host request now (False when cordoned)."},
+    {"place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&place)), METH_FASTCALL,
+     "place(server, request) -> int\n\nBooks request on server and returns the container id."},
+    {"release", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&release)), METH_FASTCALL,
+     "release(container) -> None\n\nFrees a live container's resources (KeyError if not live)."},
+};
+
+}  // namespace
+
+void install_fast_methods(py::handle cluster_class) {
+    auto* type = reinterpret_cast<PyTypeObject*>(cluster_class.ptr());
+    for (PyMethodDef& def : kMethods) {
+        py::object descriptor = py::reinterpret_steal<py::object>(PyDescr_NewMethod(type, &def));
+        if (!descriptor) throw py::error_already_set();
+        py::setattr(cluster_class, def.ml_name, descriptor);
+    }
+}
+
+}  // namespace fastplace::bindings
