@@ -99,29 +99,33 @@ def churn_stream(
     sizes = container_requests(n_places, seed=seed + 1)
     target = load * total_memory
 
-    ops: list[int] = []
-    refs: list[int] = []
-    requests: list[npt.NDArray[np.int64]] = []
-    live: list[int] = []  # event indices of live placements
-    held = 0
-    zero = np.zeros(2, dtype=np.int64)
-    for i in range(n_places):
+    # Fill phase, vectorised: plain placements until the target is reached.
+    memory = sizes[:, 0].tolist()
+    n_fill = min(n_places, int(np.searchsorted(np.cumsum(sizes[:, 0]), target)) + 1)
+    ops: list[int] = [int(op)] * n_fill
+    refs: list[int] = [-1] * n_fill
+    size_of_event: list[int] = list(range(n_fill))  # row of `sizes`, -1 for releases
+    live: list[int] = list(range(n_fill))  # event indices of live placements
+    held = sum(memory[:n_fill])
+    for i in range(n_fill, n_places):
         if held >= target and live:
             # Swap-remove a random live placement: O(1), and uniform.
             k = int(rng.integers(len(live)))
             live[k], live[-1] = live[-1], live[k]
             victim = live.pop()
-            held -= int(requests[victim][0])
+            held -= memory[size_of_event[victim]]
             ops.append(ReplayOp.RELEASE_EVENT)
             refs.append(victim)
-            requests.append(zero)
+            size_of_event.append(-1)
         live.append(len(ops))
-        held += int(sizes[i, 0])
+        held += memory[i]
         ops.append(op)
         refs.append(-1)
-        requests.append(sizes[i])
+        size_of_event.append(i)
+    rows = np.asarray(size_of_event, dtype=np.int64)
+    requests = np.where((rows >= 0)[:, None], sizes[np.maximum(rows, 0)], 0)
     return ChurnStream(
         ops=np.asarray(ops, dtype=np.uint8),
-        requests=np.asarray(requests, dtype=np.int64).reshape(-1, 2),
+        requests=np.ascontiguousarray(requests, dtype=np.int64),
         refs=np.asarray(refs, dtype=np.int64),
     )

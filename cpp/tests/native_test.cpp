@@ -1,0 +1,134 @@
+// Native smoke test, built with -DFASTPLACE_NATIVE_TESTS=ON and meant to run under
+// AddressSanitizer/UBSan (-DFASTPLACE_SANITIZE=ON): random operations with validate()
+// after each, snapshot round trips, and every truncation and single-byte corruption
+// of a snapshot, which must throw CorruptSnapshot or restore a valid state, never crash.
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fastplace/cluster_state.hpp"
+
+using namespace fastplace;
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const std::string& what) {
+    if (!ok) {
+        std::fprintf(stderr, "FAIL: %s\n", what.c_str());
+        ++failures;
+    }
+}
+
+void random_operations(std::size_t n_servers, std::size_t dims, unsigned seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<std::string> names;
+    for (std::size_t d = 0; d < dims; ++d) names.push_back("r" + std::to_string(d));
+    std::vector<Amount> capacity(n_servers * dims);
+    for (auto& c : capacity) c = static_cast<Amount>(rng() % 5000);
+    ClusterState state(names, capacity.data(), n_servers);
+    std::vector<ContainerId> live;
+    std::vector<Amount> request(dims * 3);
+    for (int step = 0; step < 500; ++step) {
+        for (auto& a : request) a = static_cast<Amount>(rng() % 1200);
+        switch (rng() % 7) {
+            case 0:
+            case 1: {
+                const Placement p = state.place_with(rng() % 2 ? PlacePolicy::first_fit : PlacePolicy::best_fit,
+                                                     request.data());
+                if (p.server >= 0) live.push_back(p.container);
+                check((p.server >= 0) == (state.first_fit(request.data()) >= 0 || p.server >= 0),
+                      "place_with result");
+                break;
+            }
+            case 2:
+                if (!live.empty()) {
+                    const std::size_t k = rng() % live.size();
+                    state.release(live[k]);
+                    live[k] = live.back();
+                    live.pop_back();
+                }
+                break;
+            case 3:
+                try {
+                    for (const Placement& p : state.place_gang(request.data(), 3, PlacePolicy::first_fit)) {
+                        live.push_back(p.container);
+                    }
+                } catch (const InvalidArgument&) {
+                }
+                break;
+            case 4: {
+                const auto server = static_cast<ServerId>(rng() % n_servers);
+                if (rng() % 2) {
+                    state.cordon(server);
+                } else {
+                    state.uncordon(server);
+                }
+                break;
+            }
+            case 5:
+                try {
+                    state.release(live.empty() ? 12345 : live.front() + (ContainerId{1} << 32));
+                    check(false, "stale id released");
+                } catch (const UnknownContainer&) {
+                }
+                break;
+            default: {
+                const std::vector<std::uint8_t> bytes = state.snapshot();
+                ClusterState copy(bytes.data(), bytes.size());
+                check(copy.snapshot() == bytes, "snapshot round trip");
+            }
+        }
+        const std::string broken = state.validate();
+        check(broken.empty(), "validate: " + broken);
+        if (!broken.empty()) return;
+    }
+}
+
+void corrupted_snapshots() {
+    const std::vector<std::string> names{"memory_mb", "cpu_millis"};
+    const std::vector<Amount> capacity{4096, 2000, 8192, 4000, 1024, 500};
+    ClusterState state(names, capacity.data(), 3);
+    const Amount request[2] = {1000, 300};
+    state.place(1, request);
+    const ContainerId gone = state.place(0, request);
+    state.release(gone);
+    state.cordon(2);
+    const std::vector<std::uint8_t> good = state.snapshot();
+    for (std::size_t size = 0; size < good.size(); ++size) {
+        try {
+            ClusterState broken(good.data(), size);
+            check(false, "truncated snapshot of " + std::to_string(size) + " bytes accepted");
+        } catch (const CorruptSnapshot&) {
+        }
+    }
+    for (std::size_t i = 0; i < good.size(); ++i) {
+        for (int bit = 0; bit < 8; ++bit) {
+            std::vector<std::uint8_t> bad = good;
+            bad[i] = static_cast<std::uint8_t>(bad[i] ^ (1U << bit));
+            try {
+                ClusterState restored(bad.data(), bad.size());
+                check(restored.validate().empty(), "corrupted snapshot restored invalid state");
+            } catch (const CorruptSnapshot&) {
+            }
+        }
+    }
+}
+
+}  // namespace
+
+int main() {
+    for (const std::size_t n : {1, 63, 64, 65, 129}) {
+        for (const std::size_t dims : {1, 2, 5, 8}) random_operations(n, dims, static_cast<unsigned>(n * 31 + dims));
+    }
+    corrupted_snapshots();
+    if (failures) {
+        std::fprintf(stderr, "%d failures\n", failures);
+        return 1;
+    }
+    std::puts("native_test: ok");
+    return 0;
+}
