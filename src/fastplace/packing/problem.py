@@ -1,0 +1,148 @@
+"""Input checks, the lower bound and the feasibility check shared by every policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from fastplace.cluster import as_amount_matrix
+
+__all__ = [
+    "InfeasiblePacking",
+    "as_problem",
+    "bin_loads",
+    "lower_bound",
+    "strong_lower_bound",
+    "verify_packing",
+]
+
+Int64Array = npt.NDArray[np.int64]
+
+
+class InfeasiblePacking(AssertionError):
+    """A policy returned an assignment that breaks a capacity or leaves an item out."""
+
+
+def as_problem(capacity: npt.ArrayLike, items: npt.ArrayLike) -> tuple[Int64Array, Int64Array]:
+    """``capacity`` as an int64 (d,) vector and ``items`` as an int64 (n, d) matrix.
+
+    Raises ValueError (or TypeError for non-numeric data) naming the item and the
+    dimension at fault: wrong shape, NaN or fractional sizes, negative sizes, or an item
+    larger than the bin.
+    """
+    capacity_array = np.asarray(capacity)
+    if capacity_array.ndim != 1 or capacity_array.shape[0] < 1:
+        raise ValueError(
+            f"capacity must be a 1-D vector of d >= 1 amounts, got shape {capacity_array.shape}"
+        )
+    dims = capacity_array.shape[0]
+    cap = as_amount_matrix(capacity_array.reshape(1, dims), "capacity", dims)[0]
+    if (cap < 0).any():
+        dim = int(np.flatnonzero(cap < 0)[0])
+        raise ValueError(f"capacity[{dim}] = {cap[dim]} must be >= 0")
+    item_array = np.asarray(items)
+    if item_array.ndim == 2 and item_array.shape[0] == 0:
+        item_array = item_array.reshape(0, dims)
+    matrix = as_amount_matrix(item_array, "items", dims)
+    negative = matrix < 0
+    if negative.any():
+        item, dim = (int(v) for v in np.argwhere(negative)[0])
+        raise ValueError(f"item {item} has a negative size {matrix[item, dim]} in dimension {dim}")
+    too_large = matrix > cap
+    if too_large.any():
+        item, dim = (int(v) for v in np.argwhere(too_large)[0])
+        raise ValueError(
+            f"item {item} needs {matrix[item, dim]} in dimension {dim}, "
+            f"more than the bin capacity {cap[dim]}"
+        )
+    return cap, matrix
+
+
+def lower_bound(capacity: Int64Array, items: Int64Array) -> int:
+    """``max over dimensions of ceil(total size / capacity)``: no packing uses fewer bins."""
+    if items.shape[0] == 0:
+        return 0
+    totals = items.sum(axis=0)
+    positive = capacity > 0
+    # Integer ceiling division: exact for any int64 totals, unlike float division.
+    per_dim = -(-totals[positive] // capacity[positive])
+    return max(1, int(per_dim.max(initial=0)))
+
+
+def _martello_toth(sizes: Int64Array, capacity: int) -> int:
+    # Martello and Toth's L2 for one dimension (one-dimensional bin packing): for each
+    # threshold a, items above capacity - a and items above half the capacity each need
+    # a bin of their own, and items in [a, capacity / 2] can only use the room the
+    # latter leave. a = 0 gives the volume bound; the best a is one of the sizes.
+    w = np.sort(sizes)
+    prefix = np.concatenate([[0], np.cumsum(w)])
+    half = int(np.searchsorted(2 * w, capacity, side="right"))  # first w with 2w > capacity
+    alphas = np.unique(np.concatenate([[0], w[:half]]))
+    big_end = np.searchsorted(w, capacity - alphas, side="right")  # w <= capacity - a
+    n_j1 = w.shape[0] - big_end
+    n_j2 = big_end - half
+    sum_j2 = prefix[big_end] - prefix[half]
+    small_start = np.searchsorted(w, alphas, side="left")  # w >= a
+    sum_j3 = prefix[half] - prefix[small_start]
+    excess = sum_j3 - (n_j2 * capacity - sum_j2)
+    extra = np.where(excess > 0, -(-excess // capacity), 0)
+    return int((n_j1 + n_j2 + extra).max())
+
+
+def _conflict_clique(capacity: Int64Array, items: Int64Array) -> int:
+    # Items no two of which fit together need a bin each. Greedy clique, largest first.
+    order = np.argsort(-(items / np.maximum(capacity, 1)).max(axis=1), kind="stable")
+    clique: list[int] = []
+    for item in order.tolist():
+        if not clique:
+            clique.append(item)
+            continue
+        if ((items[clique] + items[item]) > capacity).any(axis=1).all():
+            clique.append(item)
+    return len(clique)
+
+
+def strong_lower_bound(capacity: Int64Array, items: Int64Array) -> int:
+    """A lower bound at least :func:`lower_bound`: also Martello and Toth's L2 in each
+    dimension and the size of a set of items no two of which share a bin."""
+    if items.shape[0] == 0:
+        return 0
+    bounds = [lower_bound(capacity, items), _conflict_clique(capacity, items)]
+    bounds.extend(
+        _martello_toth(items[:, dim], int(capacity[dim]))
+        for dim in range(capacity.shape[0])
+        if capacity[dim] > 0
+    )
+    return max(bounds)
+
+
+def bin_loads(items: Int64Array, assignment: Int64Array, n_bins: int) -> Int64Array:
+    """(n_bins, d) total size per bin."""
+    loads = np.zeros((n_bins, items.shape[1]), dtype=np.int64)
+    np.add.at(loads, assignment, items)
+    return loads
+
+
+def verify_packing(capacity: Int64Array, items: Int64Array, assignment: Int64Array) -> int:
+    """Bins used by ``assignment``; raises InfeasiblePacking if it is not a packing.
+
+    A packing gives every item a bin in ``0 .. k-1``, uses each of the k bins, and
+    keeps every bin within the capacity in every dimension.
+    """
+    n = items.shape[0]
+    if assignment.shape != (n,):
+        raise InfeasiblePacking(f"expected {n} bin indices, got shape {assignment.shape}")
+    if n == 0:
+        return 0
+    if assignment.min() < 0:
+        item = int(np.flatnonzero(assignment < 0)[0])
+        raise InfeasiblePacking(f"item {item} has no bin ({assignment[item]})")
+    n_bins = int(assignment.max()) + 1
+    used = np.bincount(assignment, minlength=n_bins)
+    if (used == 0).any():
+        raise InfeasiblePacking(f"bin {int(np.flatnonzero(used == 0)[0])} is empty")
+    over = bin_loads(items, assignment, n_bins) > capacity
+    if over.any():
+        bin_index, dim = (int(v) for v in np.argwhere(over)[0])
+        raise InfeasiblePacking(f"bin {bin_index} is over capacity in dimension {dim}")
+    return n_bins
