@@ -1,0 +1,206 @@
+"""Content-defined chunking: FastCDC-style normalised chunking over a Gear rolling hash.
+
+Boundaries depend on the bytes around them, not on their offsets, so inserting a few
+bytes moves only the chunks near the insertion; fixed-size blocks all shift instead.
+The rule itself is documented in ``_cdc_kernels`` and restated in plain Python in
+``tests/reference/cdc_reference.py``, against which the kernel is tested.
+
+numba is imported on the first call that needs the kernel, not when this module is
+imported; the compiled kernel is cached on disk (``cache=True``), so only the very first
+run on a machine pays the compile time. :func:`warm_up` reports that time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "DEFAULT_AVG_SIZE",
+    "GEAR",
+    "GEAR_LS",
+    "CDCParams",
+    "chunk_boundaries",
+    "kernel",
+    "readonly",
+    "spread_mask",
+    "warm_up",
+]
+
+DEFAULT_AVG_SIZE: Final = 64 << 10
+MIN_SIZE_FLOOR: Final = 64
+"""Smallest allowed ``min_size``: the Gear hash spans 64 bytes."""
+MAX_SIZE_CEILING: Final = 1 << 30
+
+
+def _splitmix64(seed: int, count: int) -> list[int]:
+    """``count`` well-mixed 64-bit values (Steele et al.'s SplitMix64) from ``seed``."""
+    values = []
+    state = seed
+    for _ in range(count):
+        state = (state + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+        values.append(z ^ (z >> 31))
+    return values
+
+
+GEAR: Final[NDArray[np.uint64]] = np.array(_splitmix64(0x66617374_706C6163, 256), dtype=np.uint64)
+"""The Gear table: one random 64-bit value per byte value (seeded with b"fastplac")."""
+GEAR.flags.writeable = False
+GEAR_LS: Final[NDArray[np.uint64]] = GEAR << np.uint64(1)
+"""``GEAR << 1``, for rolling two bytes per step."""
+GEAR_LS.flags.writeable = False
+
+
+def spread_mask(bits: int) -> int:
+    """A mask of ``bits`` one-bits spread evenly over bits 15..62 of the Gear hash.
+
+    Bit k of the hash depends on the last k + 1 bytes, so spreading the bits (instead of
+    taking the lowest) makes a boundary depend on a wide window; bit 63 stays clear so
+    ``mask << 1`` loses nothing when two bytes are rolled per step.
+    """
+    if not 1 <= bits <= 48:
+        raise ValueError(f"bits = {bits} must be in 1..48")
+    mask = 0
+    for k in range(bits):
+        mask |= 1 << (62 - (k * 48) // bits)
+    return mask
+
+
+@dataclass(frozen=True)
+class CDCParams:
+    """Chunk-size limits for content-defined chunking, in bytes.
+
+    ``avg_size`` sets the masks (rounded to a power of two): before it a boundary needs
+    ``log2(avg) + normalization`` zero bits, after it ``log2(avg) - normalization``.
+    The mean chunk comes out near ``min_size + avg_size``, as in FastCDC.
+    """
+
+    min_size: int
+    avg_size: int
+    max_size: int
+    normalization: int = 1
+
+    @classmethod
+    def from_average(cls, avg_size: int = DEFAULT_AVG_SIZE, *, normalization: int = 1) -> CDCParams:
+        """The usual limits around an average: min = avg / 4, max = avg * 4."""
+        _check_positive("avg_size", avg_size)
+        return cls(max(avg_size // 4, MIN_SIZE_FLOOR), avg_size, avg_size * 4, normalization)
+
+    def __post_init__(self) -> None:
+        for name in ("min_size", "avg_size", "max_size", "normalization"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} = {value!r} must be an int")
+        _check_positive("avg_size", self.avg_size)
+        if self.min_size < MIN_SIZE_FLOOR:
+            raise ValueError(f"min_size = {self.min_size} must be >= {MIN_SIZE_FLOOR}")
+        if not self.min_size <= self.avg_size <= self.max_size:
+            raise ValueError(
+                f"min_size = {self.min_size}, avg_size = {self.avg_size}, "
+                f"max_size = {self.max_size} must satisfy min_size <= avg_size <= max_size"
+            )
+        if self.max_size > MAX_SIZE_CEILING:
+            raise ValueError(f"max_size = {self.max_size} must be <= {MAX_SIZE_CEILING}")
+        if not 0 <= self.normalization <= 3:
+            raise ValueError(f"normalization = {self.normalization} must be in 0..3")
+        if self.avg_size < 256:
+            raise ValueError(f"avg_size = {self.avg_size} must be >= 256")
+
+    @property
+    def mask_bits(self) -> int:
+        return round(math.log2(self.avg_size))
+
+    @property
+    def mask_s(self) -> int:
+        """Mask used before ``avg_size``: more bits, so boundaries are rarer."""
+        return spread_mask(self.mask_bits + self.normalization)
+
+    @property
+    def mask_l(self) -> int:
+        """Mask used after ``avg_size``: fewer bits, so boundaries come sooner."""
+        return spread_mask(self.mask_bits - self.normalization)
+
+
+def _check_positive(field: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{field} = {value!r} must be an int")
+    if value <= 0:
+        raise ValueError(f"{field} = {value} must be > 0")
+
+
+CutPoints = Callable[..., tuple[int, Any, Any]]
+
+_kernels: ModuleType | None = None
+_warm_up_seconds: float | None = None
+
+
+def kernel() -> CutPoints:
+    """The jitted ``cut_points`` kernel; imports numba (and compiles or loads) on first use."""
+    global _kernels
+    if _kernels is None:
+        from fastplace.blocks import _cdc_kernels
+
+        _kernels = _cdc_kernels
+    cut_points: CutPoints = _kernels.cut_points
+    return cut_points
+
+
+def warm_up() -> float:
+    """Make the kernel ready and return the seconds that took on the first call.
+
+    The first call in a process imports numba and compiles the kernel, or loads it from
+    the on-disk cache (``__pycache__`` next to the module, or ``NUMBA_CACHE_DIR``); later
+    calls return the same figure without doing anything.
+    """
+    global _warm_up_seconds
+    if _warm_up_seconds is None:
+        began = time.perf_counter()
+        data = np.zeros(1024, dtype=np.uint8)
+        data.flags.writeable = False
+        chunk_boundaries(data, CDCParams(64, 256, 512))
+        _warm_up_seconds = time.perf_counter() - began
+    return _warm_up_seconds
+
+
+def readonly(data: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """A read-only view, so the kernel is compiled (and cached) for one array type only."""
+    if not data.flags.writeable:
+        return data
+    view = data.view()
+    view.flags.writeable = False
+    return view
+
+
+def chunk_boundaries(data: NDArray[np.uint8], params: CDCParams) -> NDArray[np.int64]:
+    """End offsets of the content-defined chunks of an in-memory buffer (last = len(data))."""
+    cut_points = kernel()
+    data = readonly(data)
+    size = int(data.size)
+    out = np.empty(max(1, size // params.min_size + 1), dtype=np.int64)
+    count, position, _ = cut_points(
+        data,
+        0,
+        size,
+        True,
+        params.min_size,
+        params.avg_size,
+        params.max_size,
+        np.uint64(params.mask_s),
+        np.uint64(params.mask_l),
+        GEAR,
+        GEAR_LS,
+        out,
+    )
+    if int(position) != size:
+        raise AssertionError(f"kernel stopped at {int(position)} of {size} bytes")
+    return out[:count].copy()
