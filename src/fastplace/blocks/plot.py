@@ -1,0 +1,50 @@
+"""Similarity-versus-block-size curves, drawn like Fig. 3 of the paper (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from fastplace.blocks.sizes import format_size
+
+__all__ = ["plot_similarity"]
+
+
+def plot_similarity(
+    curves: Mapping[str, Sequence[tuple[int, float]]],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Model similarity across block sizes",
+    ylabel: str = "similar blocks (%)",
+) -> None:
+    """Draw one line per curve: (block size in bytes, fraction 0..1) points, log2 x axis.
+
+    matplotlib is imported here, with the non-interactive Agg backend, so that nothing
+    else in fastplace pays for it. The format follows the file name (.png, .svg, .pdf).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    try:
+        ticks: set[int] = set()
+        for label, points in curves.items():
+            ordered = sorted(points)
+            sizes = [size for size, _ in ordered]
+            ticks.update(sizes)
+            axes.plot(sizes, [100.0 * value for _, value in ordered], marker="o", label=label)
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(sorted(ticks), [format_size(size) for size in sorted(ticks)])
+        axes.minorticks_off()
+        axes.set_xlabel("block size (bytes)")
+        axes.set_ylabel(ylabel)
+        axes.set_ylim(bottom=0)
+        axes.set_title(title)
+        axes.grid(True, alpha=0.3)
+        if len(curves) > 1:
+            axes.legend(fontsize="small")
+        figure.savefig(path, dpi=120)
+    finally:
+        plt.close(figure)
