@@ -14,6 +14,7 @@ __all__ = ["main"]
 # or torch for the other subcommands' sake beyond what their modules import at top.
 SUBCOMMANDS: tuple[str, ...] = (
     "fastplace.cli.place",
+    "fastplace.cli.similarity",
 )
 
 
