@@ -48,7 +48,7 @@ def similarity(old: Fingerprints, new: Fingerprints) -> Similarity:
     Each block of ``new`` counts once per occurrence, so the fractions are of ``len(new)``
     blocks and ``new.total_size`` bytes.
     """
-    _check_comparable(new, old)
+    _check_comparable(old, new)
     present = np.isin(new.keys(), old.keys())
     shared_blocks = int(np.count_nonzero(present))
     shared_bytes = int(new.sizes[present].sum())

@@ -1,0 +1,143 @@
+"""The numba chunking kernel against its plain-Python twin, pyfastcdc, and itself streamed."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastplace.blocks import CDCParams, fingerprint
+from fastplace.blocks import cdc as cdc_module
+from fastplace.blocks.cdc import GEAR, chunk_boundaries, spread_mask
+from reference.cdc_reference import chunk_boundaries as reference_boundaries
+
+# Small limits keep the pure-Python reference fast; sizes cross min / avg / max.
+PARAMS = [
+    CDCParams(64, 256, 1024),
+    CDCParams(100, 256, 700, normalization=2),
+    CDCParams(128, 512, 2048, normalization=0),
+    CDCParams(64, 256, 257, normalization=3),
+]
+
+
+def _reference(data: bytes, params: CDCParams) -> list[int]:
+    return reference_boundaries(
+        data,
+        min_size=params.min_size,
+        avg_size=params.avg_size,
+        max_size=params.max_size,
+        mask_s=params.mask_s,
+        mask_l=params.mask_l,
+        gear=[int(value) for value in GEAR],
+    )
+
+
+def _sample(seed: int, length: int, period: int) -> bytes:
+    """Random bytes, or with ``period`` > 0 a repeated random pattern (hits max_size)."""
+    rng = np.random.default_rng(seed)
+    if period == 0:
+        return rng.bytes(length)
+    return (rng.bytes(period) * (length // period + 1))[:length]
+
+
+def _around(params: CDCParams) -> st.SearchStrategy[int]:
+    points = [params.min_size, params.avg_size, params.max_size, 3 * params.max_size]
+    return st.one_of(
+        st.sampled_from(points).flatmap(lambda p: st.integers(max(1, p - 3), p + 3)),
+        st.integers(1, 8 * params.max_size),
+    )
+
+
+@given(
+    params=st.sampled_from(PARAMS),
+    seed=st.integers(0, 2**32 - 1),
+    period=st.sampled_from([0, 0, 0, 1, 7, 64, 300]),
+    data=st.data(),
+)
+def test_kernel_matches_reference(
+    params: CDCParams, seed: int, period: int, data: st.DataObject
+) -> None:
+    length = data.draw(_around(params), label="length")
+    sample = _sample(seed, length, period)
+    fast = chunk_boundaries(np.frombuffer(sample, dtype=np.uint8), params)
+    assert fast.tolist() == _reference(sample, params)
+
+
+@given(st.binary(min_size=1, max_size=5000), st.sampled_from(PARAMS))
+def test_kernel_matches_reference_on_arbitrary_bytes(sample: bytes, params: CDCParams) -> None:
+    fast = chunk_boundaries(np.frombuffer(sample, dtype=np.uint8), params)
+    assert fast.tolist() == _reference(sample, params)
+
+
+def test_kernel_reproduces_pyfastcdc_with_its_table() -> None:
+    """Same rule as FastCDC 2020: given pyfastcdc's Gear table and masks, same chunks."""
+    pyfastcdc = pytest.importorskip("pyfastcdc")
+    from pyfastcdc.py.constants import GEAR as THEIR_GEAR
+    from pyfastcdc.py.constants import MASKS
+
+    sample = np.random.default_rng(7).bytes(3 << 20)
+    theirs = np.cumsum([chunk.length for chunk in pyfastcdc.FastCDC(16384).cut_buf(sample)])
+    gear = np.array(THEIR_GEAR, dtype=np.uint64)
+    out = np.empty(len(sample) // 4096 + 1, dtype=np.int64)
+    data = cdc_module.readonly(np.frombuffer(sample, dtype=np.uint8))
+    count, position, _ = cdc_module.kernel()(
+        data, 0, len(sample), True, 4096, 16384, 65536,
+        np.uint64(MASKS[15]), np.uint64(MASKS[13]), gear, gear << np.uint64(1), out,
+    )  # fmt: skip
+    assert int(position) == len(sample)
+    assert out[:count].tolist() == theirs.tolist()
+
+
+@pytest.mark.parametrize("window", [1, 3000, 1 << 16])
+@pytest.mark.parametrize("length", [700, 2048, 2049, 50_000])
+def test_streaming_equals_in_memory(window: int, length: int) -> None:
+    """Windows with carry-over cut exactly where one pass over the whole buffer does."""
+    sample = _sample(length, length, 0)
+    whole = fingerprint(sample, block_size=512, cdc=True, min_size=128, max_size=1024)
+    streamed = fingerprint(
+        io.BytesIO(sample), block_size=512, cdc=True, min_size=128, max_size=1024, window=window
+    )
+    assert streamed.offsets.tolist() == whole.offsets.tolist()
+    assert streamed.hashes.tolist() == whole.hashes.tolist()
+    assert streamed.total_size == length
+
+
+def test_spread_mask_bits() -> None:
+    for bits in range(1, 49):
+        mask = spread_mask(bits)
+        assert bin(mask).count("1") == bits
+        assert mask >> 63 == 0
+    with pytest.raises(ValueError, match="bits = 0"):
+        spread_mask(0)
+
+
+def test_chunk_sizes_bunch_around_the_average() -> None:
+    params = CDCParams.from_average(64 << 10)
+    ends = chunk_boundaries(np.frombuffer(_sample(1, 32 << 20, 0), dtype=np.uint8), params)
+    sizes = np.diff(ends, prepend=0)
+    assert np.all(sizes[:-1] >= params.min_size)
+    assert np.all(sizes <= params.max_size)
+    assert params.avg_size < sizes.mean() < params.min_size + 1.5 * params.avg_size
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_size": 32, "avg_size": 256, "max_size": 1024}, "min_size = 32 must be >= 64"),
+        ({"min_size": 512, "avg_size": 256, "max_size": 1024}, "min_size <= avg_size"),
+        ({"min_size": 64, "avg_size": 256, "max_size": 128}, "min_size <= avg_size <= max_size"),
+        ({"min_size": 64, "avg_size": 128, "max_size": 1024}, "avg_size = 128 must be >= 256"),
+        ({"min_size": 64, "avg_size": 256, "max_size": 2**31}, "max_size = 2147483648"),
+        (
+            {"min_size": 64, "avg_size": 256, "max_size": 1024, "normalization": 4},
+            "normalization = 4",
+        ),
+        ({"min_size": 64, "avg_size": 0, "max_size": 1024}, "avg_size = 0 must be > 0"),
+    ],
+)
+def test_params_are_checked(kwargs: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CDCParams(**kwargs)
