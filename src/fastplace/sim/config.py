@@ -1,0 +1,60 @@
+"""Simulation settings: the cluster, its caches and network, container lifetimes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fastplace.synthetic import SERVER_CPU_MILLIS, SERVER_MEMORY_MB
+
+__all__ = ["SimConfig"]
+
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything about a simulated cluster except the workload.
+
+    Times are seconds, sizes bytes (memory in MB, CPU in millicores, like requests).
+    """
+
+    servers: int = 150
+    server_memory_mb: int = SERVER_MEMORY_MB
+    server_cpu_millis: int = SERVER_CPU_MILLIS
+    #: Mix half-, full- and double-size servers (sizes drawn with ``seed``).
+    heterogeneous: bool = False
+    #: Block cache per server (LRU), bytes.
+    cache_bytes: int = 32 * GIB
+    #: Download bandwidth from the model store to one server, bytes per second.
+    bandwidth_bytes_per_s: float = 1.0 * GIB
+    #: Container boot time on top of the download, seconds.
+    boot_s: float = 0.25
+    #: How long an idle container stays warm before it is reclaimed.
+    keep_alive_s: float = 30.0
+    #: Simulated time, seconds.
+    duration_s: float = 600.0
+    #: A request slower than this is an SLA violation.
+    sla_s: float = 2.0
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        positive = {
+            "servers": self.servers,
+            "server_memory_mb": self.server_memory_mb,
+            "server_cpu_millis": self.server_cpu_millis,
+            "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
+            "duration_s": self.duration_s,
+            "sla_s": self.sla_s,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"SimConfig.{name} = {value!r} must be > 0")
+        for name in ("cache_bytes", "boot_s", "keep_alive_s"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ValueError(f"SimConfig.{name} = {value!r} must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,268 @@
+"""The discrete-event simulation of a serverless cluster serving DI models.
+
+A request for model m arrives; every partition of the version it is routed to needs a
+container. Idle (warm) containers of that (model, version, partition) are reused;
+the missing partitions cold-start, placed as a gang by the policy. A cold start takes
+``missing bytes / bandwidth + boot`` seconds, where the missing bytes are the blocks of
+the partition's file the chosen server does not cache yet. Partition 0 answers once
+every partition is ready and has served (``service_s``); then the containers go idle,
+and an idle container is reclaimed after ``keep_alive_s``, or earlier when a cold
+start finds no room (oldest idle first, as serverless platforms do under pressure).
+
+Rollouts: every ``rollout_interval_s`` a model gets a new version. For
+``switch_window_s`` both versions serve, requests moving linearly from old to new;
+then the old version's idle containers are reclaimed and its busy ones are released
+as they finish.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fastplace.block_index import BlockIndex
+from fastplace.cluster import Cluster
+from fastplace.sim.config import SimConfig
+from fastplace.sim.metrics import MetricsRecorder
+from fastplace.sim.policies import PlacementContext, Policy
+from fastplace.sim.versions import VersionBlocks
+from fastplace.sim.workload import Workload
+from fastplace.synthetic import synthetic_capacity
+
+__all__ = ["Simulation"]
+
+# Event kinds, in tie-break order at equal times: finishes free containers before
+# expiries look at them, and both before a rollout changes versions.
+_FINISH, _EXPIRE, _ROLLOUT, _RETIRE = 0, 1, 2, 3
+
+
+@dataclass
+class _Container:
+    model: int
+    version: int
+    partition: int
+    server: int
+    request: list[int]
+    idle: bool = False
+    token: int = 0  # bumped whenever the container changes state; stale expiries no-op
+    alive: bool = True
+
+
+class Simulation:
+    """One policy on one workload. ``run()`` returns the metrics row."""
+
+    def __init__(self, config: SimConfig, workload: Workload, policy: Policy) -> None:
+        self.config = config
+        self.workload = workload
+        self.policy = policy
+        capacity = synthetic_capacity(
+            config.servers,
+            memory_mb=config.server_memory_mb,
+            cpu_millis=config.server_cpu_millis,
+            heterogeneous=config.heterogeneous,
+            seed=config.seed,
+        )
+        self.cluster = Cluster(capacity)
+        self.blocks = BlockIndex(config.servers, np.full(config.servers, config.cache_bytes))
+        self.versions = VersionBlocks(workload, self.blocks, seed=config.seed)
+        self.context = PlacementContext(
+            self.cluster, self.blocks, np.random.default_rng([config.seed, 1])
+        )
+        self.rng = np.random.default_rng([config.seed, 2])
+        self.metrics = MetricsRecorder(
+            resources=tuple(self.cluster.resources),
+            capacity_total=capacity.sum(axis=0),
+            sla_s=config.sla_s,
+        )
+        n_models = len(workload.models)
+        self.version = [0] * n_models
+        self.previous = [0] * n_models
+        self.switch_start = [-np.inf] * n_models
+        self.retired: set[tuple[int, int]] = set()
+        self.containers: dict[int, _Container] = {}
+        self.idle: dict[tuple[int, int, int], list[int]] = {}
+        self.idle_order: OrderedDict[int, None] = OrderedDict()  # oldest idle first
+        self.used = np.zeros(self.cluster.n_dims, dtype=np.int64)
+        self.events: list[tuple[float, int, int, Any]] = []
+        self.sequence = 0
+
+    # ---- event queue --------------------------------------------------------------
+
+    def _push(self, t: float, kind: int, payload: Any) -> None:
+        self.sequence += 1
+        heapq.heappush(self.events, (t, kind, self.sequence, payload))
+
+    def run(self, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+        """Simulates ``config.duration_s`` seconds; ``progress(t)`` is called now and then."""
+        start = time.perf_counter()
+        for m, model in enumerate(self.workload.models):
+            if model.rollout_interval_s > 0:
+                self._push(model.rollout_offset_s or model.rollout_interval_s, _ROLLOUT, m)
+        duration = self.config.duration_s
+        arrivals = self.workload.arrival_s
+        models = self.workload.arrival_model
+        services = self.workload.service_s
+        n = int(np.searchsorted(arrivals, duration))
+        for i in range(n):
+            t = float(arrivals[i])
+            while self.events and self.events[0][0] <= t:
+                self._dispatch(*heapq.heappop(self.events))
+            self._advance(t)
+            self._request(t, int(models[i]), float(services[i]))
+            if progress is not None and i % 2048 == 0:
+                progress(t)
+        while self.events and self.events[0][0] <= duration:
+            self._dispatch(*heapq.heappop(self.events))
+        self._advance(duration)
+        if progress is not None:
+            progress(duration)
+        return self.metrics.summary(duration, time.perf_counter() - start)
+
+    def _dispatch(self, t: float, kind: int, _sequence: int, payload: Any) -> None:
+        self._advance(t)
+        if kind == _FINISH:
+            self._finish(t, payload)
+        elif kind == _EXPIRE:
+            self._expire(*payload)
+        elif kind == _ROLLOUT:
+            self._rollout(t, payload)
+        else:
+            self._retire(*payload)
+
+    def _advance(self, t: float) -> None:
+        self.metrics.advance(t, self.cluster.n_active_servers, self.used)
+
+    # ---- requests -----------------------------------------------------------------
+
+    def _route(self, t: float, model: int) -> int:
+        """The version serving a request at t (old and new side by side during a switch)."""
+        since = t - self.switch_start[model]
+        window = self.workload.switch_window_s
+        if since < window and self.rng.random() > since / window:
+            return self.previous[model]
+        return self.version[model]
+
+    def _request(self, t: float, model: int, service_s: float) -> None:
+        self.metrics.requests += 1
+        version = self._route(t, model)
+        spec = self.workload.models[model]
+        warm: list[int] = []
+        cold: list[int] = []  # partitions that need a new container
+        for p in range(len(spec.partitions)):
+            container = self._take_idle((model, version, p))
+            if container is None:
+                cold.append(p)
+            else:
+                warm.append(container)
+        ready_s = 0.0
+        started: list[int] = []
+        if cold:
+            requests = [spec.partitions[p].request for p in cold]
+            blocks = [self.versions.ids(model, p, version) for p in cold]
+            began = time.perf_counter_ns()
+            placed = self.policy.place_gang(self.context, requests, blocks)
+            elapsed = time.perf_counter_ns() - began
+            while placed is None and self.idle_order:
+                # Make room: reclaim the longest-idle containers, then try again.
+                for _ in range(min(len(cold), len(self.idle_order))):
+                    self._reclaim(next(iter(self.idle_order)))
+                began = time.perf_counter_ns()
+                placed = self.policy.place_gang(self.context, requests, blocks)
+                elapsed += time.perf_counter_ns() - began
+            if placed is None:
+                for container in warm:  # they stay idle, as if never touched
+                    self._make_idle_again(container)
+                self.metrics.rejected["no_capacity"] += 1
+                return
+            per_container = elapsed // len(cold)
+            for (container, server), p, request, ids in zip(
+                placed, cold, requests, blocks, strict=True
+            ):
+                self.metrics.decision_ns.append(per_container)
+                downloaded = int(self.blocks.fetch(server, ids))
+                cold_s = downloaded / self.config.bandwidth_bytes_per_s + self.config.boot_s
+                self.metrics.cold_start_s.append(cold_s)
+                self.metrics.bytes_downloaded += downloaded
+                self.metrics.placements += 1
+                ready_s = max(ready_s, cold_s)
+                self.containers[container] = _Container(model, version, p, server, request)
+                self.used += request
+                started.append(container)
+        else:
+            self.metrics.warm_requests += 1
+        latency = ready_s + service_s
+        self.metrics.request_s.append(latency)
+        busy = warm + started
+        for container in busy:
+            state = self.containers[container]
+            state.idle = False
+            state.token += 1
+        self._push(t + latency, _FINISH, busy)
+
+    def _take_idle(self, key: tuple[int, int, int]) -> int | None:
+        pool = self.idle.get(key)
+        while pool:
+            container = pool.pop()
+            state = self.containers.get(container)
+            if state is not None and state.alive and state.idle:
+                state.idle = False
+                del self.idle_order[container]
+                return container
+        return None
+
+    def _make_idle_again(self, container: int) -> None:
+        state = self.containers[container]
+        state.idle = True
+        self.idle_order[container] = None
+        self.idle.setdefault((state.model, state.version, state.partition), []).append(container)
+
+    # ---- container lifecycle ------------------------------------------------------
+
+    def _finish(self, t: float, containers: list[int]) -> None:
+        for container in containers:
+            state = self.containers[container]
+            if (state.model, state.version) in self.retired:
+                self._reclaim(container)
+                continue
+            state.idle = True
+            state.token += 1
+            self.idle_order[container] = None
+            self.idle.setdefault((state.model, state.version, state.partition), []).append(
+                container
+            )
+            self._push(t + self.config.keep_alive_s, _EXPIRE, (container, state.token))
+
+    def _expire(self, container: int, token: int) -> None:
+        state = self.containers.get(container)
+        if state is not None and state.alive and state.idle and state.token == token:
+            self._reclaim(container)
+
+    def _reclaim(self, container: int) -> None:
+        state = self.containers.pop(container)
+        state.alive = False
+        self.idle_order.pop(container, None)
+        self.cluster.release(container)
+        self.used -= state.request
+
+    def _rollout(self, t: float, model: int) -> None:
+        self.previous[model] = self.version[model]
+        self.version[model] += 1
+        self.switch_start[model] = t
+        self._push(t + self.workload.switch_window_s, _RETIRE, (model, self.previous[model]))
+        self._push(t + self.workload.models[model].rollout_interval_s, _ROLLOUT, model)
+
+    def _retire(self, model: int, version: int) -> None:
+        if version == self.version[model]:
+            return
+        self.retired.add((model, version))
+        for p in range(len(self.workload.models[model].partitions)):
+            for container in self.idle.pop((model, version, p), []):
+                state = self.containers.get(container)
+                if state is not None and state.alive and state.idle:
+                    self._reclaim(container)

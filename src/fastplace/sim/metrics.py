@@ -1,0 +1,77 @@
+"""What a simulation run measures, and how it is summarised."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MetricsRecorder"]
+
+
+def _percentile(values: list[float] | list[int], q: float) -> float:
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+@dataclass
+class MetricsRecorder:
+    """Accumulates one run's measurements; ``summary()`` gives the metric table row."""
+
+    resources: tuple[str, ...]
+    capacity_total: np.ndarray[Any, np.dtype[np.int64]]
+    sla_s: float
+    last_t: float = 0.0
+    active_area: float = 0.0
+    used_area: np.ndarray[Any, np.dtype[np.float64]] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.float64)
+    )
+    cold_start_s: list[float] = field(default_factory=list)
+    request_s: list[float] = field(default_factory=list)
+    decision_ns: list[int] = field(default_factory=list)
+    bytes_downloaded: int = 0
+    placements: int = 0
+    requests: int = 0
+    warm_requests: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    peak_active: int = 0
+
+    def __post_init__(self) -> None:
+        self.used_area = np.zeros(len(self.resources), dtype=np.float64)
+
+    def advance(self, t: float, active: int, used: np.ndarray[Any, np.dtype[np.int64]]) -> None:
+        """Integrates the time-weighted metrics over [last_t, t)."""
+        dt = t - self.last_t
+        if dt > 0:
+            self.active_area += active * dt
+            self.used_area += used * dt
+            self.last_t = t
+        self.peak_active = max(self.peak_active, active)
+
+    def summary(self, duration_s: float, wall_s: float) -> dict[str, Any]:
+        utilisation = self.used_area / duration_s / np.maximum(self.capacity_total, 1)
+        row: dict[str, Any] = {
+            "servers_used_mean": self.active_area / duration_s,
+            "servers_used_peak": self.peak_active,
+        }
+        for name, share in zip(self.resources, utilisation, strict=True):
+            row[f"utilisation_{name}"] = float(share)
+        row.update(
+            requests=self.requests,
+            warm_requests=self.warm_requests,
+            cold_starts=len(self.cold_start_s),
+            cold_start_p50_s=_percentile(self.cold_start_s, 50),
+            cold_start_p99_s=_percentile(self.cold_start_s, 99),
+            bytes_downloaded=self.bytes_downloaded,
+            request_p50_s=_percentile(self.request_s, 50),
+            request_p99_s=_percentile(self.request_s, 99),
+            sla_violations=int(np.count_nonzero(np.asarray(self.request_s) > self.sla_s)),
+            rejected=sum(self.rejected.values()),
+            rejected_reasons=dict(self.rejected),
+            decision_p50_ns=_percentile(self.decision_ns, 50),
+            decision_p99_ns=_percentile(self.decision_ns, 99),
+            placements=self.placements,
+            wall_s=wall_s,
+        )
+        return row

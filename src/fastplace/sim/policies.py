@@ -1,0 +1,233 @@
+"""Placement policies: feasibility from the core's bitsets, then a score, then a choice.
+
+Every policy answers one question, ``choose(context, request, blocks)``: which server
+gets this container (-1: none fits). The pipeline is the same for all of them:
+
+1. feasibility: ``cluster.feasible(request)`` (level bitsets, exact check) — cheap,
+   and it removes every server a score could wrongly pick;
+2. score: a policy-specific number per feasible server (numpy, vectorised);
+3. choice: the best score, ties to the lowest server index (first-fit order, which
+   also consolidates load onto few servers).
+
+``first_fit`` and ``best_fit`` skip the Python pipeline and run it inside C++.
+A DI model's partitions are placed as a gang: all of them, or none.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from fastplace.cluster import Cluster
+
+if TYPE_CHECKING:
+    from fastplace.block_index import BlockIndex
+
+__all__ = [
+    "POLICIES",
+    "BestFit",
+    "DotProduct",
+    "FirstFit",
+    "L2Norm",
+    "PlacementContext",
+    "Policy",
+    "RandomFit",
+    "Similarity",
+    "make_policy",
+]
+
+Request = list[int]
+BlockIds = npt.NDArray[np.int64]
+
+
+@dataclass
+class PlacementContext:
+    """What a policy may look at: the cluster, the block caches, a seeded RNG."""
+
+    cluster: Cluster
+    blocks: BlockIndex
+    rng: np.random.Generator
+
+    def __post_init__(self) -> None:
+        # Normalisers for scores: each dimension as a share of the largest server.
+        self.scale = 1.0 / np.maximum(self.cluster.capacity_copy().max(axis=0), 1)
+
+
+class Policy(ABC):
+    """Chooses a server for one container; ``place_gang`` books a whole model."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
+        """The server for ``request`` (-1 if none fits). Must not change any state."""
+
+    def place_gang(
+        self, context: PlacementContext, requests: list[Request], blocks: list[BlockIds]
+    ) -> list[tuple[int, int]] | None:
+        """Books every request or none: (container, server) pairs, or None."""
+        cluster = context.cluster
+        placed: list[tuple[int, int]] = []
+        for request, ids in zip(requests, blocks, strict=True):
+            server = self.choose(context, request, ids)
+            if server < 0:
+                for container, _ in placed:
+                    cluster.release(container)
+                return None
+            placed.append((cluster.place(server, request), server))
+        return placed
+
+
+class _NativeGang(Policy):
+    """Policies the core runs itself, gang and all, under one lock."""
+
+    native: ClassVar[str]
+
+    def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
+        cluster = context.cluster
+        return cluster.first_fit(request) if self.native == "first_fit" else cluster.best_fit(request)
+
+    def place_gang(
+        self, context: PlacementContext, requests: list[Request], blocks: list[BlockIds]
+    ) -> list[tuple[int, int]] | None:
+        try:
+            return context.cluster.place_gang(requests, self.native)
+        except ValueError:  # the gang does not fit; the core placed nothing
+            return None
+
+
+class FirstFit(_NativeGang):
+    """The paper's greedy finder: the lowest-index server that fits."""
+
+    name = "first_fit"
+    native = "first_fit"
+
+
+class BestFit(_NativeGang):
+    """The server left with the least normalised free space."""
+
+    name = "best_fit"
+    native = "best_fit"
+
+
+class _ScoredPolicy(Policy):
+    """feasible -> score -> argmax, ties to the lowest index."""
+
+    def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
+        feasible = context.cluster.feasible(request)
+        if feasible.shape[0] == 0:
+            return -1
+        scores = self.score(context, feasible, request, blocks)
+        return int(feasible[int(np.argmax(scores))])
+
+    @abstractmethod
+    def score(
+        self,
+        context: PlacementContext,
+        feasible: npt.NDArray[np.int64],
+        request: Request,
+        blocks: BlockIds,
+    ) -> npt.NDArray[np.float64]:
+        """Higher is better, one value per feasible server."""
+
+
+def _active(context: PlacementContext, feasible: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    return context.cluster.container_counts()[feasible] > 0
+
+
+class DotProduct(_ScoredPolicy):
+    """Panigrahy et al.'s dot-product alignment (as in Tetris): among servers already
+    in use, the one whose free vector best aligns with the request; an empty server
+    is opened (first fit) only when no active server fits."""
+
+    name = "dot_product"
+
+    def score(
+        self,
+        context: PlacementContext,
+        feasible: npt.NDArray[np.int64],
+        request: Request,
+        blocks: BlockIds,
+    ) -> npt.NDArray[np.float64]:
+        free = context.cluster.free_copy()[feasible] * context.scale
+        alignment = free @ (np.asarray(request) * context.scale)
+        return np.where(_active(context, feasible), alignment, -1.0 - feasible * 1e-12)
+
+
+class L2Norm(_ScoredPolicy):
+    """Panigrahy et al.'s norm-based greedy: among servers in use, the one whose free
+    vector is closest (L2, normalised) to the request, i.e. the tightest fit."""
+
+    name = "l2_norm"
+
+    def score(
+        self,
+        context: PlacementContext,
+        feasible: npt.NDArray[np.int64],
+        request: Request,
+        blocks: BlockIds,
+    ) -> npt.NDArray[np.float64]:
+        left = (context.cluster.free_copy()[feasible] - np.asarray(request)) * context.scale
+        distance = (left * left).sum(axis=1)
+        return np.where(_active(context, feasible), -distance, -10.0 - feasible * 1e-12)
+
+
+class Similarity(_ScoredPolicy):
+    """Block locality: the server already caching the most bytes of the container's
+    blocks, so a cold start downloads least. Guard against piling onto one server:
+    servers whose memory would pass ``max_load`` after placing are used only when no
+    other feasible server is left. Without any cached bytes, first fit."""
+
+    name = "similarity"
+
+    def __init__(self, max_load: float = 0.9) -> None:
+        if not 0.0 < max_load <= 1.0:
+            raise ValueError(f"max_load = {max_load} must be in (0, 1]")
+        self.max_load = max_load
+
+    def score(
+        self,
+        context: PlacementContext,
+        feasible: npt.NDArray[np.int64],
+        request: Request,
+        blocks: BlockIds,
+    ) -> npt.NDArray[np.float64]:
+        cached = np.asarray(context.blocks.cached_bytes_on(feasible, blocks), dtype=np.float64)
+        cluster = context.cluster
+        free_after = cluster.free_copy()[feasible, 0] - request[0]
+        load_after = 1.0 - free_after / np.maximum(cluster.capacity_copy()[feasible, 0], 1)
+        piled = load_after > self.max_load
+        # Lexicographic: not piled, then cached bytes, then first-fit order (argmax
+        # returns the first maximum, and feasible is sorted by server index).
+        return np.where(piled, cached - 1e18, cached)
+
+
+class RandomFit(Policy):
+    """A uniformly random feasible server (seeded): the floor any policy should beat."""
+
+    name = "random"
+
+    def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
+        feasible = context.cluster.feasible(request)
+        if feasible.shape[0] == 0:
+            return -1
+        return int(feasible[int(context.rng.integers(feasible.shape[0]))])
+
+
+POLICIES: dict[str, type[Policy]] = {
+    policy.name: policy for policy in (FirstFit, BestFit, DotProduct, L2Norm, Similarity, RandomFit)
+}
+
+
+def make_policy(name: str) -> Policy:
+    """A policy by name (see ``POLICIES``); ValueError listing the names otherwise."""
+    try:
+        return POLICIES[name]()
+    except KeyError:
+        raise ValueError(
+            f"policy = {name!r} is not one of {', '.join(sorted(POLICIES))}"
+        ) from None

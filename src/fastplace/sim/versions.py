@@ -1,0 +1,80 @@
+"""Model files as blocks, version after version.
+
+Synthetic versions: version 0 of each partition's file is a run of fresh random block
+hashes; each later version keeps the previous one's blocks except a random
+``changed_fraction`` of them, which get new hashes (a retrained model updates some
+weights and leaves others byte-identical). Block ids come from the cluster's
+BlockIndex, so the same hash is the same block wherever it is cached.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from fastplace.sim.workload import Workload
+
+if TYPE_CHECKING:
+    from fastplace.block_index import BlockIndex
+
+__all__ = ["VersionBlocks"]
+
+MIB = 1 << 20
+
+
+class VersionBlocks:
+    """Block ids and byte counts of every (model, partition, version), made on demand."""
+
+    def __init__(
+        self, workload: Workload, index: BlockIndex, *, block_bytes: int = MIB, seed: int = 0
+    ) -> None:
+        if block_bytes <= 0:
+            raise ValueError(f"block_bytes = {block_bytes} must be > 0")
+        self._workload = workload
+        self._index = index
+        self._block_bytes = block_bytes
+        self._seed = seed
+        self._hashes: dict[tuple[int, int, int], npt.NDArray[np.uint64]] = {}
+        self._ids: dict[tuple[int, int, int], npt.NDArray[np.int64]] = {}
+
+    def _rng(self, model: int, partition: int, version: int) -> np.random.Generator:
+        # One stream per (model, partition, version): the blocks of a version do not
+        # depend on the order in which versions are first asked for.
+        return np.random.default_rng([self._seed, model, partition, version])
+
+    def _sizes(self, file_bytes: int) -> npt.NDArray[np.int64]:
+        n = -(-file_bytes // self._block_bytes)
+        sizes = np.full(n, self._block_bytes, dtype=np.int64)
+        sizes[-1] = file_bytes - (n - 1) * self._block_bytes
+        return sizes
+
+    def hashes(self, model: int, partition: int, version: int) -> npt.NDArray[np.uint64]:
+        key = (model, partition, version)
+        found = self._hashes.get(key)
+        if found is not None:
+            return found
+        spec = self._workload.models[model]
+        n = self._sizes(spec.partitions[partition].file_bytes).shape[0]
+        rng = self._rng(model, partition, version)
+        if version == 0:
+            hashes = rng.integers(0, 2**63, size=n, dtype=np.uint64)
+        else:
+            hashes = self.hashes(model, partition, version - 1).copy()
+            changed = rng.random(n) < spec.changed_fraction
+            hashes[changed] = rng.integers(0, 2**63, size=int(changed.sum()), dtype=np.uint64)
+        self._hashes[key] = hashes
+        return hashes
+
+    def ids(self, model: int, partition: int, version: int) -> npt.NDArray[np.int64]:
+        """BlockIndex ids of the version's partition file."""
+        key = (model, partition, version)
+        found = self._ids.get(key)
+        if found is None:
+            sizes = self._sizes(self._workload.models[model].partitions[partition].file_bytes)
+            found = np.asarray(
+                self._index.intern(self.hashes(model, partition, version), sizes), dtype=np.int64
+            )
+            self._ids[key] = found
+        return found

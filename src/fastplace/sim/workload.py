@@ -1,0 +1,150 @@
+"""Workloads: DI models (partitions, sizes, versions) and their request arrivals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from fastplace.resources import cpu_for_memory
+
+__all__ = ["DIModel", "Partition", "Workload", "synthetic_workload"]
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition of a DI model: its container's resources and its model file."""
+
+    memory_mb: int
+    cpu_millis: int
+    file_bytes: int
+
+    @classmethod
+    def of_memory(cls, memory_mb: int, *, weight_share: float = 0.5) -> Partition:
+        """A partition whose weights take ``weight_share`` of its container memory."""
+        return cls(
+            memory_mb=int(memory_mb),
+            cpu_millis=cpu_for_memory(int(memory_mb)),
+            file_bytes=max(MIB, int(memory_mb * MIB * weight_share)),
+        )
+
+    @property
+    def request(self) -> list[int]:
+        return [self.memory_mb, self.cpu_millis]
+
+
+@dataclass(frozen=True)
+class DIModel:
+    """A distributed-inference model: partition 0 fans out to the others."""
+
+    name: str
+    partitions: tuple[Partition, ...]
+    #: A new version is deployed every this many seconds (0: never).
+    rollout_interval_s: float = 0.0
+    #: First rollout time (staggers models' rollouts).
+    rollout_offset_s: float = 0.0
+    #: Share of the file's blocks that change from one version to the next.
+    changed_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not self.partitions:
+            raise ValueError(f"model {self.name!r} has no partitions")
+        if not 0.0 <= self.changed_fraction <= 1.0:
+            raise ValueError(
+                f"model {self.name!r}: changed_fraction = {self.changed_fraction} "
+                "must be in [0, 1]"
+            )
+        if self.rollout_interval_s < 0:
+            raise ValueError(
+                f"model {self.name!r}: rollout_interval_s = {self.rollout_interval_s} must be >= 0"
+            )
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Models and a time-sorted stream of requests to them."""
+
+    name: str
+    models: tuple[DIModel, ...]
+    #: Request arrival times (s, sorted), the model each request is for, and how
+    #: long partition 0 takes to answer once every partition is ready (s).
+    arrival_s: npt.NDArray[np.float64]
+    arrival_model: npt.NDArray[np.int32]
+    service_s: npt.NDArray[np.float64]
+    #: During a rollout, requests move from the old to the new version linearly
+    #: over this window (both versions serve side by side).
+    switch_window_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        n = self.arrival_s.shape[0]
+        if self.arrival_model.shape != (n,) or self.service_s.shape != (n,):
+            raise ValueError("arrival_s, arrival_model and service_s must have the same length")
+        if n and (np.diff(self.arrival_s) < 0).any():
+            raise ValueError("arrival_s must be sorted")
+        if n and (self.arrival_model.min() < 0 or self.arrival_model.max() >= len(self.models)):
+            raise ValueError("arrival_model names a model that does not exist")
+
+    @property
+    def n_requests(self) -> int:
+        return int(self.arrival_s.shape[0])
+
+
+def poisson_arrivals(
+    rates: npt.NDArray[np.float64], duration_s: float, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int32]]:
+    """Merged Poisson arrivals of several models over ``duration_s``."""
+    counts = rng.poisson(rates * duration_s)
+    times = rng.uniform(0.0, duration_s, size=int(counts.sum()))
+    models = np.repeat(np.arange(len(rates), dtype=np.int32), counts)
+    order = np.argsort(times, kind="stable")
+    return times[order], models[order]
+
+
+def synthetic_workload(
+    *,
+    duration_s: float = 600.0,
+    n_models: int = 24,
+    total_rate: float = 150.0,
+    rollout_interval_s: float = 120.0,
+    changed_fraction: float = 0.2,
+    seed: int = 0,
+) -> Workload:
+    """The built-in default: DI models of 2-6 partitions with Lambda-size memory.
+
+    Request rates follow a Zipf-like popularity (a few hot models, a long tail), and
+    every model rolls out a new version every ``rollout_interval_s``, staggered.
+    """
+    if n_models <= 0:
+        raise ValueError(f"n_models = {n_models} must be > 0")
+    rng = np.random.default_rng(seed)
+    sizes = np.array([512, 1024, 1536, 2048, 3008, 4096, 6144, 8192, 10240])
+    models = []
+    for m in range(n_models):
+        n_parts = int(rng.integers(2, 7))
+        memory = rng.choice(sizes, size=n_parts)
+        models.append(
+            DIModel(
+                name=f"model-{m:02d}",
+                partitions=tuple(Partition.of_memory(int(x)) for x in memory),
+                rollout_interval_s=rollout_interval_s,
+                rollout_offset_s=float(rng.uniform(0.2, 1.0) * rollout_interval_s)
+                if rollout_interval_s
+                else 0.0,
+                changed_fraction=changed_fraction,
+            )
+        )
+    popularity = 1.0 / np.arange(1, n_models + 1) ** 0.8
+    rates = total_rate * rng.permutation(popularity) / popularity.sum()
+    arrival_s, arrival_model = poisson_arrivals(rates, duration_s, rng)
+    base_service = rng.uniform(0.05, 0.4, size=n_models)
+    service = base_service[arrival_model] * rng.lognormal(0.0, 0.3, size=arrival_s.shape[0])
+    return Workload(
+        name="synthetic",
+        models=tuple(models),
+        arrival_s=arrival_s,
+        arrival_model=arrival_model,
+        service_s=service,
+    )
