@@ -15,6 +15,7 @@ from fastplace.cluster import (
     ReplayOp,
     ReplayResult,
 )
+from fastplace.packing import pack, read_vbp
 from fastplace.resources import DEFAULT_RESOURCES, MB_PER_VCPU, cpu_for_memory
 
 try:
@@ -32,4 +33,6 @@ __all__ = [
     "ReplayResult",
     "__version__",
     "cpu_for_memory",
+    "pack",
+    "read_vbp",
 ]

@@ -15,6 +15,7 @@ __all__ = ["main"]
 SUBCOMMANDS: tuple[str, ...] = (
     "fastplace.cli.place",
     "fastplace.cli.similarity",
+    "fastplace.cli.pack",
 )
 
 

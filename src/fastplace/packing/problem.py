@@ -41,7 +41,7 @@ def as_problem(capacity: npt.ArrayLike, items: npt.ArrayLike) -> tuple[Int64Arra
         dim = int(np.flatnonzero(cap < 0)[0])
         raise ValueError(f"capacity[{dim}] = {cap[dim]} must be >= 0")
     item_array = np.asarray(items)
-    if item_array.ndim == 2 and item_array.shape[0] == 0:
+    if item_array.size == 0 and item_array.ndim <= 2:
         item_array = item_array.reshape(0, dims)
     matrix = as_amount_matrix(item_array, "items", dims)
     negative = matrix < 0

@@ -68,18 +68,15 @@ def read_vbp(path: str | os.PathLike[str]) -> VbpInstance:
     with open(path, encoding="utf-8") as file:
         text = file.read()
     records = _records(text)
-    last_line = 0
+    end_of_file = len(text.splitlines()) + 1
 
     def next_record(what: str) -> tuple[int, list[str]]:
-        nonlocal last_line
         try:
-            number, tokens = next(records)
+            return next(records)
         except StopIteration:
             raise VbpFormatError(
-                where, last_line + 1, f"missing line: expected {what}, got end of file"
+                where, end_of_file, f"missing line: expected {what}, got end of file"
             ) from None
-        last_line = number
-        return number, tokens
 
     def integers(number: int, tokens: list[str], count: int, what: str) -> list[int]:
         if len(tokens) != count:
