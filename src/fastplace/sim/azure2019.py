@@ -68,7 +68,11 @@ def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
 def _files(source: str | Path | None) -> tuple[Path, Path, Path]:
     if source is None:
         base = resources.files("fastplace.sim.data") / "azure2019"
-        return (Path(str(base / "inv.csv")), Path(str(base / "mem.csv")), Path(str(base / "run.csv")))
+        return (
+            Path(str(base / "inv.csv")),
+            Path(str(base / "mem.csv")),
+            Path(str(base / "run.csv")),
+        )
     path = Path(source)
     if path.is_dir():
         found = []
@@ -104,7 +108,9 @@ def read_trace(source: str | Path | None = None) -> list[TraceFunction]:
         counts = np.array([_number(inv_path, line, row, k) for k in minutes], dtype=np.int64)
         name = row["HashFunction"]
         if row["HashApp"] not in memory:
-            raise TraceFormatError(f"{inv_path}:{line}: app {row['HashApp'][:12]}… has no memory row")
+            raise TraceFormatError(
+                f"{inv_path}:{line}: app {row['HashApp'][:12]}… has no memory row"
+            )
         if name not in runs:
             raise TraceFormatError(f"{inv_path}:{line}: function {name[:12]}… has no duration row")
         functions.append(

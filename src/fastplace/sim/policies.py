@@ -16,8 +16,9 @@ A DI model's partitions are placed as a gang: all of them, or none.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,7 @@ __all__ = [
     "BestFit",
     "DotProduct",
     "FirstFit",
+    "Hybrid",
     "L2Norm",
     "PlacementContext",
     "Policy",
@@ -89,7 +91,9 @@ class _NativeGang(Policy):
 
     def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
         cluster = context.cluster
-        return cluster.first_fit(request) if self.native == "first_fit" else cluster.best_fit(request)
+        return (
+            cluster.first_fit(request) if self.native == "first_fit" else cluster.best_fit(request)
+        )
 
     def place_gang(
         self, context: PlacementContext, requests: list[Request], blocks: list[BlockIds]
@@ -218,16 +222,57 @@ class RandomFit(Policy):
         return int(feasible[int(context.rng.integers(feasible.shape[0]))])
 
 
-POLICIES: dict[str, type[Policy]] = {
-    policy.name: policy for policy in (FirstFit, BestFit, DotProduct, L2Norm, Similarity, RandomFit)
+class Hybrid(Policy):
+    """The paper's hybrid scheduler: the resource optimizer's server when it is valid
+    (and in time), else the greedy finder's. Decisions go through a
+    :class:`fastplace.ServerAllocator` bound to the simulated cluster. The budget is
+    unlimited by default so that simulated results do not depend on this machine's
+    speed; decision latency is measured either way."""
+
+    name = "hybrid"
+
+    def __init__(self, optimizer: Any = None, budget_us: float = float("inf")) -> None:
+        self._optimizer = optimizer
+        self._budget_us = budget_us
+        self._allocators: dict[int, Any] = {}
+
+    def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
+        allocator = self._allocators.get(id(context))
+        if allocator is None:
+            from fastplace.allocator import ServerAllocator
+
+            allocator = ServerAllocator(
+                context.cluster, self._optimizer, self._budget_us, blocks=context.blocks
+            )
+            self._allocators = {id(context): allocator}
+        server: int = allocator.choose(request, blocks)[0]
+        return server
+
+
+def _resource_optimizer_alone() -> Policy:
+    from fastplace.optimizer.policy import RO
+
+    policy: Policy = RO()
+    return policy
+
+
+#: Policy name -> factory. ``ro`` (the resource optimizer alone) needs torch.
+POLICIES: dict[str, Callable[[], Policy]] = {
+    "first_fit": FirstFit,
+    "best_fit": BestFit,
+    "dot_product": DotProduct,
+    "l2_norm": L2Norm,
+    "similarity": Similarity,
+    "random": RandomFit,
+    "hybrid": Hybrid,
+    "ro": _resource_optimizer_alone,
 }
 
 
 def make_policy(name: str) -> Policy:
     """A policy by name (see ``POLICIES``); ValueError listing the names otherwise."""
     try:
-        return POLICIES[name]()
+        factory = POLICIES[name]
     except KeyError:
-        raise ValueError(
-            f"policy = {name!r} is not one of {', '.join(sorted(POLICIES))}"
-        ) from None
+        raise ValueError(f"policy = {name!r} is not one of {', '.join(sorted(POLICIES))}") from None
+    return factory()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TABLE_METRICS", "print_table", "plot", "write_json"]
+__all__ = ["TABLE_METRICS", "plot", "print_table", "write_json"]
 
 #: (key, heading, format) of the columns shown on the terminal.
 TABLE_METRICS: tuple[tuple[str, str, str], ...] = (

@@ -54,8 +54,7 @@ class DIModel:
             raise ValueError(f"model {self.name!r} has no partitions")
         if not 0.0 <= self.changed_fraction <= 1.0:
             raise ValueError(
-                f"model {self.name!r}: changed_fraction = {self.changed_fraction} "
-                "must be in [0, 1]"
+                f"model {self.name!r}: changed_fraction = {self.changed_fraction} must be in [0, 1]"
             )
         if self.rollout_interval_s < 0:
             raise ValueError(

@@ -1,0 +1,306 @@
+"""The hybrid server allocator: the greedy finder and the resource optimizer (RO).
+
+For each container (the paper's steps): (1) a request arrives; (2) the allocator asks
+the greedy finder (the core's first fit) and the RO (a DQN scoring up to K candidate
+servers) for a server; (3)-(4) it takes the RO's server if that answer is valid (the
+server fits and is not cordoned) and arrived within the latency budget, else the
+greedy one; (5) it records the outcome, which feeds the RO's retraining.
+
+How "in parallel" is realised: sequentially, greedy first, then the RO under a
+deadline. The greedy answer costs ~50 ns; handing work to another thread and back
+costs tens of microseconds in CPython (measured in bench/bench_allocator.py), more
+than the whole budget, so a second thread would make every decision slower. The
+deadline is checked when the RO returns: a late answer is never used (the RO is not
+pre-empted mid-inference; its time counts against the decision's latency).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from fastplace.cluster import Cluster
+
+if TYPE_CHECKING:
+    from fastplace.block_index import BlockIndex
+
+__all__ = ["Decision", "FeedbackRecord", "Optimizer", "ServerAllocator"]
+
+logger = logging.getLogger("fastplace.allocator")
+
+BlockIds = npt.NDArray[np.int64]
+
+
+class Optimizer(Protocol):
+    """What the allocator needs from a resource optimizer."""
+
+    def scores(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """One score per candidate row (higher is better)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where a container went, who chose it, and how long the choice took."""
+
+    server: int  # -1: nothing fits, nothing booked
+    container: int  # -1 when server is -1
+    source: str  # "ro" or "greedy"
+    latency_ns: int
+    #: The RO's candidate (-1 if it had none, failed or was late) and why greedy won.
+    ro_server: int = -1
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """One decision as the RO's retraining sees it."""
+
+    request: tuple[int, ...]
+    greedy_server: int
+    ro_server: int
+    source: str
+    reason: str
+    ro_latency_ns: int
+    candidates: npt.NDArray[np.int64] = field(repr=False)
+    features: npt.NDArray[np.float32] | None = field(repr=False, default=None)
+
+
+class _WarnOnce:
+    """Logs each distinct RO failure kind once per allocator, not once per decision."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, kind: str, message: str) -> None:
+        if kind not in self.seen:
+            self.seen.add(kind)
+            logger.warning("resource optimizer %s: %s; using the greedy server", kind, message)
+
+
+def _load_optimizer(path: str | os.PathLike[str] | None) -> Optimizer | None:
+    """The RO from ``path`` (None: the shipped model), or None with a warning."""
+    try:
+        from fastplace.optimizer.model import ResourceOptimizer
+    except ImportError as error:  # torch (the optional extra) is missing
+        logger.warning(
+            "resource optimizer unavailable (%s): install fastplace[torch]; "
+            "placing with the greedy finder only",
+            error,
+        )
+        return None
+    try:
+        if path is None:
+            return ResourceOptimizer.default()  # type: ignore[no-any-return]
+        return ResourceOptimizer.load(path)  # type: ignore[no-any-return]
+    except (ImportError, ValueError, OSError, RuntimeError) as error:
+        logger.warning("resource optimizer not loaded (%s); greedy placement only", error)
+        return None
+
+
+class ServerAllocator:
+    """Books containers on ``cluster``, taking the RO's server when valid and in time.
+
+    ``optimizer=None`` loads the model shipped with fastplace, a path loads that
+    TorchScript file (either way: greedy only, with a warning, when torch or the file
+    is unavailable, corrupt or of another feature schema); pass ``optimizer=False``
+    for greedy only without a warning. ``blocks`` is the cluster's block index, used for
+    the RO's block-locality features (optional).
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        optimizer: Optimizer | str | os.PathLike[str] | bool | None = None,
+        budget_us: float = 50.0,
+        *,
+        blocks: BlockIndex | None = None,
+        k: int = 64,
+        feedback_size: int = 100_000,
+    ) -> None:
+        if not isinstance(cluster, Cluster):
+            raise TypeError(f"cluster must be a fastplace.Cluster, got {type(cluster).__name__}")
+        if not budget_us >= 0:
+            raise ValueError(f"budget_us = {budget_us!r} must be >= 0")
+        if k < 1:
+            raise ValueError(f"k = {k} must be >= 1")
+        self.cluster = cluster
+        self.blocks = blocks
+        self.budget_ns = int(budget_us * 1000)
+        self.k = k
+        if optimizer is None or isinstance(optimizer, str | os.PathLike):
+            optimizer = _load_optimizer(optimizer)
+        self._optimizer: Optimizer | None = None if optimizer is False else optimizer  # type: ignore[assignment]
+        self._warn = _WarnOnce()
+        self._feedback: deque[FeedbackRecord] = deque(maxlen=feedback_size)
+        self._feedback_lock = threading.Lock()
+        self._no_blocks = np.zeros(0, dtype=np.int64)
+        self.counts = {"ro": 0, "greedy": 0, "none": 0}
+
+    # ---- the optimizer, swappable while decisions go on ----------------------------
+
+    @property
+    def optimizer(self) -> Optimizer | None:
+        return self._optimizer
+
+    def swap_optimizer(self, optimizer: Optimizer | None) -> None:
+        """Replaces the RO atomically: a decision uses the old or the new one, whole."""
+        self._optimizer = optimizer  # one reference store: atomic under the GIL
+
+    # ---- decisions -----------------------------------------------------------------
+
+    def choose(
+        self, request: list[int], blocks: BlockIds | None = None
+    ) -> tuple[int, int, str, int, str]:
+        """(server, greedy server, source, RO server, reason) without booking anything.
+
+        server is -1 when nothing fits. reason says why the RO's answer was not used
+        ("" when it was): no_ro, ro_none, ro_error, ro_nan, ro_invalid, ro_late.
+        """
+        greedy = self.cluster.first_fit(request)  # also validates the request
+        if greedy < 0:
+            return -1, -1, "greedy", -1, "no_fit"
+        optimizer = self._optimizer
+        if optimizer is None:
+            return greedy, greedy, "greedy", -1, "no_ro"
+        began = time.perf_counter_ns()
+        ro_server, reason, candidates, features = self._ask_ro(
+            optimizer, request, self._no_blocks if blocks is None else blocks
+        )
+        ro_ns = time.perf_counter_ns() - began
+        if reason == "" and ro_ns > self.budget_ns:
+            reason = "ro_late"
+        source = "ro" if reason == "" else "greedy"
+        self._record(request, greedy, ro_server, source, reason, ro_ns, candidates, features)
+        return (ro_server if source == "ro" else greedy), greedy, source, ro_server, reason
+
+    def allocate(
+        self, request: Sequence[int] | npt.NDArray[Any], blocks: BlockIds | None = None
+    ) -> Decision:
+        """Books one container for ``request`` and says where and why."""
+        began = time.perf_counter_ns()
+        request_list = request if isinstance(request, list) else [int(x) for x in request]
+        server, _, source, ro_server, reason = self.choose(request_list, blocks)
+        if server < 0:
+            self.counts["none"] += 1
+            return Decision(-1, -1, source, time.perf_counter_ns() - began, ro_server, reason)
+        try:
+            container = self.cluster.place(server, request_list)
+        except ValueError:
+            # Another thread took the room between the choice and the booking: fall
+            # back to an atomic first fit.
+            container, server = self.cluster.place_with(request_list)
+            source, reason = "greedy", reason or "raced"
+            if server < 0:
+                self.counts["none"] += 1
+                return Decision(-1, -1, source, time.perf_counter_ns() - began, ro_server, "no_fit")
+        self.counts[source] += 1
+        return Decision(
+            server, container, source, time.perf_counter_ns() - began, ro_server, reason
+        )
+
+    def _ask_ro(
+        self, optimizer: Optimizer, request: list[int], block_ids: BlockIds
+    ) -> tuple[int, str, npt.NDArray[np.int64] | None, npt.NDArray[np.float32] | None]:
+        """(server, reason it cannot be used or "", candidates, features)."""
+        from fastplace.optimizer import features as schema  # numpy only; cached after once
+
+        try:
+            found = schema.candidates(self.cluster, self.blocks, request, block_ids, k=self.k)
+            if found.shape[0] == 0:
+                return -1, "ro_none", found, None
+            features = schema.candidate_features(
+                self.cluster, self.blocks, request, block_ids, found
+            )
+            scores = np.asarray(optimizer.scores(features), dtype=np.float64)
+        except Exception as error:  # the RO must never make allocation fail
+            self._warn("error", f"{type(error).__name__}: {error}")
+            return -1, "ro_error", None, None
+        if scores.shape != (found.shape[0],):
+            self._warn("error", f"returned {scores.shape} scores for {found.shape[0]} candidates")
+            return -1, "ro_error", found, features
+        if not np.isfinite(scores).all():
+            self._warn("nan", "returned non-finite scores")
+            return -1, "ro_nan", found, features
+        server = int(found[int(np.argmax(scores))])
+        if not self.cluster.fits(server, request):
+            return server, "ro_invalid", found, features
+        return server, "", found, features
+
+    def _record(
+        self,
+        request: list[int],
+        greedy: int,
+        ro_server: int,
+        source: str,
+        reason: str,
+        ro_ns: int,
+        candidates: npt.NDArray[np.int64] | None,
+        features: npt.NDArray[np.float32] | None,
+    ) -> None:
+        record = FeedbackRecord(
+            request=tuple(request),
+            greedy_server=greedy,
+            ro_server=ro_server,
+            source=source,
+            reason=reason,
+            ro_latency_ns=ro_ns,
+            candidates=candidates if candidates is not None else self._no_blocks,
+            features=features,
+        )
+        with self._feedback_lock:
+            self._feedback.append(record)
+
+    def release(self, container: int) -> None:
+        """Frees a container booked by ``allocate`` (KeyError if it is not live)."""
+        self.cluster.release(container)
+
+    # ---- feedback and retraining ---------------------------------------------------
+
+    def feedback(self, *, clear: bool = False) -> list[FeedbackRecord]:
+        """The recorded decisions, oldest first (and empties the log if ``clear``)."""
+        with self._feedback_lock:
+            records = list(self._feedback)
+            if clear:
+                self._feedback.clear()
+        return records
+
+    def retrain(self, trainer: Callable[[list[FeedbackRecord]], Optimizer | None]) -> bool:
+        """Trains a new RO from the feedback log and swaps it in; decisions continue
+        meanwhile (call it from a background thread). False if the trainer gave none."""
+        records = self.feedback(clear=True)
+        new = trainer(records)
+        if new is None:
+            return False
+        self.swap_optimizer(new)
+        return True
+
+    def start_retraining(
+        self,
+        trainer: Callable[[list[FeedbackRecord]], Optimizer | None],
+        every_s: float,
+    ) -> threading.Event:
+        """Retrains every ``every_s`` seconds in a daemon thread; set the returned
+        event to stop it."""
+        if not every_s > 0:
+            raise ValueError(f"every_s = {every_s!r} must be > 0")
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every_s):
+                try:
+                    self.retrain(trainer)
+                except Exception as error:  # a failed retraining keeps the old model
+                    self._warn("retraining", f"{type(error).__name__}: {error}")
+
+        threading.Thread(target=loop, name="fastplace-ro-retrain", daemon=True).start()
+        return stop
