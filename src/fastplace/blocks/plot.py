@@ -9,6 +9,9 @@ from fastplace.blocks.sizes import format_size
 
 __all__ = ["plot_similarity"]
 
+_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "x")
+
 
 def plot_similarity(
     curves: Mapping[str, Sequence[tuple[int, float]]],
@@ -30,11 +33,20 @@ def plot_similarity(
     figure, axes = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
     try:
         ticks: set[int] = set()
-        for label, points in curves.items():
+        for index, (label, points) in enumerate(curves.items()):
             ordered = sorted(points)
             sizes = [size for size, _ in ordered]
             ticks.update(sizes)
-            axes.plot(sizes, [100.0 * value for _, value in ordered], marker="o", label=label)
+            # Curves often coincide (e.g. two formats, same blocks): vary style and
+            # marker so that every one stays visible where they overlap.
+            axes.plot(
+                sizes,
+                [100.0 * value for _, value in ordered],
+                linestyle=_STYLES[index % len(_STYLES)],
+                marker=_MARKERS[index % len(_MARKERS)],
+                markersize=7 - index % 3,
+                label=label,
+            )
         axes.set_xscale("log", base=2)
         axes.set_xticks(sorted(ticks), [format_size(size) for size in sorted(ticks)])
         axes.minorticks_off()
