@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         instance = read_vbp(args.file)
     except OSError as error:
         raise CommandError(f"cannot read {args.file}: {error.strerror or error}") from error
-    except (ValueError, UnicodeDecodeError) as error:
+    except ValueError as error:  # VbpFormatError, or bytes that are not UTF-8
         raise CommandError(str(error)) from error
     start = time.perf_counter()
     assignment = pack(instance.capacity, instance.items, args.policy, seed=args.seed)
