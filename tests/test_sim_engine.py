@@ -129,7 +129,7 @@ def test_rollout_downloads_only_changed_blocks_under_first_fit() -> None:
     new = sim.versions.hashes(0, 0, 1)
     changed = int((old != new).sum())
     assert 0 < changed < old.shape[0]
-    assert metrics["bytes_downloaded"] == 64 * MIB + changed * MIB
+    assert metrics["bytes_downloaded"] == 64 * MIB + changed * config.block_bytes
 
 
 def test_bad_config_names_the_field() -> None:

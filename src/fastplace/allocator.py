@@ -135,7 +135,8 @@ class ServerAllocator:
             raise ValueError(f"k = {k} must be >= 1")
         self.cluster = cluster
         self.blocks = blocks
-        self.budget_ns = int(budget_us * 1000)
+        # An infinite budget (the simulator's default) means "always wait for the RO".
+        self.budget_ns = int(budget_us * 1000) if budget_us != float("inf") else 2**62
         self.k = k
         if optimizer is None or isinstance(optimizer, str | os.PathLike):
             optimizer = _load_optimizer(optimizer)

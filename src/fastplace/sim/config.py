@@ -24,6 +24,8 @@ class SimConfig:
     server_cpu_millis: int = SERVER_CPU_MILLIS
     #: Mix half-, full- and double-size servers (sizes drawn with ``seed``).
     heterogeneous: bool = False
+    #: Model files are fetched and cached in blocks of this size, bytes.
+    block_bytes: int = 4 << 20
     #: Block cache per server (LRU), bytes.
     cache_bytes: int = 32 * GIB
     #: Download bandwidth from the model store to one server, bytes per second.
@@ -47,6 +49,7 @@ class SimConfig:
             "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
             "duration_s": self.duration_s,
             "sla_s": self.sla_s,
+            "block_bytes": self.block_bytes,
         }
         for name, value in positive.items():
             if not value > 0:

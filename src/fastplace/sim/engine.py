@@ -70,7 +70,9 @@ class Simulation:
         )
         self.cluster = Cluster(capacity)
         self.blocks = BlockIndex(config.servers, np.full(config.servers, config.cache_bytes))
-        self.versions = VersionBlocks(workload, self.blocks, seed=config.seed)
+        self.versions = VersionBlocks(
+            workload, self.blocks, block_bytes=config.block_bytes, seed=config.seed
+        )
         self.context = PlacementContext(
             self.cluster, self.blocks, np.random.default_rng([config.seed, 1])
         )

@@ -35,15 +35,16 @@ def _format(value: Any, spec: str) -> str:
 
 
 def print_table(results: dict[str, dict[str, Any]], title: str) -> None:
+    """Metrics as rows and policies as columns (fits a terminal for up to ~8 policies)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("policy")
-    for _, heading, _ in TABLE_METRICS:
-        table.add_column(heading, justify="right")
-    for name, metrics in results.items():
-        table.add_row(name, *(_format(metrics.get(k), spec) for k, _, spec in TABLE_METRICS))
+    table.add_column("metric")
+    for name in results:
+        table.add_column(name, justify="right")
+    for key, heading, spec in TABLE_METRICS:
+        table.add_row(heading, *(_format(m.get(key), spec) for m in results.values()))
     Console().print(table)
 
 
@@ -63,7 +64,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
     panels = (
         ("servers_used_mean", "mean active servers"),
         ("bytes_downloaded", "GiB downloaded at cold start"),
-        ("cold_start_p99_s", "cold start p99 (s)"),
+        ("cold_start_p50_s", "cold start p50 (s)"),
         ("request_p99_s", "request latency p99 (s)"),
     )
     names = list(results)

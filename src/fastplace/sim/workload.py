@@ -106,7 +106,7 @@ def synthetic_workload(
     *,
     duration_s: float = 600.0,
     n_models: int = 24,
-    total_rate: float = 150.0,
+    total_rate: float = 60.0,
     rollout_interval_s: float = 120.0,
     changed_fraction: float = 0.2,
     seed: int = 0,

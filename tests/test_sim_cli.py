@@ -1,0 +1,100 @@
+"""fastplace simulate: table, metrics.json, metrics.png, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fastplace.cli import main
+
+
+def test_simulate_writes_metrics_for_every_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        [
+            "simulate",
+            "--policies",
+            "first_fit,similarity,random",
+            "--servers",
+            "40",
+            "--duration",
+            "60",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert status == 0
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(data["policies"]) == ["first_fit", "similarity", "random"]
+    for metrics in data["policies"].values():
+        for key in (
+            "servers_used_mean",
+            "utilisation_memory_mb",
+            "cold_starts",
+            "cold_start_p50_s",
+            "cold_start_p99_s",
+            "bytes_downloaded",
+            "request_p50_s",
+            "request_p99_s",
+            "sla_violations",
+            "rejected",
+            "decision_p50_ns",
+            "decision_p99_ns",
+        ):
+            assert key in metrics
+        assert metrics["requests"] > 0
+    assert (tmp_path / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = capsys.readouterr().out
+    assert "first_fit" in out and "similarity" in out
+
+
+def test_simulate_azure2019_excerpt(tmp_path: Path) -> None:
+    assert (
+        main(
+            [
+                "simulate",
+                "--workload",
+                "azure2019",
+                "--policies",
+                "first_fit",
+                "--servers",
+                "20",
+                "--duration",
+                "120",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["workload"] == "azure2019"
+    assert data["policies"]["first_fit"]["requests"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--policies", "first_fit,bogus"], "bogus"),
+        (["--duration", "0"], "--duration"),
+        (["--workload", "/nonexistent/trace"], "no such trace file"),
+    ],
+)
+def test_simulate_errors_are_one_clear_line(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_malformed_trace_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "t_inv.csv").write_text("HashFunction,HashApp,HashOwner,minute_1\nf,a,o,3\n")
+    (tmp_path / "t_mem.csv").write_text("HashApp,AverageAllocatedMb_pct99\na,12x\n")
+    (tmp_path / "t_run.csv").write_text("x\n")
+    assert main(["simulate", "--workload", str(tmp_path / "t"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "t_mem.csv:2" in err and "12x" in err
