@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fastplace.blocks import CDCParams, fingerprint
 from fastplace.blocks import cdc as cdc_module
-from fastplace.blocks.cdc import GEAR, chunk_boundaries, spread_mask
+from fastplace.blocks.cdc import GEAR, GEAR_LS, chunk_boundaries, spread_mask
 from reference.cdc_reference import chunk_boundaries as reference_boundaries
 
 # Small limits keep the pure-Python reference fast; sizes cross min / avg / max.
@@ -70,6 +70,42 @@ def test_kernel_matches_reference(
 def test_kernel_matches_reference_on_arbitrary_bytes(sample: bytes, params: CDCParams) -> None:
     fast = chunk_boundaries(np.frombuffer(sample, dtype=np.uint8), params)
     assert fast.tolist() == _reference(sample, params)
+
+
+@given(
+    params=st.sampled_from(PARAMS),
+    seed=st.integers(0, 2**32 - 1),
+    period=st.sampled_from([0, 0, 0, 1, 7, 300]),
+    eof=st.booleans(),
+    data=st.data(),
+)
+def test_three_chain_kernel_matches_reference(
+    params: CDCParams, seed: int, period: int, eof: bool, data: st.DataObject
+) -> None:
+    """cut_span splits the span into three segments and stitches them: any split point
+    (lane_min small, so even short inputs are split) must give the reference's cuts."""
+    length = data.draw(st.integers(1, 30 * params.max_size), label="length")
+    sample = _sample(seed, length, period)
+    start = data.draw(st.integers(0, length // 10), label="start")
+    lane_min = data.draw(st.integers(1, 3 * params.max_size), label="lane_min")
+    array = cdc_module.readonly(np.frombuffer(sample, dtype=np.uint8))
+    out = np.empty(length // params.min_size + 2, dtype=np.int64)
+    args = (
+        array, start, length, eof, params.min_size, params.avg_size, params.max_size,
+        np.uint64(params.mask_s), np.uint64(params.mask_l), GEAR, GEAR_LS,
+    )  # fmt: skip
+    count, position, _ = cdc_module.span_kernel()(*args, out, lane_min)
+    expected = [start + end for end in _reference(sample[start:], params)]
+    if not eof:  # the last chunks are undecided: at most max_size bytes before the end
+        decided, at = [], start
+        for end in expected:
+            if length - at < params.max_size:
+                break
+            decided.append(end)
+            at = end
+        expected = decided
+    assert out[:count].tolist() == expected
+    assert int(position) == (expected[-1] if expected else start)
 
 
 def test_kernel_reproduces_pyfastcdc_with_its_table() -> None:

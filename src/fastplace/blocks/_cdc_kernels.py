@@ -11,6 +11,12 @@ The boundary rule is FastCDC 2020 (Xia et al.) with normalised chunking, exactly
 * the byte whose hash matched starts the next chunk; a chunk ends at ``max_size``
   at the latest, or at the end of the data.
 
+:func:`cut_points` applies the rule chunk after chunk. :func:`cut_span` gives the same
+cuts faster on large spans: it splits the span into three segments and chunks them at
+once, one hash chain per segment (a single chain is bound by the latency of its
+shift-and-add; three independent ones keep the core busy), then stitches the segments
+together exactly (see there).
+
 All arithmetic is on uint64: numba turns mixed int64/uint64 arithmetic into float64.
 """
 
@@ -133,3 +139,254 @@ def cut_points(
         out[count] = np.int64(pos)
         count += 1
     return count, np.int64(pos), sink
+
+
+LANES = 3
+"""Segments chunked at once by :func:`cut_span`: three hash chains fit in registers."""
+
+# Columns of the per-lane state table in cut_span.
+_START, _POS, _END, _MIDDLE, _LAST, _CUT, _PHASE, _HASH, _DONE = range(9)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _lane_done(
+    lane: int,
+    start: np.uint64,
+    limit: np.uint64,
+    eof: bool,
+    max_size: np.uint64,
+    segment_end: np.uint64,
+    cuts: NDArray[np.int64],
+    ncuts: NDArray[np.int64],
+) -> bool:
+    """A lane stops once it has cut at or past its segment end (the last lane: never),
+    or when the next chunk cannot be decided (no data left, or not enough before eof)."""
+    if (
+        lane < LANES - 1
+        and ncuts[lane] > 0
+        and np.uint64(cuts[lane, ncuts[lane] - 1]) >= segment_end
+    ):
+        return True
+    avail = limit - start
+    return bool(avail == _ZERO or (avail < max_size and not eof))
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _lane_setup(
+    state: NDArray[np.uint64],
+    lane: int,
+    start: np.uint64,
+    limit: np.uint64,
+    eof: bool,
+    min_size: np.uint64,
+    avg_size: np.uint64,
+    max_size: np.uint64,
+    segment_end: np.uint64,
+    cuts: NDArray[np.int64],
+    ncuts: NDArray[np.int64],
+) -> None:
+    """Begin chunks at ``start`` until one needs hashing (the usual case) or the lane is
+    done; chunks that need no hashing (short tails) are cut right here."""
+    while True:
+        state[lane, _START] = start
+        if _lane_done(lane, start, limit, eof, max_size, segment_end, cuts, ncuts):
+            state[lane, _DONE] = _ONE
+            return
+        remaining = limit - start
+        center = avg_size
+        if remaining > max_size:
+            remaining = max_size
+        elif remaining < center:
+            center = remaining
+        first = start + min_size // _TWO * _TWO
+        middle = start + center // _TWO * _TWO
+        last = start + remaining // _TWO * _TWO
+        if remaining <= min_size or first >= last:
+            start = start + remaining
+            cuts[lane, ncuts[lane]] = np.int64(start)
+            ncuts[lane] += 1
+            continue
+        state[lane, _POS] = first
+        state[lane, _MIDDLE] = middle
+        state[lane, _LAST] = last
+        state[lane, _CUT] = start + remaining
+        state[lane, _HASH] = _ZERO
+        state[lane, _PHASE] = _ZERO if first < middle else _ONE
+        state[lane, _END] = middle if first < middle else last
+        return
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def _chunk_until(
+    data: _Bytes,
+    start: np.uint64,
+    limit: np.uint64,
+    eof: bool,
+    min_size: np.uint64,
+    avg_size: np.uint64,
+    max_size: np.uint64,
+    mask_s: np.uint64,
+    mask_l: np.uint64,
+    gear: _Table,
+    gear_ls: _Table,
+    out: NDArray[np.int64],
+    count: int,
+    meet: NDArray[np.int64],
+    sink: np.uint64,
+) -> tuple[int, np.uint64, np.uint64]:
+    """Chunk on from ``start``, appending cuts to ``out``, until the position is one of the
+    sorted cuts ``meet`` or beyond all of them (with ``meet`` empty: to the end), or the
+    next chunk cannot be decided. Returns (count, position reached, sink)."""
+    k = 0
+    while True:
+        while k < meet.size and np.uint64(meet[k]) < start:
+            k += 1
+        if meet.size > 0 and (k == meet.size or np.uint64(meet[k]) == start):
+            return count, start, sink
+        avail = limit - start
+        if avail == _ZERO or (avail < max_size and not eof):
+            return count, start, sink
+        length, sink = _chunk_length(
+            data, start, avail, min_size, avg_size, max_size, mask_s, mask_l, gear, gear_ls, sink
+        )
+        start += length
+        out[count] = np.int64(start)
+        count += 1
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def cut_span(
+    data: _Bytes,
+    start: int,
+    stop: int,
+    eof: bool,
+    min_size: int,
+    avg_size: int,
+    max_size: int,
+    mask_s: np.uint64,
+    mask_l: np.uint64,
+    gear: _Table,
+    gear_ls: _Table,
+    out: NDArray[np.int64],
+    lane_min: int,
+) -> tuple[int, np.int64, np.uint64]:
+    """Every cut of ``data[start:stop]`` (as :func:`cut_points` would find them) into ``out``.
+
+    ``out`` needs room for ``(stop - start) // min_size + 2`` cuts. Spans shorter than
+    ``LANES * lane_min`` bytes are cut chunk after chunk. Longer ones are split into
+    LANES segments, each chunked as if a chunk began at its start; lane 0 really does
+    begin at a chunk start, so its cuts are true. From the last true cut, chunking goes
+    on alone until it lands on a cut of the next segment: from there both sequences are
+    the same (a cut depends only on where its chunk began), usually after a chunk or two.
+    Returns (number of cuts, offset where the next chunk starts, a value to ignore).
+    """
+    span = stop - start
+    if span < LANES * lane_min:
+        return cut_points(
+            data, start, stop, eof, min_size, avg_size, max_size, mask_s, mask_l, gear, gear_ls,
+            out,
+        )  # fmt: skip
+    lo = np.uint64(min_size)
+    avg = np.uint64(avg_size)
+    hi = np.uint64(max_size)
+    limit = np.uint64(stop)
+    base = np.uint64(start)
+    segment = np.uint64(span // LANES)
+    capacity = int(segment // lo) + int(hi // lo) + 4
+    cuts = np.empty((LANES, capacity), dtype=np.int64)
+    ncuts = np.zeros(LANES, dtype=np.int64)
+    ends = np.empty(LANES, dtype=np.uint64)
+    state = np.zeros((LANES, 9), dtype=np.uint64)
+    for lane in range(LANES):
+        ends[lane] = base + np.uint64(lane + 1) * segment
+        _lane_setup(
+            state, lane, base + np.uint64(lane) * segment, limit, eof, lo, avg, hi, ends[lane],
+            cuts, ncuts,
+        )  # fmt: skip
+    sink = _ZERO
+    running = state[0, _DONE] == _ZERO and state[1, _DONE] == _ZERO and state[2, _DONE] == _ZERO
+    while running:
+        p0, p1, p2 = state[0, _POS], state[1, _POS], state[2, _POS]
+        h0, h1, h2 = state[0, _HASH], state[1, _HASH], state[2, _HASH]
+        m0 = mask_s if state[0, _PHASE] == _ZERO else mask_l
+        m1 = mask_s if state[1, _PHASE] == _ZERO else mask_l
+        m2 = mask_s if state[2, _PHASE] == _ZERO else mask_l
+        steps = min(min(state[0, _END] - p0, state[1, _END] - p1), state[2, _END] - p2)
+        hit = -1
+        t = _ZERO
+        # One byte per step and lane, three independent chains. (Two bytes per step, as
+        # in _scan, needs six masks in registers and spills: slower here.)
+        while t < steps:
+            h0 = (h0 << _ONE) + gear[data[p0 + t]]
+            if (h0 & m0) == _ZERO:
+                hit = 0
+                break
+            h1 = (h1 << _ONE) + gear[data[p1 + t]]
+            if (h1 & m1) == _ZERO:
+                hit = 1
+                break
+            h2 = (h2 << _ONE) + gear[data[p2 + t]]
+            if (h2 & m2) == _ZERO:
+                hit = 2
+                break
+            t += _ONE
+        # Lanes up to the one that hit have hashed byte t, the later ones stopped before.
+        state[0, _POS] = p0 + t + (_ONE if hit >= 0 else _ZERO)
+        state[1, _POS] = p1 + t + (_ONE if hit >= 1 else _ZERO)
+        state[2, _POS] = p2 + t + (_ONE if hit >= 2 else _ZERO)
+        state[0, _HASH], state[1, _HASH], state[2, _HASH] = h0, h1, h2
+        for lane in range(LANES):
+            if lane == hit:
+                cut = state[lane, _POS] - _ONE  # the byte whose hash matched starts a chunk
+                cuts[lane, ncuts[lane]] = np.int64(cut)
+                ncuts[lane] += 1
+                _lane_setup(state, lane, cut, limit, eof, lo, avg, hi, ends[lane], cuts, ncuts)
+            elif state[lane, _POS] == state[lane, _END]:
+                if state[lane, _PHASE] == _ZERO and state[lane, _END] < state[lane, _LAST]:
+                    state[lane, _PHASE] = _ONE
+                    state[lane, _END] = state[lane, _LAST]
+                else:
+                    cut = state[lane, _CUT]
+                    cuts[lane, ncuts[lane]] = np.int64(cut)
+                    ncuts[lane] += 1
+                    _lane_setup(state, lane, cut, limit, eof, lo, avg, hi, ends[lane], cuts, ncuts)
+            if state[lane, _DONE] != _ZERO:
+                running = False
+    # Lanes still running when the first finished go on alone, from their chunk start.
+    for lane in range(LANES):
+        if state[lane, _DONE] != _ZERO:
+            continue
+        position = state[lane, _START]
+        while not _lane_done(lane, position, limit, eof, hi, ends[lane], cuts, ncuts):
+            length, sink = _chunk_length(
+                data, position, limit - position, lo, avg, hi, mask_s, mask_l, gear, gear_ls,
+                sink,
+            )  # fmt: skip
+            position += length
+            cuts[lane, ncuts[lane]] = np.int64(position)
+            ncuts[lane] += 1
+    # Stitch: chunk on from the last true cut until landing on a cut of the next lane;
+    # that lane's later cuts are then true as well.
+    count = 0
+    for k in range(ncuts[0]):
+        out[count] = cuts[0, k]
+        count += 1
+    position = np.uint64(out[count - 1]) if count > 0 else base
+    for lane in range(1, LANES):
+        lane_cuts = cuts[lane, : ncuts[lane]]
+        count, position, sink = _chunk_until(
+            data, position, limit, eof, lo, avg, hi, mask_s, mask_l, gear, gear_ls, out, count,
+            lane_cuts, sink,
+        )  # fmt: skip
+        for k in range(lane_cuts.size):
+            if np.uint64(lane_cuts[k]) == position:
+                for i in range(k + 1, lane_cuts.size):
+                    out[count] = lane_cuts[i]
+                    count += 1
+                position = np.uint64(lane_cuts[lane_cuts.size - 1])
+                break
+    count, position, sink = _chunk_until(
+        data, position, limit, eof, lo, avg, hi, mask_s, mask_l, gear, gear_ls, out, count,
+        cuts[0, :0], sink,
+    )  # fmt: skip
+    return count, np.int64(position), sink

@@ -30,6 +30,7 @@ __all__ = [
     "chunk_boundaries",
     "kernel",
     "readonly",
+    "span_kernel",
     "spread_mask",
     "warm_up",
 ]
@@ -139,6 +140,7 @@ def _check_positive(field: str, value: int) -> None:
 
 
 CutPoints = Callable[..., tuple[int, Any, Any]]
+CutSpan = Callable[..., tuple[int, Any, Any]]
 
 _kernels: ModuleType | None = None
 _warm_up_seconds: float | None = None
@@ -155,6 +157,14 @@ def kernel() -> CutPoints:
     return cut_points
 
 
+def span_kernel() -> CutSpan:
+    """The jitted ``cut_span`` kernel (three hash chains), loaded like :func:`kernel`."""
+    kernel()
+    assert _kernels is not None
+    cut_span: CutSpan = _kernels.cut_span
+    return cut_span
+
+
 def warm_up() -> float:
     """Make the kernel ready and return the seconds that took on the first call.
 
@@ -168,6 +178,10 @@ def warm_up() -> float:
         data = np.zeros(1024, dtype=np.uint8)
         data.flags.writeable = False
         chunk_boundaries(data, CDCParams(64, 256, 512))
+        span_kernel()(
+            data, 0, 0, True, 64, 256, 512, np.uint64(1), np.uint64(1), GEAR, GEAR_LS,
+            np.empty(2, dtype=np.int64), 1,
+        )  # fmt: skip
         _warm_up_seconds = time.perf_counter() - began
     return _warm_up_seconds
 

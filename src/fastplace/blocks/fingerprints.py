@@ -42,8 +42,10 @@ DEFAULT_BLOCK_SIZE: Final = 64 << 10
 CDC_ALGORITHM: Final = "fastcdc2020-gear64-splitmix-v1"
 """Names the boundary rule and Gear table; chunks from different algorithms never match."""
 FILE_FORMAT: Final = "fastplace-fingerprints-1"
-_CUTS_PER_CALL: Final = 8
-"""Chunks cut per kernel call, then hashed at once while they are still in L2 cache."""
+_SPAN: Final = 8 << 20
+"""Bytes cut per kernel call; the chunks are hashed right after, from the L3 cache."""
+_LANE_MIN: Final = 1 << 20
+"""Spans under three times this are cut by one hash chain, longer ones by three."""
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just processed, as fingerprinting goes on."""
@@ -395,22 +397,24 @@ def _cdc_blocks(
     hasher: Callable[[Any], int],
     progress: ProgressCallback | None,
 ) -> tuple[list[int], NDArray[np.int64]]:
-    cut_points = _cdc.kernel()
+    cut_span = _cdc.span_kernel()
     mask_s, mask_l = np.uint64(params.mask_s), np.uint64(params.mask_l)
-    out = np.empty(_CUTS_PER_CALL, dtype=np.int64)
+    out = np.empty(_SPAN // params.min_size + 2, dtype=np.int64)
     hashes: list[int] = []
     ends: list[NDArray[np.int64]] = []
 
     def cut_and_hash(data: NDArray[np.uint8], stop: int, eof: bool, base: int) -> int:
-        """Cut data[:stop] from 0; hash each chunk right after cutting; return where it stopped."""
+        """Cut data[:stop] span by span, hashing each span's chunks while they are still
+        in cache; return the offset where the first undecided chunk starts."""
         view = data.data
         position = 0
-        while True:
-            count, next_position, _ = cut_points(
+        while position < stop:
+            end = min(stop, position + _SPAN)
+            count, next_position, _ = cut_span(
                 data,
                 position,
-                stop,
-                eof,
+                end,
+                eof and end == stop,
                 params.min_size,
                 params.avg_size,
                 params.max_size,
@@ -419,18 +423,20 @@ def _cdc_blocks(
                 _cdc.GEAR,
                 _cdc.GEAR_LS,
                 out,
+                _LANE_MIN,
             )
             start = position
-            for end in out[:count].tolist():
-                hashes.append(hasher(view[start:end]))
-                start = end
+            for cut in out[:count].tolist():
+                hashes.append(hasher(view[start:cut]))
+                start = cut
             if count:
                 ends.append(out[:count] + base)
             if progress is not None and next_position > position:
                 progress(int(next_position) - position)
+            if next_position == position:
+                break
             position = int(next_position)
-            if count < _CUTS_PER_CALL:
-                return position
+        return position
 
     if reader.memory is not None:
         data = _cdc.readonly(reader.memory)
