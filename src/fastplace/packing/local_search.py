@@ -36,6 +36,7 @@ Int64Array = npt.NDArray[np.int64]
 
 _LCG_MULTIPLIER = 1103515245
 _LCG_INCREMENT = 12345
+_TABU_SLOTS = 4
 _LCG_MODULUS = 2147483648  # 2**31: state * multiplier stays below 2**62, no int64 overflow
 
 
@@ -99,7 +100,11 @@ def eliminate_bin(
                 overflowing += 1
                 cost += (load[c, h] - capacity[h]) * inverse[h]
     best_cost = cost
-    tabu_until = np.zeros((n, k), dtype=np.int64)  # item may not enter bin before then
+    # Item i may not go back to bin tabu_bin[i, r] before iteration tabu_until[i, r]: the
+    # last _TABU_SLOTS bins it left, so memory stays O(n) however many bins there are.
+    tabu_bin = np.full((n, _TABU_SLOTS), -1, dtype=np.int64)
+    tabu_until = np.zeros((n, _TABU_SLOTS), dtype=np.int64)
+    tabu_next = np.zeros(n, dtype=np.int64)
     state = seed % _LCG_MODULUS
     iteration = 0
     while overflowing > 0 and iteration < max_iterations:
@@ -150,8 +155,13 @@ def eliminate_bin(
                     ) * inverse[h]
                 if delta > move_delta + 1e-12:
                     continue
-                if tabu_until[i, c] > iteration and cost + delta >= best_cost - 1e-12:
-                    continue
+                if cost + delta >= best_cost - 1e-12:  # no new best: respect the tabu
+                    forbidden = False
+                    for r in range(_TABU_SLOTS):
+                        if tabu_bin[i, r] == c and tabu_until[i, r] > iteration:
+                            forbidden = True
+                    if forbidden:
+                        continue
                 if delta < move_delta - 1e-12:
                     move_delta = delta
                     ties = 1
@@ -179,10 +189,15 @@ def eliminate_bin(
                     ) * inverse[h]
                 if delta > move_delta + 1e-12:
                     continue
-                if (
-                    tabu_until[i, c] > iteration or tabu_until[j, b] > iteration
-                ) and cost + delta >= best_cost - 1e-12:
-                    continue
+                if cost + delta >= best_cost - 1e-12:
+                    forbidden = False
+                    for r in range(_TABU_SLOTS):
+                        if (tabu_bin[i, r] == c and tabu_until[i, r] > iteration) or (
+                            tabu_bin[j, r] == b and tabu_until[j, r] > iteration
+                        ):
+                            forbidden = True
+                    if forbidden:
+                        continue
                 if delta < move_delta - 1e-12:
                     move_delta = delta
                     ties = 1
@@ -213,10 +228,16 @@ def eliminate_bin(
         state = (state * _LCG_MULTIPLIER + _LCG_INCREMENT) % _LCG_MODULUS
         tenure = 3 + state % 10 + conflicting // 2
         where[move_item] = move_bin
-        tabu_until[move_item, source] = iteration + tenure
+        slot = tabu_next[move_item]
+        tabu_bin[move_item, slot] = source
+        tabu_until[move_item, slot] = iteration + tenure
+        tabu_next[move_item] = (slot + 1) % _TABU_SLOTS
         if move_other >= 0:
             where[move_other] = source
-            tabu_until[move_other, move_bin] = iteration + tenure
+            slot = tabu_next[move_other]
+            tabu_bin[move_other, slot] = move_bin
+            tabu_until[move_other, slot] = iteration + tenure
+            tabu_next[move_other] = (slot + 1) % _TABU_SLOTS
         best_cost = min(best_cost, cost)
 
     if overflowing > 0:
