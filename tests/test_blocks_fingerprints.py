@@ -100,6 +100,24 @@ def test_every_source_kind_gives_the_same_fingerprints(
     assert np.array_equal(from_array.hashes[:-1], expected.hashes[: len(from_array) - 1])
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_give_the_same_chunks(tmp_path: Path, threads: int) -> None:
+    """Parts cut concurrently are stitched into exactly the one-thread sequence."""
+    rng = np.random.default_rng(threads)
+    pieces = [rng.bytes(int(rng.integers(1, 3 * MiB))) for _ in range(8)]
+    pieces[2] = bytes(len(pieces[2]))  # a zero run: chunks of max_size, hard to meet
+    data = b"".join(pieces)
+    path = tmp_path / "model.bin"
+    path.write_bytes(data)
+    one = fingerprint(data, cdc=True, block_size=16 << 10)
+    for source, window in ((data, 1 << 24), (path, 9 * MiB)):
+        many = fingerprint(source, cdc=True, block_size=16 << 10, threads=threads, window=window)
+        assert np.array_equal(many.offsets, one.offsets)
+        assert np.array_equal(many.hashes, one.hashes)
+    with pytest.raises(ValueError, match="threads = 0 must be > 0"):
+        fingerprint(data, cdc=True, threads=0)
+
+
 def test_fixed_blocks_layout(tmp_path: Path) -> None:
     data = _random(3, 10 * 4096 + 17)
     result = fingerprint(data, block_size=4096)

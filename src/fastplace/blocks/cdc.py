@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final
@@ -27,6 +28,7 @@ __all__ = [
     "GEAR",
     "GEAR_LS",
     "CDCParams",
+    "SpanCutter",
     "chunk_boundaries",
     "kernel",
     "readonly",
@@ -163,6 +165,96 @@ def span_kernel() -> CutSpan:
     assert _kernels is not None
     cut_span: CutSpan = _kernels.cut_span
     return cut_span
+
+
+class SpanCutter:
+    """Cuts spans of an in-memory buffer into chunks, on one thread or several.
+
+    With ``threads`` > 1, a long span is split into that many parts, cut concurrently
+    (the kernels release the GIL) and stitched exactly as ``cut_span`` stitches its
+    lanes: from the last true cut, chunking goes on until it lands on a cut of the
+    next part. The cuts are the same for any number of threads.
+    """
+
+    PART_MIN: Final = 4 << 20
+    """Spans shorter than ``threads * PART_MIN`` bytes are cut on the calling thread."""
+    LANE_MIN: Final = 1 << 20
+
+    def __init__(self, params: CDCParams, threads: int = 1) -> None:
+        _check_positive("threads", threads)
+        self.params = params
+        self.threads = threads
+        self._cut_span = span_kernel()
+        self._cut_points = kernel()
+        self._masks = (np.uint64(params.mask_s), np.uint64(params.mask_l))
+        self.executor = ThreadPoolExecutor(threads) if threads > 1 else None
+        """The worker threads (None with one thread); callers may share them, e.g. to hash."""
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown()
+
+    def __enter__(self) -> SpanCutter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _args(self, stop: int, eof: bool) -> tuple[Any, ...]:
+        p = self.params
+        return (stop, eof, p.min_size, p.avg_size, p.max_size, *self._masks, GEAR, GEAR_LS)
+
+    def _cut_one(
+        self, data: NDArray[np.uint8], start: int, stop: int, eof: bool
+    ) -> tuple[NDArray[np.int64], int]:
+        out = np.empty((stop - start) // self.params.min_size + 2, dtype=np.int64)
+        count, position, _ = self._cut_span(data, start, *self._args(stop, eof), out, self.LANE_MIN)
+        return out[:count], int(position)
+
+    def _next_cut(self, data: NDArray[np.uint8], start: int, stop: int, eof: bool) -> int | None:
+        out = np.empty(1, dtype=np.int64)
+        count, _, _ = self._cut_points(data, start, *self._args(stop, eof), out)
+        return int(out[0]) if count else None
+
+    def cut(
+        self, data: NDArray[np.uint8], start: int, stop: int, eof: bool
+    ) -> tuple[NDArray[np.int64], int]:
+        """Cuts of ``data[start:stop]`` (chunk end offsets) and where the next chunk starts.
+
+        Unless ``eof``, chunking stops less than ``max_size`` bytes before ``stop``,
+        where a boundary could depend on bytes not yet available.
+        """
+        data = readonly(data)
+        if self.executor is None or stop - start < self.threads * self.PART_MIN:
+            return self._cut_one(data, start, stop, eof)
+        bounds = [start + (stop - start) * i // self.threads for i in range(self.threads + 1)]
+        reach = 2 * self.params.max_size  # so each part cuts past the next part's start
+        futures = []
+        for i in range(self.threads):
+            end = min(stop, bounds[i + 1] + reach)
+            futures.append(
+                self.executor.submit(self._cut_one, data, bounds[i], end, eof and end == stop)
+            )
+        parts = [future.result()[0] for future in futures]
+        pieces = [parts[0]]
+        position = int(parts[0][-1]) if parts[0].size else start
+        for cuts in parts[1:]:
+            while True:
+                index = int(np.searchsorted(cuts, position))
+                if index == cuts.size:
+                    break  # chunking passed this part's cuts without meeting them
+                if int(cuts[index]) == position:
+                    pieces.append(cuts[index + 1 :])
+                    position = int(cuts[-1])
+                    break
+                step = self._next_cut(data, position, stop, eof)
+                if step is None:
+                    return np.concatenate(pieces), position
+                pieces.append(np.array([step], dtype=np.int64))
+                position = step
+        tail, position = self._cut_one(data, position, stop, eof)
+        pieces.append(tail)
+        return np.concatenate(pieces), position
 
 
 def warm_up() -> float:

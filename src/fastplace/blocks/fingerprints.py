@@ -8,6 +8,7 @@ then be compared (:mod:`.similarity`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Callable
@@ -42,10 +43,8 @@ DEFAULT_BLOCK_SIZE: Final = 64 << 10
 CDC_ALGORITHM: Final = "fastcdc2020-gear64-splitmix-v1"
 """Names the boundary rule and Gear table; chunks from different algorithms never match."""
 FILE_FORMAT: Final = "fastplace-fingerprints-1"
-_SPAN: Final = 8 << 20
-"""Bytes cut per kernel call; the chunks are hashed right after, from the L3 cache."""
-_LANE_MIN: Final = 1 << 20
-"""Spans under three times this are cut by one hash chain, longer ones by three."""
+_SPAN: Final = 64 << 20
+"""Bytes cut at a time (then hashed) when the source is already in memory."""
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just processed, as fingerprinting goes on."""
@@ -269,6 +268,7 @@ def fingerprint(
     normalization: int = 1,
     hash_bits: Literal[64, 128] = 64,
     window: int = DEFAULT_WINDOW,
+    threads: int = 1,
     progress: ProgressCallback | None = None,
 ) -> Fingerprints:
     """Cut ``source`` into blocks and hash each one.
@@ -279,6 +279,9 @@ def fingerprint(
     boundaries are content-defined: ``block_size`` is then the average chunk size and
     ``min_size`` / ``max_size`` default to a quarter and four times it.
 
+    ``threads`` > 1 cuts and hashes long in-memory spans (and file windows) on that many
+    threads; the result is the same for any number of threads.
+
     Raises ValueError for sizes <= 0, EmptySourceError for an empty source, ValueError if
     the source is smaller than one block (``block_size``, or ``min_size`` for CDC), and
     OSError (FileNotFoundError, PermissionError, ...) for a path that cannot be read.
@@ -286,6 +289,7 @@ def fingerprint(
     size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     _check_size("block_size", size)
     _check_size("window", window)
+    _check_size("threads", threads)
     hasher = _hasher(hash_bits)
     if cdc:
         if min_size is not None:
@@ -311,7 +315,9 @@ def fingerprint(
         if chunking.method == "fixed":
             hash_values, ends = _fixed_blocks(reader, chunking.block_size, window, hasher, progress)
         else:
-            hash_values, ends = _cdc_blocks(reader, chunking.cdc_params(), window, hasher, progress)
+            hash_values, ends = _cdc_blocks(
+                reader, chunking.cdc_params(), window, hasher, progress, threads
+            )
         total = int(ends[-1]) if ends.size else 0
         _check_not_smaller_than_block(reader.name, total, chunking)
         name = reader.name
@@ -396,70 +402,76 @@ def _cdc_blocks(
     window: int,
     hasher: Callable[[Any], int],
     progress: ProgressCallback | None,
+    threads: int,
 ) -> tuple[list[int], NDArray[np.int64]]:
-    cut_span = _cdc.span_kernel()
-    mask_s, mask_l = np.uint64(params.mask_s), np.uint64(params.mask_l)
-    out = np.empty(_SPAN // params.min_size + 2, dtype=np.int64)
     hashes: list[int] = []
     ends: list[NDArray[np.int64]] = []
+    cutter = _cdc.SpanCutter(params, threads)
+
+    def hash_chunks(view: memoryview, start: int, cuts: list[int]) -> list[int]:
+        values = []
+        for cut in cuts:
+            values.append(hasher(view[start:cut]))
+            start = cut
+        return values
 
     def cut_and_hash(data: NDArray[np.uint8], stop: int, eof: bool, base: int) -> int:
-        """Cut data[:stop] span by span, hashing each span's chunks while they are still
-        in cache; return the offset where the first undecided chunk starts."""
+        """Cut data[:stop] span by span and hash the chunks; return the offset where the
+        first chunk that cannot be decided yet starts."""
         view = data.data
         position = 0
         while position < stop:
             end = min(stop, position + _SPAN)
-            count, next_position, _ = cut_span(
-                data,
-                position,
-                end,
-                eof and end == stop,
-                params.min_size,
-                params.avg_size,
-                params.max_size,
-                mask_s,
-                mask_l,
-                _cdc.GEAR,
-                _cdc.GEAR_LS,
-                out,
-                _LANE_MIN,
-            )
-            start = position
-            for cut in out[:count].tolist():
-                hashes.append(hasher(view[start:cut]))
-                start = cut
-            if count:
-                ends.append(out[:count] + base)
+            cuts, next_position = cutter.cut(data, position, end, eof and end == stop)
+            listed = cuts.tolist()
+            if cutter.executor is not None and len(listed) > 4 * threads:
+                # xxhash releases the GIL: hash contiguous runs of chunks on each thread.
+                bounds = [len(listed) * i // threads for i in range(threads + 1)]
+                jobs = [
+                    cutter.executor.submit(
+                        hash_chunks,
+                        view,
+                        listed[lo - 1] if lo else position,
+                        listed[lo:hi],
+                    )
+                    for lo, hi in itertools.pairwise(bounds)
+                ]
+                for job in jobs:
+                    hashes.extend(job.result())
+            else:
+                hashes.extend(hash_chunks(view, position, listed))
+            if cuts.size:
+                ends.append(cuts + base)
             if progress is not None and next_position > position:
-                progress(int(next_position) - position)
+                progress(next_position - position)
             if next_position == position:
                 break
-            position = int(next_position)
+            position = next_position
         return position
 
-    if reader.memory is not None:
-        data = _cdc.readonly(reader.memory)
-        cut_and_hash(data, int(data.size), True, 0)
-    else:
-        buffer = np.empty(max(window, 2 * params.max_size), dtype=np.uint8)
-        data = _cdc.readonly(buffer)
-        carry = 0
-        base = 0
-        while True:
-            got = reader.readinto(buffer[carry:])
-            filled = carry + got
-            if filled == 0:
-                break
-            eof = filled < len(buffer)
-            used = cut_and_hash(data, filled, eof, base)
-            if eof:
-                break
-            # The kernel stops less than max_size before the end, and the buffer is at
-            # least 2 * max_size long, so the tail never overlaps where it is copied to.
-            carry = filled - used
-            buffer[:carry] = buffer[used:filled]
-            base += used
+    with cutter:
+        if reader.memory is not None:
+            data = _cdc.readonly(reader.memory)
+            cut_and_hash(data, int(data.size), True, 0)
+        else:
+            buffer = np.empty(max(window, 2 * params.max_size), dtype=np.uint8)
+            data = _cdc.readonly(buffer)
+            carry = 0
+            base = 0
+            while True:
+                got = reader.readinto(buffer[carry:])
+                filled = carry + got
+                if filled == 0:
+                    break
+                eof = filled < len(buffer)
+                used = cut_and_hash(data, filled, eof, base)
+                if eof:
+                    break
+                # The kernel stops less than max_size before the end, and the buffer is at
+                # least 2 * max_size long, so the tail never overlaps where it is copied to.
+                carry = filled - used
+                buffer[:carry] = buffer[used:filled]
+                base += used
     if not ends:
         return hashes, np.empty(0, dtype=np.int64)
     return hashes, np.concatenate(ends)
