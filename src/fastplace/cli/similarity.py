@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.blocks import (
         EmptySourceError,
         Similarity,
+        download_bytes,
         fingerprint,
         format_size,
         parse_sizes,
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
     results: list[tuple[int, Similarity]] = []
+    downloads: list[int] = []
     with _progress(len(sizes) * sum(file_sizes)) as advance:
         for size in sizes:
             try:
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             except ValueError as error:
                 raise CommandError(f"block size {format_size(size)}: {error}") from None
             results.append((size, similarity(old, new)))
+            downloads.append(download_bytes(new, old))
 
     if args.plot:
         _plot(results, args)
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         ]
         print(json.dumps(rows, indent=2))
         return 0
-    _print_table(results, args)
+    _print_table(results, downloads, args)
     return 0
 
 
@@ -155,7 +158,9 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
         yield advance
 
 
-def _print_table(results: list[tuple[int, Any]], args: argparse.Namespace) -> None:
+def _print_table(
+    results: list[tuple[int, Any]], downloads: list[int], args: argparse.Namespace
+) -> None:
     from rich.table import Table
 
     from fastplace.blocks import format_size
@@ -166,14 +171,14 @@ def _print_table(results: list[tuple[int, Any]], args: argparse.Namespace) -> No
     table.add_column("blocks", justify="right")
     table.add_column("similar blocks", justify="right")
     table.add_column("similar bytes", justify="right")
-    table.add_column("to download", justify="right")
-    for size, result in results:
+    table.add_column("to download", justify="right")  # distinct new blocks not in OLD
+    for (size, result), download in zip(results, downloads, strict=True):
         table.add_row(
             format_size(size),
             f"{result.blocks:,}",
             f"{100 * result.similar_blocks:.1f} %",
             f"{100 * result.similar_bytes:.1f} %",
-            f"{(result.total_bytes - result.shared_bytes) / 2**20:,.1f} MiB",
+            f"{download / 2**20:,.1f} MiB",
         )
     console().print(table)
 
