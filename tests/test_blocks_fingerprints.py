@@ -303,8 +303,11 @@ def test_importing_fastplace_loads_neither_numba_nor_torch() -> None:
         "fastplace.blocks.fingerprint(b'x' * 100_000, cdc=True)\n"
         "assert 'numba' in sys.modules\n"
     )
+    import fastplace
+
+    # The child must import the same fastplace as this process (a source tree or the
+    # installed package), whichever that is.
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    if (Path(src) / "fastplace" / "__init__.py").exists():
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    root = str(Path(fastplace.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
