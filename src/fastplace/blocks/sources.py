@@ -31,7 +31,7 @@ DEFAULT_WINDOW = 16 << 20
 """Bytes read from a file per system call batch; the unit of streaming."""
 
 Source: TypeAlias = (
-    "str | os.PathLike[str] | bytes | bytearray | memoryview | NDArray[Any] | mmap.mmap | IO[bytes]"
+    str | os.PathLike[str] | bytes | bytearray | memoryview | NDArray[Any] | mmap.mmap | IO[bytes]
 )
 """What can be fingerprinted: a path, a bytes-like object, a numpy array, an mmap or a
 binary stream with ``readinto`` or ``read``."""
