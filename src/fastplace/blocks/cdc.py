@@ -179,6 +179,7 @@ class SpanCutter:
     PART_MIN: Final = 4 << 20
     """Spans shorter than ``threads * PART_MIN`` bytes are cut on the calling thread."""
     LANE_MIN: Final = 1 << 20
+    """Spans shorter than three times this are cut by one hash chain, longer by three."""
 
     def __init__(self, params: CDCParams, threads: int = 1) -> None:
         _check_positive("threads", threads)
