@@ -26,22 +26,6 @@ void expect_args(Py_ssize_t got, Py_ssize_t want, const char* name) {
     }
 }
 
-std::int64_t int_arg(PyObject* obj, const char* name) {
-    if (PyLong_CheckExact(obj)) {
-        int overflow = 0;
-        const long long value = PyLong_AsLongLongAndOverflow(obj, &overflow);
-        if (!overflow) return value;
-        throw py::value_error(std::string(name) + " = " + py::repr(obj).cast<std::string>() +
-                              " is too large for int64");
-    }
-    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
-        throw py::type_error(std::string(name) + " must be an integer, got " + Py_TYPE(obj)->tp_name);
-    }
-    py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj));
-    if (!as_int) throw py::error_already_set();
-    return int_arg(as_int.ptr(), name);
-}
-
 // Runs body, turning C++ and pybind11 exceptions into a set Python error + nullptr.
 template <typename Body>
 PyObject* guarded(Body&& body) {

@@ -128,9 +128,10 @@ void register_cluster(py::module_& m) {
              },
              py::arg("requests"), py::arg("policy") = "first_fit")
         .def("container",
-             [](const ClusterState& s, ContainerId container) {
+             [](const ClusterState& s, py::handle container) {
+                 const ContainerId id = int_arg(container.ptr(), "container");
                  py::array_t<Amount> amounts(static_cast<py::ssize_t>(s.n_dims()));
-                 const ServerId server = s.container_server(container, amounts.mutable_data());
+                 const ServerId server = s.container_server(id, amounts.mutable_data());
                  return py::make_tuple(server, amounts);
              },
              py::arg("container"))
@@ -140,9 +141,15 @@ void register_cluster(py::module_& m) {
                  return s.add_servers(matrix.data(), static_cast<std::size_t>(matrix.shape(0)));
              },
              py::arg("capacity"))
-        .def("cordon", &ClusterState::cordon, py::arg("server"))
-        .def("uncordon", &ClusterState::uncordon, py::arg("server"))
-        .def("is_cordoned", &ClusterState::is_cordoned, py::arg("server"))
+        // Server ids go through int_arg (as in fast_methods) so that bool and float are
+        // refused with a message naming the argument, instead of True meaning server 1.
+        .def("cordon", [](ClusterState& s, py::handle server) { s.cordon(int_arg(server.ptr(), "server")); },
+             py::arg("server"))
+        .def("uncordon", [](ClusterState& s, py::handle server) { s.uncordon(int_arg(server.ptr(), "server")); },
+             py::arg("server"))
+        .def("is_cordoned",
+             [](const ClusterState& s, py::handle server) { return s.is_cordoned(int_arg(server.ptr(), "server")); },
+             py::arg("server"))
         .def("replay",
              [](ClusterState& s, const py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>& ops,
                 const py::handle& requests,

@@ -20,6 +20,23 @@ inline std::string dim_label(const std::vector<std::string>& names, const char* 
     return std::string(what) + "[" + std::to_string(d) + "] (" + names[d] + ")";
 }
 
+// A server or container id: an int or int-like (numpy integers), never bool or float.
+inline std::int64_t int_arg(PyObject* obj, const char* name) {
+    if (PyLong_CheckExact(obj)) {
+        int overflow = 0;
+        const long long value = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (!overflow) return value;
+        throw py::value_error(std::string(name) + " = " + py::repr(obj).cast<std::string>() +
+                              " is too large for int64");
+    }
+    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
+        throw py::type_error(std::string(name) + " must be an integer, got " + Py_TYPE(obj)->tp_name);
+    }
+    py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj));
+    if (!as_int) throw py::error_already_set();
+    return int_arg(as_int.ptr(), name);
+}
+
 // One element: exact ints take the fast path; floats must be finite whole numbers.
 inline Amount convert_amount(PyObject* item, const std::vector<std::string>& names, const char* what,
                              std::size_t d) {
@@ -52,6 +69,11 @@ inline Amount convert_amount(PyObject* item, const std::vector<std::string>& nam
     }
     // numpy floating scalars that are not float subclasses (float32, float16)
     if (PyObject_HasAttrString(item, "dtype") && PyNumber_Check(item)) {
+        // numpy.bool_ has no __index__ but converts to float: reject it like bool.
+        if (py::getattr(py::getattr(item, "dtype"), "kind").cast<std::string>() == "b") {
+            throw py::type_error(dim_label(names, what, d) + " must be an integer, got " +
+                                 std::string(Py_TYPE(item)->tp_name));
+        }
         py::object as_float = py::reinterpret_steal<py::object>(PyNumber_Float(item));
         if (!as_float) throw py::error_already_set();
         return convert_amount(as_float.ptr(), names, what, d);

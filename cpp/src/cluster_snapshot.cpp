@@ -19,7 +19,7 @@ constexpr std::size_t kMaxNameLength = 1024;
 using Lock = std::lock_guard<std::mutex>;
 
 std::uint64_t fnv1a(const std::uint8_t* data, std::size_t size) {
-    std::uint64_t hash = 1469598103934665603ULL;
+    std::uint64_t hash = 14695981039346656037ULL;  // the FNV-1a 64-bit offset basis
     for (std::size_t i = 0; i < size; ++i) {
         hash ^= data[i];
         hash *= 1099511628211ULL;
@@ -152,6 +152,11 @@ ClusterState::ClusterState(const std::uint8_t* data, std::size_t size) {
             throw CorruptSnapshot("snapshot resource name length " + std::to_string(length) + " is invalid");
         }
         resources_.push_back(r.get_string(length, "resource name"));
+        for (std::uint32_t e = 0; e < d; ++e) {
+            if (resources_[e] == resources_.back()) {
+                throw CorruptSnapshot("snapshot resource name '" + resources_.back() + "' appears twice");
+            }
+        }
         for (std::size_t l = 0; l < kLevels; ++l) {
             const auto threshold = r.get<Amount>("level threshold");
             const Amount previous = l ? thresholds_.back() : -1;
@@ -178,7 +183,13 @@ ClusterState::ClusterState(const std::uint8_t* data, std::size_t size) {
     slots_ = SlotTable(dims);
     slots_.resize(static_cast<std::size_t>(n_slots));
     for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
-        slots_.set_generation(slot, r.get<std::uint32_t>("slot generation"));
+        const auto generation = r.get<std::uint32_t>("slot generation");
+        // Ids are (generation << 32) | slot and must stay positive as int64.
+        if (generation > 0x7fffffffU) {
+            throw CorruptSnapshot("snapshot slot " + std::to_string(slot) + " generation " +
+                                  std::to_string(generation) + " is out of range");
+        }
+        slots_.set_generation(slot, generation);
         slots_.set_server(slot, r.get<std::int64_t>("slot server"));
         if (slots_.server(slot) < -1 || slots_.server(slot) >= static_cast<ServerId>(n_servers_)) {
             throw CorruptSnapshot("snapshot slot " + std::to_string(slot) + " names server " +

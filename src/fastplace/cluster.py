@@ -62,7 +62,7 @@ class ReplayResult:
 
 
 def as_amount_matrix(values: npt.ArrayLike, name: str, dims: int) -> npt.NDArray[np.int64]:
-    """``values`` as a C-contiguous int64 (n, dims) matrix, or a ValueError/TypeError naming ``name``.
+    """``values`` as a C-contiguous int64 (n, dims) matrix; errors name ``name``.
 
     Floats are accepted when they are finite whole numbers; negatives are left for the
     core to reject with the server and resource named.
@@ -139,6 +139,10 @@ class Cluster(_core.ClusterCore):
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore_cluster, (type(self), self.snapshot()))
 
+    def add_servers(self, capacity: npt.ArrayLike) -> int:
+        """Appends servers (an (n, n_dims) capacity matrix); returns the first new id."""
+        return super().add_servers(as_amount_matrix(capacity, "capacity", self.n_dims))
+
     @property
     def free(self) -> npt.NDArray[np.int64]:
         """Free amounts, a read-only (n_servers, n_dims) int64 copy."""
@@ -194,14 +198,14 @@ class Cluster(_core.ClusterCore):
             bad = int(np.flatnonzero((op_array < 0) | (op_array > max(ReplayOp)))[0])
             raise ValueError(f"ops[{bad}] = {op_array[bad]} is not an event code (0-3)")
         matrix = as_amount_matrix(requests, "requests", self.n_dims)
-        ref_array = (
-            np.full(op_array.shape[0], -1, dtype=np.int64)
-            if refs is None
-            else np.ascontiguousarray(refs, dtype=np.int64)
-        )
-        servers, containers, stats = super().replay(
-            op_array.astype(np.uint8), matrix, ref_array
-        )
+        if refs is None:
+            ref_array = np.full(op_array.shape[0], -1, dtype=np.int64)
+        else:
+            ref_array = np.asarray(refs)
+            if ref_array.dtype.kind not in "iu" and ref_array.size:
+                raise TypeError(f"refs must hold integers, got dtype {ref_array.dtype}")
+            ref_array = np.ascontiguousarray(ref_array, dtype=np.int64)
+        servers, containers, stats = super().replay(op_array.astype(np.uint8), matrix, ref_array)
         return ReplayResult(servers, containers, **stats)
 
     def __repr__(self) -> str:
