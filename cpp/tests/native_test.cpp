@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "fastplace/block_index.hpp"
 #include "fastplace/cluster_state.hpp"
 
 using namespace fastplace;
@@ -118,6 +119,102 @@ void corrupted_snapshots() {
     }
 }
 
+// ---- block index ----------------------------------------------------------------------
+
+// cached_bytes recomputed from server_blocks, the slow obvious way.
+std::vector<Bytes> brute_cached_bytes(const BlockIndex& index, const std::vector<BlockId>& blocks) {
+    const std::vector<Bytes> sizes = index.block_sizes();
+    std::vector<Bytes> out(index.n_servers(), 0);
+    for (std::size_t s = 0; s < out.size(); ++s) {
+        const std::vector<BlockId> cached = index.server_blocks(static_cast<ServerId>(s));
+        std::vector<std::uint8_t> seen(sizes.size(), 0);
+        for (const BlockId b : blocks) {
+            if (seen[static_cast<std::size_t>(b)]++) continue;
+            for (const BlockId c : cached) {
+                if (c == b) out[s] += sizes[static_cast<std::size_t>(b)];
+            }
+        }
+    }
+    return out;
+}
+
+void block_index_operations(std::size_t n_servers, unsigned seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<Bytes> cache(n_servers);
+    for (auto& c : cache) c = static_cast<Bytes>(rng() % 400);
+    BlockIndex index(cache.data(), n_servers);
+    std::vector<BlockHash> hashes(12);
+    std::vector<Bytes> sizes(12);
+    std::vector<BlockId> ids(12);
+    for (int step = 0; step < 300; ++step) {
+        const auto server = static_cast<ServerId>(rng() % n_servers);
+        std::vector<BlockId> blocks(rng() % 12);
+        for (auto& b : blocks) b = index.n_blocks() ? static_cast<BlockId>(rng() % index.n_blocks()) : 0;
+        if (index.n_blocks() == 0) blocks.clear();
+        switch (rng() % 6) {
+            case 0:
+                for (std::size_t i = 0; i < hashes.size(); ++i) {
+                    hashes[i] = rng() % 80;
+                    sizes[i] = static_cast<Bytes>(1 + hashes[i] * 7 % 90);
+                }
+                index.intern(hashes.data(), sizes.data(), hashes.size(), ids.data());
+                break;
+            case 1:
+            case 2:
+                index.fetch(server, blocks.data(), blocks.size());
+                break;
+            case 3: {
+                std::vector<Bytes> out(n_servers);
+                index.cached_bytes(blocks.data(), blocks.size(), out.data(), out.size());
+                check(out == brute_cached_bytes(index, blocks), "cached_bytes matches brute force");
+                break;
+            }
+            case 4:
+                if (rng() % 4 == 0) index.evict_server(server);
+                break;
+            default: {
+                const std::vector<std::uint8_t> bytes = index.snapshot();
+                BlockIndex copy(bytes.data(), bytes.size());
+                check(copy.snapshot() == bytes, "block index snapshot round trip");
+            }
+        }
+        const std::string broken = index.validate();
+        check(broken.empty(), "block index validate: " + broken);
+        if (!broken.empty()) return;
+    }
+}
+
+void corrupted_block_snapshots() {
+    const std::vector<Bytes> cache{100, 60, 0};
+    BlockIndex index(cache.data(), cache.size());
+    const BlockHash hashes[4] = {11, 22, 33, 44};
+    const Bytes sizes[4] = {40, 30, 20, 50};
+    BlockId ids[4];
+    index.intern(hashes, sizes, 4, ids);
+    index.fetch(0, ids, 3);
+    index.fetch(1, ids, 2);
+    index.fetch(0, ids + 2, 2);
+    const std::vector<std::uint8_t> good = index.snapshot();
+    for (std::size_t size = 0; size < good.size(); ++size) {
+        try {
+            BlockIndex broken(good.data(), size);
+            check(false, "truncated block snapshot of " + std::to_string(size) + " bytes accepted");
+        } catch (const CorruptSnapshot&) {
+        }
+    }
+    for (std::size_t i = 0; i < good.size(); ++i) {
+        for (int bit = 0; bit < 8; ++bit) {
+            std::vector<std::uint8_t> bad = good;
+            bad[i] = static_cast<std::uint8_t>(bad[i] ^ (1U << bit));
+            try {
+                BlockIndex restored(bad.data(), bad.size());
+                check(restored.validate().empty(), "corrupted block snapshot restored an invalid index");
+            } catch (const CorruptSnapshot&) {
+            }
+        }
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -125,6 +222,8 @@ int main() {
         for (const std::size_t dims : {1, 2, 5, 8}) random_operations(n, dims, static_cast<unsigned>(n * 31 + dims));
     }
     corrupted_snapshots();
+    for (const std::size_t n : {1, 63, 64, 65, 129}) block_index_operations(n, static_cast<unsigned>(n));
+    corrupted_block_snapshots();
     if (failures) {
         std::fprintf(stderr, "%d failures\n", failures);
         return 1;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from fastplace.block_index import BlockIndex
 from fastplace.cluster import (
     Cluster,
     ClusterInvariantError,
@@ -26,6 +27,7 @@ except PackageNotFoundError:  # running from a source tree
 __all__ = [
     "DEFAULT_RESOURCES",
     "MB_PER_VCPU",
+    "BlockIndex",
     "Cluster",
     "ClusterInvariantError",
     "CorruptSnapshot",

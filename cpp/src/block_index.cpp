@@ -1,0 +1,547 @@
+#include "fastplace/block_index.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+#include <utility>
+
+namespace fastplace {
+
+namespace {
+
+using Lock = std::lock_guard<std::mutex>;
+
+constexpr std::size_t kMaxServers = static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max());
+constexpr std::size_t kMaxBlocks = static_cast<std::size_t>(std::numeric_limits<BlockId>::max());
+
+std::string hex(BlockHash hash) {
+    char text[19];
+    std::snprintf(text, sizeof(text), "0x%016llx", static_cast<unsigned long long>(hash));
+    return text;
+}
+
+}  // namespace
+
+// A random-looking 64-bit key per server (splitmix64), so that a holder set's hash can
+// be kept as the sum of its members' keys and updated in O(1) when one server changes.
+std::uint64_t BlockIndex::server_key(std::int32_t server) {
+    std::uint64_t z = static_cast<std::uint64_t>(server) + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+BlockIndex::BlockIndex(const Bytes* cache_bytes, std::size_t n_servers) {
+    if (n_servers > kMaxServers) {
+        throw InvalidArgument("n_servers = " + std::to_string(n_servers) + " exceeds " + std::to_string(kMaxServers));
+    }
+    check_cache_bytes(cache_bytes, n_servers);
+    sets_.emplace_back();
+    set_by_hash_.emplace(0, 0);
+    servers_.resize(n_servers);
+    for (std::size_t s = 0; s < n_servers; ++s) servers_[s].capacity = cache_bytes[s];
+}
+
+// ---- argument checks (all run before any mutation) ---------------------------------
+
+void BlockIndex::check_cache_bytes(const Bytes* cache_bytes, std::size_t n) const {
+    for (std::size_t i = 0; i < n; ++i) {
+        if (cache_bytes[i] < 0) {
+            throw InvalidArgument("cache_bytes[" + std::to_string(i) + "] = " + std::to_string(cache_bytes[i]) +
+                                  " must be >= 0");
+        }
+    }
+}
+
+std::size_t BlockIndex::check_server(ServerId server, const char* what) const {
+    if (server < 0 || static_cast<std::size_t>(server) >= servers_.size()) {
+        throw InvalidArgument(std::string(what) + " = " + std::to_string(server) + " is out of range [0, " +
+                              std::to_string(servers_.size()) + ")");
+    }
+    return static_cast<std::size_t>(server);
+}
+
+void BlockIndex::check_blocks(const BlockId* blocks, std::size_t k, const char* what) const {
+    const auto n = static_cast<BlockId>(size_.size());
+    for (std::size_t i = 0; i < k; ++i) {
+        if (blocks[i] < 0 || blocks[i] >= n) {
+            throw InvalidArgument(std::string(what) + "[" + std::to_string(i) + "] = " + std::to_string(blocks[i]) +
+                                  " is not a block id: must be in [0, " + std::to_string(n) + ")");
+        }
+    }
+}
+
+// ---- per-call scratch ----------------------------------------------------------------
+
+void BlockIndex::size_scratch() const {
+    block_stamp_.resize(size_.size(), 0);
+    set_stamp_.resize(sets_.size(), 0);
+    set_next_.resize(sets_.size(), 0);
+    set_bytes_.resize(sets_.size(), 0);
+    server_scratch_.resize(servers_.size(), 0);
+}
+
+void BlockIndex::next_epoch() const {
+    if (++epoch_ == 0) {  // wrapped: old stamps could now look current
+        std::fill(block_stamp_.begin(), block_stamp_.end(), 0);
+        std::fill(set_stamp_.begin(), set_stamp_.end(), 0);
+        epoch_ = 1;
+    }
+}
+
+// ---- servers and blocks ----------------------------------------------------------------
+
+std::size_t BlockIndex::n_servers() const {
+    Lock lock(mutex_);
+    return servers_.size();
+}
+
+std::size_t BlockIndex::n_blocks() const {
+    Lock lock(mutex_);
+    return size_.size();
+}
+
+std::size_t BlockIndex::n_holder_sets() const {
+    Lock lock(mutex_);
+    return sets_.size() - free_sets_.size();
+}
+
+ServerId BlockIndex::add_servers(const Bytes* cache_bytes, std::size_t n) {
+    Lock lock(mutex_);
+    if (n > kMaxServers - servers_.size()) {
+        throw InvalidArgument("add_servers: " + std::to_string(servers_.size()) + " + " + std::to_string(n) +
+                              " servers exceed " + std::to_string(kMaxServers));
+    }
+    check_cache_bytes(cache_bytes, n);
+    const auto first = static_cast<ServerId>(servers_.size());
+    servers_.resize(servers_.size() + n);
+    for (std::size_t i = 0; i < n; ++i) servers_[static_cast<std::size_t>(first) + i].capacity = cache_bytes[i];
+    return first;
+}
+
+void BlockIndex::intern(const BlockHash* hashes, const Bytes* sizes, std::size_t n, BlockId* ids_out) {
+    Lock lock(mutex_);
+    // Sizes of hashes first seen in this call, and the index that introduced them.
+    std::unordered_map<BlockHash, std::pair<Bytes, std::size_t>> fresh;
+    Bytes total = total_bytes_;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::string at = "sizes[" + std::to_string(i) + "] = " + std::to_string(sizes[i]);
+        if (sizes[i] <= 0) throw InvalidArgument(at + " must be > 0 (hash " + hex(hashes[i]) + ")");
+        const auto known = id_of_.find(hashes[i]);
+        if (known != id_of_.end()) {
+            const Bytes interned = size_[static_cast<std::size_t>(known->second)];
+            if (interned != sizes[i]) {
+                throw InvalidArgument(at + " for hash " + hex(hashes[i]) + " differs from its interned size " +
+                                      std::to_string(interned) + " (block " + std::to_string(known->second) + ")");
+            }
+            continue;
+        }
+        const auto [it, inserted] = fresh.emplace(hashes[i], std::make_pair(sizes[i], i));
+        if (!inserted) {
+            if (it->second.first != sizes[i]) {
+                throw InvalidArgument(at + " for hash " + hex(hashes[i]) + " differs from sizes[" +
+                                      std::to_string(it->second.second) + "] = " + std::to_string(it->second.first) +
+                                      " given for the same hash");
+            }
+            continue;
+        }
+        if (sizes[i] > std::numeric_limits<Bytes>::max() - total) {
+            throw InvalidArgument(at + ": the sizes of all interned blocks would exceed 2^63 - 1 bytes");
+        }
+        total += sizes[i];
+    }
+    if (fresh.size() > kMaxBlocks - size_.size()) {
+        throw InvalidArgument("intern: " + std::to_string(size_.size()) + " + " + std::to_string(fresh.size()) +
+                              " blocks exceed " + std::to_string(kMaxBlocks));
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto [it, inserted] = id_of_.emplace(hashes[i], static_cast<BlockId>(size_.size()));
+        if (inserted) {
+            hash_.push_back(hashes[i]);
+            size_.push_back(sizes[i]);
+            total_bytes_ += sizes[i];
+            set_of_.push_back(0);
+            ++sets_[0].n_blocks;
+        }
+        ids_out[i] = it->second;
+    }
+}
+
+std::vector<Bytes> BlockIndex::block_sizes() const {
+    Lock lock(mutex_);
+    return size_;
+}
+
+std::vector<BlockHash> BlockIndex::block_hashes() const {
+    Lock lock(mutex_);
+    return hash_;
+}
+
+// ---- queries ------------------------------------------------------------------------
+
+std::size_t BlockIndex::cached_bytes(const BlockId* blocks, std::size_t k, Bytes* out,
+                                     std::size_t out_size) const {
+    Lock lock(mutex_);
+    check_blocks(blocks, k);
+    if (out_size != servers_.size()) return servers_.size();
+    size_scratch();
+    next_epoch();
+    // Group the distinct blocks by holder set, then add each set's bytes to its servers
+    // once: the per-server work is one pass over each distinct set, not one per block.
+    touched_sets_.clear();
+    for (std::size_t i = 0; i < k; ++i) {
+        const auto b = static_cast<std::size_t>(blocks[i]);
+        if (block_stamp_[b] == epoch_) continue;
+        block_stamp_[b] = epoch_;
+        const std::uint32_t set = set_of_[b];
+        if (set == 0) continue;
+        if (set_stamp_[set] != epoch_) {
+            set_stamp_[set] = epoch_;
+            set_bytes_[set] = 0;
+            touched_sets_.push_back(set);
+        }
+        set_bytes_[set] += size_[b];
+    }
+    std::fill(out, out + servers_.size(), Bytes{0});
+    for (const std::uint32_t set : touched_sets_) {
+        const Bytes bytes = set_bytes_[set];
+        for (const std::int32_t s : sets_[set].servers) out[s] += bytes;
+    }
+    return servers_.size();
+}
+
+void BlockIndex::cached_bytes_on(const ServerId* servers, std::size_t m, const BlockId* blocks, std::size_t k,
+                                 Bytes* out) const {
+    Lock lock(mutex_);
+    for (std::size_t i = 0; i < m; ++i) {
+        if (servers[i] < 0 || static_cast<std::size_t>(servers[i]) >= servers_.size()) {
+            check_server(servers[i], ("servers[" + std::to_string(i) + "]").c_str());
+        }
+    }
+    check_blocks(blocks, k);
+    size_scratch();
+    next_epoch();
+    touched_sets_.clear();
+    for (std::size_t i = 0; i < k; ++i) {
+        const auto b = static_cast<std::size_t>(blocks[i]);
+        if (block_stamp_[b] == epoch_) continue;
+        block_stamp_[b] = epoch_;
+        const std::uint32_t set = set_of_[b];
+        if (set == 0) continue;
+        if (set_stamp_[set] != epoch_) {
+            set_stamp_[set] = epoch_;
+            set_bytes_[set] = 0;
+            touched_sets_.push_back(set);
+        }
+        set_bytes_[set] += size_[b];
+    }
+    // Either probe each listed server in each set (binary search), or scatter the sets
+    // into the all-zero scratch row, gather, and zero exactly what the scatter touched;
+    // whichever reads fewer entries. Neither makes a pass over all servers.
+    std::size_t members = 0;
+    std::size_t longest = 1;
+    for (const std::uint32_t set : touched_sets_) {
+        members += sets_[set].servers.size();
+        longest = std::max(longest, sets_[set].servers.size());
+    }
+    const auto log_longest = static_cast<std::size_t>(64 - __builtin_clzll(longest));
+    if (m * touched_sets_.size() * log_longest < 2 * members) {
+        for (std::size_t i = 0; i < m; ++i) {
+            Bytes bytes = 0;
+            for (const std::uint32_t set : touched_sets_) {
+                const std::vector<std::int32_t>& servers_of = sets_[set].servers;
+                if (std::binary_search(servers_of.begin(), servers_of.end(), static_cast<std::int32_t>(servers[i]))) {
+                    bytes += set_bytes_[set];
+                }
+            }
+            out[i] = bytes;
+        }
+        return;
+    }
+    for (const std::uint32_t set : touched_sets_) {
+        for (const std::int32_t s : sets_[set].servers) server_scratch_[static_cast<std::size_t>(s)] += set_bytes_[set];
+    }
+    for (std::size_t i = 0; i < m; ++i) out[i] = server_scratch_[static_cast<std::size_t>(servers[i])];
+    for (const std::uint32_t set : touched_sets_) {
+        for (const std::int32_t s : sets_[set].servers) server_scratch_[static_cast<std::size_t>(s)] = 0;
+    }
+}
+
+Bytes BlockIndex::missing_bytes(ServerId server, const BlockId* blocks, std::size_t k) const {
+    Lock lock(mutex_);
+    const std::size_t s = check_server(server, "server");
+    check_blocks(blocks, k);
+    size_scratch();
+    next_epoch();
+    Bytes missing = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+        const auto b = static_cast<std::size_t>(blocks[i]);
+        if (block_stamp_[b] == epoch_) continue;
+        block_stamp_[b] = epoch_;
+        if (entry_of_.find(entry_key(s, blocks[i])) == EntryMap::kAbsent) missing += size_[b];
+    }
+    return missing;
+}
+
+std::vector<ServerId> BlockIndex::holders(BlockId block) const {
+    Lock lock(mutex_);
+    if (block < 0 || static_cast<std::size_t>(block) >= size_.size()) {
+        throw InvalidArgument("block = " + std::to_string(block) + " is not a block id: must be in [0, " +
+                              std::to_string(size_.size()) + ")");
+    }
+    const std::vector<std::int32_t>& servers = sets_[set_of_[static_cast<std::size_t>(block)]].servers;
+    return std::vector<ServerId>(servers.begin(), servers.end());
+}
+
+std::vector<BlockId> BlockIndex::server_blocks(ServerId server) const {
+    Lock lock(mutex_);
+    const ServerCache& cache = servers_[check_server(server, "server")];
+    std::vector<BlockId> blocks;
+    blocks.reserve(cache.count);
+    for (std::uint32_t e = cache.head; e != kNone; e = entries_[e].next) blocks.push_back(entries_[e].block);
+    return blocks;
+}
+
+std::vector<Bytes> BlockIndex::used_bytes() const {
+    Lock lock(mutex_);
+    std::vector<Bytes> used(servers_.size());
+    for (std::size_t s = 0; s < servers_.size(); ++s) used[s] = servers_[s].used;
+    return used;
+}
+
+std::vector<Bytes> BlockIndex::cache_bytes() const {
+    Lock lock(mutex_);
+    std::vector<Bytes> capacity(servers_.size());
+    for (std::size_t s = 0; s < servers_.size(); ++s) capacity[s] = servers_[s].capacity;
+    return capacity;
+}
+
+// ---- LRU lists and holder sets --------------------------------------------------------
+
+void BlockIndex::link_tail(std::size_t server, std::uint32_t entry) {
+    ServerCache& cache = servers_[server];
+    entries_[entry].prev = cache.tail;
+    entries_[entry].next = kNone;
+    if (cache.tail != kNone) {
+        entries_[cache.tail].next = entry;
+    } else {
+        cache.head = entry;
+    }
+    cache.tail = entry;
+}
+
+void BlockIndex::unlink(std::size_t server, std::uint32_t entry) {
+    ServerCache& cache = servers_[server];
+    const Entry& e = entries_[entry];
+    if (e.prev != kNone) {
+        entries_[e.prev].next = e.next;
+    } else {
+        cache.head = e.next;
+    }
+    if (e.next != kNone) {
+        entries_[e.next].prev = e.prev;
+    } else {
+        cache.tail = e.prev;
+    }
+}
+
+void BlockIndex::insert_block(std::size_t server, BlockId block) {
+    std::uint32_t entry;
+    if (!free_entries_.empty()) {
+        entry = free_entries_.back();
+        free_entries_.pop_back();
+    } else {
+        entry = static_cast<std::uint32_t>(entries_.size());
+        entries_.emplace_back();
+    }
+    entries_[entry].block = block;
+    entries_[entry].server = static_cast<std::int32_t>(server);
+    link_tail(server, entry);
+    entry_of_.insert(entry_key(server, block), entry);
+    servers_[server].used += size_[static_cast<std::size_t>(block)];
+    ++servers_[server].count;
+    toggle_holder(block, static_cast<std::int32_t>(server));
+}
+
+void BlockIndex::remove_entry(std::size_t server, std::uint32_t entry) {
+    const BlockId block = entries_[entry].block;
+    unlink(server, entry);
+    entry_of_.erase(entry_key(server, block));
+    servers_[server].used -= size_[static_cast<std::size_t>(block)];
+    --servers_[server].count;
+    entries_[entry].server = -1;
+    free_entries_.push_back(entry);
+    toggle_holder(block, static_cast<std::int32_t>(server));
+}
+
+// Every mutating call toggles one server only (fetch, evict_server, one server of a
+// rebuild per epoch), so within an epoch a set's neighbour is a function of the set
+// alone and the first block of a set pays for building it; the others reuse it.
+void BlockIndex::toggle_holder(BlockId block, std::int32_t server) {
+    const auto b = static_cast<std::size_t>(block);
+    const std::uint32_t old = set_of_[b];
+    std::uint32_t target;
+    if (set_stamp_[old] == epoch_) {
+        target = set_next_[old];
+    } else {
+        const std::vector<std::int32_t>& members = sets_[old].servers;
+        std::vector<std::int32_t> toggled;
+        const auto at = std::lower_bound(members.begin(), members.end(), server);
+        std::uint64_t hash = sets_[old].hash;
+        if (at != members.end() && *at == server) {
+            toggled.reserve(members.size() - 1);
+            toggled.insert(toggled.end(), members.begin(), at);
+            toggled.insert(toggled.end(), at + 1, members.end());
+            hash -= server_key(server);
+        } else {
+            toggled.reserve(members.size() + 1);
+            toggled.insert(toggled.end(), members.begin(), at);
+            toggled.push_back(server);
+            toggled.insert(toggled.end(), at, members.end());
+            hash += server_key(server);
+        }
+        target = find_or_add_set(std::move(toggled), hash);
+        set_stamp_[old] = epoch_;
+        set_next_[old] = target;
+    }
+    set_of_[b] = target;
+    ++sets_[target].n_blocks;
+    if (--sets_[old].n_blocks == 0 && old != 0) pending_release_.push_back(old);
+}
+
+std::uint32_t BlockIndex::find_or_add_set(std::vector<std::int32_t>&& servers, std::uint64_t hash) {
+    const auto [first, last] = set_by_hash_.equal_range(hash);
+    for (auto it = first; it != last; ++it) {
+        if (sets_[it->second].servers == servers) return it->second;
+    }
+    std::uint32_t id;
+    if (!free_sets_.empty()) {
+        id = free_sets_.back();
+        free_sets_.pop_back();
+    } else {
+        id = static_cast<std::uint32_t>(sets_.size());
+        sets_.emplace_back();
+        size_scratch();
+    }
+    sets_[id].servers = std::move(servers);
+    sets_[id].hash = hash;
+    sets_[id].n_blocks = 0;
+    set_by_hash_.emplace(hash, id);
+    return id;
+}
+
+// Sets are released at the end of a call, not when they empty, so that a set id stays
+// unique within the call's toggle memo (a set may also be refilled before the end).
+void BlockIndex::release_empty_sets() {
+    std::sort(pending_release_.begin(), pending_release_.end());
+    pending_release_.erase(std::unique(pending_release_.begin(), pending_release_.end()), pending_release_.end());
+    for (const std::uint32_t id : pending_release_) {
+        HolderSet& set = sets_[id];
+        if (set.n_blocks != 0) continue;
+        const auto [first, last] = set_by_hash_.equal_range(set.hash);
+        for (auto it = first; it != last; ++it) {
+            if (it->second == id) {
+                set_by_hash_.erase(it);
+                break;
+            }
+        }
+        std::vector<std::int32_t>().swap(set.servers);
+        set.hash = 0;
+        free_sets_.push_back(id);
+    }
+    pending_release_.clear();
+}
+
+// ---- mutation -------------------------------------------------------------------------
+
+Bytes BlockIndex::fetch(ServerId server, const BlockId* blocks, std::size_t k) {
+    Lock lock(mutex_);
+    const std::size_t s = check_server(server, "server");
+    check_blocks(blocks, k);
+    if (k > free_entries_.size() + (std::size_t{kNone} - entries_.size())) {
+        throw InvalidArgument("fetch: the index would hold more than 2^32 - 1 cached blocks");
+    }
+    size_scratch();
+    next_epoch();
+    ServerCache& cache = servers_[s];
+
+    // Distinct blocks in call order; cached ones move to the MRU end, so every block
+    // not in the call sits before them.
+    call_blocks_.clear();
+    call_missing_.clear();
+    Bytes present = 0;
+    Bytes downloaded = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+        const BlockId block = blocks[i];
+        const auto b = static_cast<std::size_t>(block);
+        if (block_stamp_[b] == epoch_) continue;
+        block_stamp_[b] = epoch_;
+        call_blocks_.push_back(block);
+        const std::uint32_t entry = entry_of_.find(entry_key(s, block));
+        if (entry != EntryMap::kAbsent) {
+            present += size_[b];
+            unlink(s, entry);
+            link_tail(s, entry);
+        } else {
+            downloaded += size_[b];
+            call_missing_.push_back(block);
+        }
+    }
+
+    // Missing blocks that fit beside the call's cached ones, first come first kept.
+    Bytes budget = cache.capacity - present;
+    Bytes kept_bytes = 0;
+    std::size_t n_kept = 0;
+    for (const BlockId block : call_missing_) {
+        const Bytes size = size_[static_cast<std::size_t>(block)];
+        if (size <= budget) {
+            budget -= size;
+            kept_bytes += size;
+            call_missing_[n_kept++] = block;
+        }
+    }
+    call_missing_.resize(n_kept);
+
+    // Evicting every block outside the call would leave present + kept_bytes <= capacity,
+    // so this loop stops before it reaches a block of the call.
+    while (cache.used + kept_bytes > cache.capacity) remove_entry(s, cache.head);
+    for (const BlockId block : call_missing_) insert_block(s, block);
+
+    if (!call_missing_.empty()) {  // interleave refreshed and new blocks in call order
+        for (const BlockId block : call_blocks_) {
+            const std::uint32_t entry = entry_of_.find(entry_key(s, block));
+            if (entry == EntryMap::kAbsent) continue;
+            unlink(s, entry);
+            link_tail(s, entry);
+        }
+    }
+    release_empty_sets();
+    return downloaded;
+}
+
+Bytes BlockIndex::evict_server_unlocked(std::size_t server) {
+    const Bytes freed = servers_[server].used;
+    while (servers_[server].head != kNone) remove_entry(server, servers_[server].head);
+    return freed;
+}
+
+Bytes BlockIndex::evict_server(ServerId server) {
+    Lock lock(mutex_);
+    const std::size_t s = check_server(server, "server");
+    size_scratch();
+    next_epoch();
+    const Bytes freed = evict_server_unlocked(s);
+    release_empty_sets();
+    return freed;
+}
+
+void BlockIndex::rebuild(const std::vector<std::vector<BlockId>>& lru_lists) {
+    size_scratch();
+    for (std::size_t s = 0; s < lru_lists.size(); ++s) {
+        next_epoch();  // one toggled server per epoch (see toggle_holder)
+        for (const BlockId block : lru_lists[s]) insert_block(s, block);
+        release_empty_sets();
+    }
+}
+
+}  // namespace fastplace

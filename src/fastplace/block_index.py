@@ -1,0 +1,98 @@
+"""Which content blocks of model versions each server caches: the block-locality index.
+
+A model version is a list of blocks (content hashes with sizes in bytes, see
+``fastplace.blocks``). Every server keeps a block cache of a fixed size with
+least-recently-used eviction; a container of a version cold-starts by downloading the
+blocks its server lacks (:meth:`BlockIndex.fetch`). The "similarity" placement policy
+asks :meth:`BlockIndex.cached_bytes`: how many bytes of this version does each server
+already hold?
+
+``BlockIndex`` subclasses the native ``BlockIndexCore``, so queries go straight to C++;
+this module adds scalar broadcasting of cache sizes, ``restore``/pickling and error
+types. Block ids are dense ``int32`` numbers from :meth:`BlockIndex.intern`; every
+method takes them as any 1-D integer sequence or array (floats, bools and negative
+values raise ValueError naming the argument and the index).
+
+Threading: every operation locks the native index, so concurrent calls from several
+threads are safe and each is atomic; ``cached_bytes`` on 4,096 or more servers,
+``snapshot`` and ``validate`` release the GIL.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fastplace._native import _core
+from fastplace.cluster import ClusterInvariantError
+
+__all__ = ["BlockIndex"]
+
+
+def _cache_sizes(n_servers: int, cache_bytes: int | npt.ArrayLike) -> npt.NDArray[Any]:
+    """``cache_bytes`` (one size for all, or one per server) as n_servers sizes."""
+    count = operator.index(n_servers)  # TypeError for floats and other non-integers
+    if count < 0:
+        raise ValueError(f"n_servers = {count} must be >= 0")
+    sizes = np.asarray(cache_bytes)
+    if sizes.ndim == 0:
+        return np.full(count, sizes, dtype=sizes.dtype)
+    if sizes.shape != (count,):
+        raise ValueError(f"cache_bytes must be one size or {count} sizes, got shape {sizes.shape}")
+    return sizes
+
+
+class BlockIndex(_core.BlockIndexCore):
+    """Per-server LRU block caches, queried per model version.
+
+    >>> index = BlockIndex(3, cache_bytes=100)
+    >>> v1 = index.intern([0xA1, 0xB2, 0xC3], [40, 30, 20])
+    >>> index.fetch(0, v1)  # cold start on server 0: downloads all 90 bytes
+    90
+    >>> v2 = index.intern([0xA1, 0xB2, 0xD4], [40, 30, 50])
+    >>> index.cached_bytes(v2).tolist()  # bytes of v2 already on each server
+    [70, 0, 0]
+    >>> index.fetch(0, v2)  # downloads 50; evicts 0xC3 (least recently used) to fit
+    50
+    """
+
+    def __init__(self, n_servers: int, cache_bytes: int | npt.ArrayLike) -> None:
+        super().__init__(_cache_sizes(n_servers, cache_bytes))
+
+    @classmethod
+    def restore(cls, data: bytes) -> BlockIndex:
+        """An index rebuilt from :meth:`snapshot` bytes (raises CorruptSnapshot if damaged)."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"snapshot data must be bytes, got {type(data).__name__}")
+        index = cls.__new__(cls)
+        _core.BlockIndexCore.__init__(index, bytes(data))
+        return index
+
+    def add_servers(  # type: ignore[override]
+        self, n: int, cache_bytes: int | npt.ArrayLike
+    ) -> int:
+        """Appends ``n`` servers with empty caches of ``cache_bytes`` each (or one size per
+        server); returns the id of the first new server."""
+        return super().add_servers(_cache_sizes(n, cache_bytes))
+
+    def validate(self) -> None:
+        """Recomputes every invariant; raises ClusterInvariantError naming the first broken one."""
+        reason = self.validate_reason()
+        if reason:
+            raise ClusterInvariantError(f"block index: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore_block_index, (type(self), self.snapshot()))
+
+    def __repr__(self) -> str:
+        return (
+            f"BlockIndex(n_servers={self.n_servers}, n_blocks={self.n_blocks}, "
+            f"cached_bytes={int(self.used_bytes().sum())})"
+        )
+
+
+def _restore_block_index(cls: type[BlockIndex], data: bytes) -> BlockIndex:
+    return cls.restore(data)
