@@ -71,12 +71,6 @@ def test_best_fit_ties_go_to_the_lowest_index():
     assert cluster.best_fit([60, 5]) == 1  # s0 cannot host it; s1..s4 tie
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the core sums the shares in double precision, so exactly equal "
-    "scores such as 1/10 + 2/10 and 3/10 + 0/10 compare unequal and the tie is not "
-    "broken towards the lowest index",
-)
 def test_best_fit_exact_ties_go_to_the_lowest_index():
     cluster = Cluster([[10, 10], [10, 10]])
     cluster.place(0, [9, 8])  # free (1, 2): score 1/10 + 2/10 = 3/10

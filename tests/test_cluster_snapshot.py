@@ -334,12 +334,6 @@ def test_generation_that_would_make_a_negative_id_is_refused():
     restored.validate()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a slot's generation wraps to 0 after 2**31 releases (31 bits keep "
-    "ids positive), so the slot hands out an id it handed out before, and a stale id "
-    "can then release someone else's container",
-)
 def test_ids_are_not_reused_after_the_generation_wraps():
     cluster = Cluster([[10, 20], [30, 40]], ["alpha", "bravo"])
     first = cluster.place(0, [1, 2])  # slot 0, generation 0

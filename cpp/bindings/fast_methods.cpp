@@ -19,10 +19,35 @@ ClusterState& state_of(PyObject* self) {
     return *static_cast<ClusterState*>(value);
 }
 
-void expect_args(Py_ssize_t got, Py_ssize_t want, const char* name) {
-    if (got != want) {
-        throw py::type_error(std::string(name) + "() takes " + std::to_string(want) + " argument" +
-                             (want == 1 ? "" : "s") + ", got " + std::to_string(got));
+// Gathers positional and keyword arguments (vectorcall layout: keyword values follow
+// the positional ones, their names in kwnames) into out[], in the order of names[].
+template <std::size_t N>
+void collect_args(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, const char* method,
+                  const char* const (&names)[N], PyObject* (&out)[N]) {
+    const auto positional = static_cast<std::size_t>(nargs);
+    if (positional > N) {
+        throw py::type_error(std::string(method) + "() takes " + std::to_string(N) + " argument" +
+                             (N == 1 ? "" : "s") + ", got " + std::to_string(positional));
+    }
+    for (std::size_t i = 0; i < N; ++i) out[i] = i < positional ? args[i] : nullptr;
+    const Py_ssize_t n_keywords = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < n_keywords; ++k) {
+        const char* given = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, k));
+        if (given == nullptr) throw py::error_already_set();
+        std::size_t i = 0;
+        while (i < N && std::string(names[i]) != given) ++i;
+        if (i == N) {
+            throw py::type_error(std::string(method) + "() got an unexpected keyword argument '" + given + "'");
+        }
+        if (out[i] != nullptr) {
+            throw py::type_error(std::string(method) + "() got multiple values for argument '" + given + "'");
+        }
+        out[i] = args[nargs + k];
+    }
+    for (std::size_t i = 0; i < N; ++i) {
+        if (out[i] == nullptr) {
+            throw py::type_error(std::string(method) + "() missing required argument '" + names[i] + "'");
+        }
     }
 }
 
@@ -45,56 +70,64 @@ PyObject* guarded(Body&& body) {
     return nullptr;
 }
 
-PyObject* first_fit(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* first_fit(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
     return guarded([&] {
-        expect_args(nargs, 1, "first_fit");
+        static const char* const names[] = {"request"};
+        PyObject* given[1];
+        collect_args(args, nargs, kwnames, "first_fit", names, given);
         ClusterState& state = state_of(self);
         Amount request[kMaxDims];
-        convert_request(args[0], state.resources(), request);
+        convert_request(given[0], state.resources(), request);
         return PyLong_FromLongLong(state.first_fit(request));
     });
 }
 
-PyObject* fits(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* fits(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
     return guarded([&] {
-        expect_args(nargs, 2, "fits");
+        static const char* const names[] = {"server", "request"};
+        PyObject* given[2];
+        collect_args(args, nargs, kwnames, "fits", names, given);
         ClusterState& state = state_of(self);
-        const std::int64_t server = int_arg(args[0], "server");
+        const std::int64_t server = int_arg(given[0], "server");
         Amount request[kMaxDims];
-        convert_request(args[1], state.resources(), request);
+        convert_request(given[1], state.resources(), request);
         return py::bool_(state.fits(server, request)).release().ptr();
     });
 }
 
-PyObject* place(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* place(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
     return guarded([&] {
-        expect_args(nargs, 2, "place");
+        static const char* const names[] = {"server", "request"};
+        PyObject* given[2];
+        collect_args(args, nargs, kwnames, "place", names, given);
         ClusterState& state = state_of(self);
-        const std::int64_t server = int_arg(args[0], "server");
+        const std::int64_t server = int_arg(given[0], "server");
         Amount request[kMaxDims];
-        convert_request(args[1], state.resources(), request);
+        convert_request(given[1], state.resources(), request);
         return PyLong_FromLongLong(state.place(server, request));
     });
 }
 
-PyObject* release(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* release(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
     return guarded([&] {
-        expect_args(nargs, 1, "release");
+        static const char* const names[] = {"container"};
+        PyObject* given[1];
+        collect_args(args, nargs, kwnames, "release", names, given);
         ClusterState& state = state_of(self);
-        state.release(int_arg(args[0], "container"));
+        state.release(int_arg(given[0], "container"));
         Py_RETURN_NONE;
     });
 }
 
 // Static storage: method descriptors keep pointers to their PyMethodDef.
 PyMethodDef kMethods[] = {
-    {"first_fit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&first_fit)), METH_FASTCALL,
+    {"first_fit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&first_fit)), METH_FASTCALL | METH_KEYWORDS,
      "first_fit(request) -> int\n\nLowest-index server that is not cordoned and fits request, or -1."},
-    {"fits", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fits)), METH_FASTCALL,
+    {"fits", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fits)), METH_FASTCALL | METH_KEYWORDS,
      "fits(server, request) -> bool\n\nWhether server can host request now (False when cordoned)."},
-    {"place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&place)), METH_FASTCALL,
+    {"place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&place)), METH_FASTCALL | METH_KEYWORDS,
      "place(server, request) -> int\n\nBooks request on server and returns the container id."},
-    {"release", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&release)), METH_FASTCALL,
+    {"release", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&release)), METH_FASTCALL | METH_KEYWORDS,
      "release(container) -> None\n\nFrees a live container's resources (KeyError if not live)."},
 };
 

@@ -129,6 +129,11 @@ inline void convert_request(py::handle obj, const std::vector<std::string>& name
         }
         if (kind == 'b') throw py::type_error(std::string(what) + " must hold numbers, got dtype bool");
     }
+    // Sets and dicts iterate, but have no order: a request must be a real sequence.
+    if (!PySequence_Check(raw)) {
+        throw py::type_error(std::string(what) + " must be a sequence of " + std::to_string(dims) +
+                             " numbers, got " + std::string(Py_TYPE(raw)->tp_name));
+    }
     py::object seq = py::reinterpret_steal<py::object>(PySequence_Fast(raw, "request must be a sequence"));
     if (!seq) {
         PyErr_Clear();

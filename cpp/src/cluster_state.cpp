@@ -13,7 +13,6 @@ namespace {
 
 using Lock = std::lock_guard<std::mutex>;
 
-constexpr std::uint32_t kGenerationMask = 0x7fffffffU;  // keeps ids positive as int64
 
 ContainerId make_id(std::uint32_t generation, std::size_t slot) {
     return static_cast<ContainerId>((static_cast<std::uint64_t>(generation) << 32) |
@@ -269,7 +268,9 @@ ServerId ClusterState::best_fit_unlocked(const Amount* request) const {
                          static_cast<double>(cap);
             }
         }
-        if (score < best_score) {
+        // Scores within a few ulps count as ties (sums of shares such as 1/10 + 2/10
+        // and 3/10 + 0/10 round differently), which go to the lowest index.
+        if (best < 0 || score < best_score - 1e-14 * std::max(1.0, best_score)) {
             best_score = score;
             best = static_cast<ServerId>(server);
         }
@@ -377,8 +378,12 @@ void ClusterState::release_slot(std::size_t slot) {
         amounts[d] = 0;
     }
     slots_.set_server(slot, -1);
-    slots_.set_generation(slot, (slots_.generation(slot) + 1) & kGenerationMask);
-    free_slots_.push_back(static_cast<std::uint32_t>(slot));
+    // A slot whose generation is exhausted is retired, never reused: its next id would
+    // repeat one handed out before (ids stay unique for the state's lifetime).
+    if (slots_.generation(slot) < kGenerationMask) {
+        slots_.set_generation(slot, slots_.generation(slot) + 1);
+        free_slots_.push_back(static_cast<std::uint32_t>(slot));
+    }
     if (--count_[server] == 0) --n_active_;
     --n_live_;
 }

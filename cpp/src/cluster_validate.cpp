@@ -98,8 +98,11 @@ std::string ClusterState::validate_unlocked() const {
         if (slots_.server(slot) >= 0) return "free slot " + std::to_string(slot) + " holds a live container";
         if (seen[slot]++) return "free slot " + std::to_string(slot) + " is listed twice";
     }
-    if (free_slots_.size() + live != slots_.size()) {
-        return "free slot list misses " + std::to_string(slots_.size() - live - free_slots_.size()) + " slots";
+    for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
+        // Every free slot is on the free list, except retired ones (generation exhausted).
+        if (slots_.server(slot) < 0 && !seen[slot] && slots_.generation(slot) != kGenerationMask) {
+            return "free slot " + std::to_string(slot) + " is missing from the free list";
+        }
     }
     return {};
 }

@@ -35,6 +35,9 @@ constexpr std::size_t kMaxDims = 8;
 // whatever its size, and power-of-two requests (128 MB, 1 GiB ...) have none.
 constexpr std::size_t kLevels = 64;
 constexpr int kLevelsPerOctave = 4;
+// Slot generations use 31 bits so that ids stay positive as int64; a slot that reaches
+// the last generation is retired.
+constexpr std::uint32_t kGenerationMask = 0x7fffffffU;
 constexpr std::uint32_t kSnapshotVersion = 2;
 
 class InvalidArgument : public std::invalid_argument {

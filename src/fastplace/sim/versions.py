@@ -1,9 +1,9 @@
 """Model files as blocks, version after version.
 
 Synthetic versions: version 0 of each partition's file is a run of fresh random block
-hashes; each later version keeps the previous one's blocks except a random
-``changed_fraction`` of them, which get new hashes (a retrained model updates some
-weights and leaves others byte-identical). Block ids come from the cluster's
+hashes; each later version keeps the previous one's blocks except about
+``changed_fraction`` of them, chosen in contiguous runs, which get new hashes (a
+retrained model updates some tensors and leaves others byte-identical). Block ids come from the cluster's
 BlockIndex, so the same hash is the same block wherever it is cached.
 """
 
@@ -50,6 +50,17 @@ class VersionBlocks:
         sizes[-1] = file_bytes - (n - 1) * self._block_bytes
         return sizes
 
+    @staticmethod
+    def _changed_runs(
+        n: int, fraction: float, rng: np.random.Generator, run: int = 8
+    ) -> npt.NDArray[np.bool_]:
+        """A mask of about ``fraction`` of n blocks, in runs of ``run`` blocks: retraining
+        updates whole tensors (an embedding table's touched rows, a dense layer), which
+        are contiguous in the file."""
+        runs = -(-n // run)
+        chosen = rng.random(runs) < fraction
+        return np.repeat(chosen, run)[:n]
+
     def hashes(self, model: int, partition: int, version: int) -> npt.NDArray[np.uint64]:
         key = (model, partition, version)
         found = self._hashes.get(key)
@@ -62,7 +73,7 @@ class VersionBlocks:
             hashes = rng.integers(0, 2**63, size=n, dtype=np.uint64)
         else:
             hashes = self.hashes(model, partition, version - 1).copy()
-            changed = rng.random(n) < spec.changed_fraction
+            changed = self._changed_runs(n, spec.changed_fraction, rng)
             hashes[changed] = rng.integers(0, 2**63, size=int(changed.sum()), dtype=np.uint64)
         self._hashes[key] = hashes
         return hashes
