@@ -142,7 +142,8 @@ def test_greedy_only_allocator() -> None:
 
 def test_feedback_records_every_decision_and_retraining_swaps_the_model() -> None:
     cluster, blocks = cluster_and_blocks()
-    allocator = ServerAllocator(cluster, Slow(0.002), budget_us=100, blocks=blocks)
+    # Budget 20 ms: the slow RO (50 ms) is late, the retrained one is not.
+    allocator = ServerAllocator(cluster, Slow(0.05), budget_us=20_000, blocks=blocks)
     for _ in range(3):
         allocator.allocate([256, 145])
     seen: list[list[FeedbackRecord]] = []
