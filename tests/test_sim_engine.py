@@ -109,7 +109,7 @@ def test_cold_start_is_missing_bytes_over_bandwidth_plus_boot() -> None:
 def test_rollout_downloads_only_changed_blocks_under_first_fit() -> None:
     model = DIModel(
         name="m",
-        partitions=(Partition(memory_mb=1024, cpu_millis=579, file_bytes=64 * MIB),),
+        partitions=(Partition(memory_mb=1024, cpu_millis=579, file_bytes=256 * MIB),),
         rollout_interval_s=30.0,
         rollout_offset_s=30.0,
         changed_fraction=0.25,
@@ -129,7 +129,7 @@ def test_rollout_downloads_only_changed_blocks_under_first_fit() -> None:
     new = sim.versions.hashes(0, 0, 1)
     changed = int((old != new).sum())
     assert 0 < changed < old.shape[0]
-    assert metrics["bytes_downloaded"] == 64 * MIB + changed * config.block_bytes
+    assert metrics["bytes_downloaded"] == 256 * MIB + changed * config.block_bytes
 
 
 def test_bad_config_names_the_field() -> None:
