@@ -182,13 +182,16 @@ class L2Norm(_ScoredPolicy):
 
 class Similarity(_ScoredPolicy):
     """Block locality: the server already caching the most bytes of the container's
-    blocks, so a cold start downloads least. Guard against piling onto one server:
-    servers whose memory would pass ``max_load`` after placing are used only when no
-    other feasible server is left. Without any cached bytes, first fit."""
+    blocks, so a cold start downloads least.
+
+    Order of preference (lexicographic): servers already in use before empty ones (so
+    locality does not cost extra servers), servers that stay under ``max_load`` of
+    their memory after placing (the guard against piling every version onto the one
+    server that holds its blocks), most cached bytes, then first-fit order."""
 
     name = "similarity"
 
-    def __init__(self, max_load: float = 0.9) -> None:
+    def __init__(self, max_load: float = 0.95) -> None:
         if not 0.0 < max_load <= 1.0:
             raise ValueError(f"max_load = {max_load} must be in (0, 1]")
         self.max_load = max_load
@@ -204,10 +207,11 @@ class Similarity(_ScoredPolicy):
         cluster = context.cluster
         free_after = cluster.free_copy()[feasible, 0] - request[0]
         load_after = 1.0 - free_after / np.maximum(cluster.capacity_copy()[feasible, 0], 1)
-        piled = load_after > self.max_load
-        # Lexicographic: not piled, then cached bytes, then first-fit order (argmax
-        # returns the first maximum, and feasible is sorted by server index).
-        return np.where(piled, cached - 1e18, cached)
+        # Cached bytes stay far below 1e15, so the penalties keep the order strict;
+        # argmax returns the first maximum and feasible is sorted by server index.
+        piled = np.where(load_after > self.max_load, 1e15, 0.0)
+        empty = np.where(_active(context, feasible), 0.0, 1e16)
+        return cached - piled - empty
 
 
 class RandomFit(Policy):

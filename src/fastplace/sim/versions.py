@@ -3,8 +3,8 @@
 Synthetic versions: version 0 of each partition's file is a run of fresh random block
 hashes; each later version keeps the previous one's blocks except about
 ``changed_fraction`` of them, chosen in contiguous runs, which get new hashes (a
-retrained model updates some tensors and leaves others byte-identical). Block ids come from the cluster's
-BlockIndex, so the same hash is the same block wherever it is cached.
+retrained model updates some tensors and leaves others byte-identical). Block ids come
+from the cluster's BlockIndex, so the same hash is the same block wherever it is cached.
 """
 
 from __future__ import annotations
