@@ -100,8 +100,8 @@ def _load_optimizer(path: str | os.PathLike[str] | None) -> Optimizer | None:
         return None
     try:
         if path is None:
-            return ResourceOptimizer.default()  # type: ignore[no-any-return]
-        return ResourceOptimizer.load(path)  # type: ignore[no-any-return]
+            return ResourceOptimizer.default()
+        return ResourceOptimizer.load(path)
     except (ImportError, ValueError, OSError, RuntimeError) as error:
         logger.warning("resource optimizer not loaded (%s); greedy placement only", error)
         return None

@@ -162,7 +162,7 @@ def azure2019_workload(
         service_ms = np.interp(quantiles, _RUN_PERCENTILES, function.run_ms_percentiles)
         times.append(arrivals)
         owners.append(np.full(arrivals.shape[0], m, dtype=np.int32))
-        services.append(np.clip(service_ms / 1000.0, 0.001, MAX_SERVICE_S))
+        services.append(np.asarray(np.clip(service_ms / 1000.0, 0.001, MAX_SERVICE_S)))
     all_times = np.concatenate(times)
     order = np.argsort(all_times, kind="stable")
     return Workload(

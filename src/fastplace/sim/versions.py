@@ -69,8 +69,9 @@ class VersionBlocks:
         spec = self._workload.models[model]
         n = self._sizes(spec.partitions[partition].file_bytes).shape[0]
         rng = self._rng(model, partition, version)
+        hashes: npt.NDArray[np.uint64]
         if version == 0:
-            hashes = rng.integers(0, 2**63, size=n, dtype=np.uint64)
+            hashes = np.asarray(rng.integers(0, 2**63, size=n, dtype=np.uint64))
         else:
             hashes = self.hashes(model, partition, version - 1).copy()
             changed = self._changed_runs(n, spec.changed_fraction, rng)
