@@ -14,8 +14,11 @@ __all__ = ["main"]
 # or torch for the other subcommands' sake beyond what their modules import at top.
 SUBCOMMANDS: tuple[str, ...] = (
     "fastplace.cli.place",
+    "fastplace.cli.simulate",
     "fastplace.cli.similarity",
     "fastplace.cli.pack",
+    "fastplace.cli.train",
+    "fastplace.cli.ray_demo",
 )
 
 
