@@ -1,0 +1,581 @@
+"""The deployer: fastplace plans, Ray runs, and the two are kept in agreement.
+
+Planning: a version's partitions are placed as a gang with a fastplace placement
+policy (:func:`fastplace.sim.policies.make_policy`: ``first_fit``, ``similarity``,
+``hybrid`` ...; ``hybrid`` decides through a :class:`fastplace.ServerAllocator`).
+We use the policies rather than a ServerAllocator per partition with hand-written
+rollback because ``Policy.place_gang`` already books all partitions or none, and
+every policy (block-aware ones included) plugs in the same way.
+
+Running: one :class:`~fastplace.engines.ray.actors.PartitionActor` per partition,
+pinned with ``NodeAffinitySchedulingStrategy(node_id, soft=False)`` and asking Ray for
+no CPU: fastplace books the capacity, Ray only executes. Each actor's real node is
+checked against the plan, then it cold-starts (fetches the blocks its node lacks) and
+the measured fetch is applied to fastplace's block index, so the next plan sees what
+each node really caches.
+
+Serving: :meth:`Deployer.infer` sends the batch to partition 0 of the model's active
+version. A rollout starts the new version while the old one serves, switches the
+active version (one reference store), drains the old version's requests in flight and
+retires it. A request that still meets a dead actor (retired, killed, or on a node
+that left) is sent again to the version then active, after healing, so none is lost.
+
+Faults: :meth:`Deployer.heal` re-reads ``ray.nodes()`` (nodes that left are cordoned),
+pings every actor, releases a dead partition's container in fastplace and places and
+starts that partition again with the same policy.
+
+Locks: ``_plan_lock`` serialises deployments, retirements and healing (each is a few
+placements plus Ray round trips, so a single lane keeps the bookkeeping obvious);
+requests never take it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fastplace.block_index import BlockIndex
+from fastplace.cluster import Cluster
+from fastplace.engines.ray import require_ray
+from fastplace.engines.ray.actors import PartitionActor
+from fastplace.engines.ray.cluster_view import ClusterView
+from fastplace.engines.ray.model_store import ColdStart, ModelStore, VersionManifest
+from fastplace.resources import DEFAULT_RESOURCES, cpu_for_memory
+from fastplace.sim.policies import PlacementContext, Policy, make_policy
+
+__all__ = ["Deployer", "Deployment", "DeploymentError", "Event", "PartitionState"]
+
+logger = logging.getLogger("fastplace.engines.ray")
+
+
+class DeploymentError(RuntimeError):
+    """A version could not be placed, started or served; fastplace's books are unchanged."""
+
+
+@dataclass
+class PartitionState:
+    """One running partition: where fastplace put it and what its start cost."""
+
+    index: int
+    server: int
+    node_id: str
+    container: int
+    actor: Any = field(repr=False)
+    cold_start: ColdStart | None = None
+    index_missing_bytes: int = 0
+    """Bytes fastplace's block index expected this start to fetch."""
+    restarts: int = 0
+
+
+@dataclass
+class Deployment:
+    """A model version running on the cluster."""
+
+    model: str
+    version: int
+    manifest: VersionManifest = field(repr=False)
+    partitions: list[PartitionState]
+    policy: str
+    plan_s: float
+    """fastplace's gang placement (policy decisions and bookings)."""
+    actor_start_s: float
+    """Ray: from creating the pinned actors until every one answers (process start)."""
+    cold_start_s: float
+    """Slowest partition's fetch + load."""
+    retired: bool = False
+    in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def fetched_bytes(self) -> int:
+        return sum(p.cold_start.fetched_bytes for p in self.partitions if p.cold_start)
+
+    @property
+    def servers(self) -> list[int]:
+        return [p.server for p in self.partitions]
+
+    @property
+    def node_ids(self) -> list[str]:
+        return [p.node_id for p in self.partitions]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something :meth:`Deployer.heal` found and did."""
+
+    kind: str  # "node_left", "node_joined", "actor_died", "replaced"
+    server: int
+    model: str = ""
+    version: int = -1
+    partition: int = -1
+    detail: str = ""
+
+
+class Deployer:
+    """Places DI model versions with a fastplace policy and runs them as Ray actors.
+
+    Call after ``ray.init``. ``store`` holds the versions; ``cache_root`` is where each
+    node keeps its block cache (``<cache_root>/<node id>``, which must be local to that
+    node or, on one machine, simply distinct). ``policy`` is a name from
+    ``fastplace.sim.policies.POLICIES`` or a Policy. ``cache_bytes``: each node's block
+    cache size unless the node declares ``fastplace_cache_mb``. ``seed`` seeds the
+    policies' randomness.
+    """
+
+    def __init__(
+        self,
+        store: ModelStore,
+        cache_root: str | os.PathLike[str],
+        *,
+        policy: str | Policy = "first_fit",
+        cache_bytes: int = 1 << 30,
+        seed: int = 0,
+        start_timeout_s: float = 120.0,
+        request_timeout_s: float = 60.0,
+        max_concurrency: int = 8,
+    ) -> None:
+        self._ray = require_ray()
+        if not self._ray.is_initialized():
+            raise DeploymentError("Ray is not initialised: call ray.init(...) first")
+        self.store = store
+        self.cache_root = Path(cache_root)
+        self.policy = make_policy(policy) if isinstance(policy, str) else policy
+        self.view = ClusterView.read(resources=DEFAULT_RESOURCES, cache_bytes=cache_bytes)
+        self.seed = seed
+        self.context = PlacementContext(
+            self.view.cluster, self.view.blocks, np.random.default_rng(seed)
+        )
+        self.start_timeout_s = start_timeout_s
+        self.request_timeout_s = request_timeout_s
+        self.max_concurrency = max_concurrency
+        self._plan_lock = threading.RLock()
+        self._active: dict[str, Deployment] = {}
+        self._live: list[Deployment] = []
+        self._block_ids: dict[tuple[str, int], list[npt.NDArray[np.int64]]] = {}
+        self._pending_evictions: dict[int, set[int]] = {}
+        self._remote: Any = None
+        self.events: list[Event] = []
+
+    # ---- what the deployer knows ----------------------------------------------------
+
+    @property
+    def cluster(self) -> Cluster:
+        """fastplace's :class:`~fastplace.Cluster` of the Ray nodes."""
+        return self.view.cluster
+
+    @property
+    def blocks(self) -> BlockIndex:
+        """fastplace's :class:`~fastplace.BlockIndex` of the nodes' block caches."""
+        return self.view.blocks
+
+    def active(self, model: str) -> Deployment:
+        """The version of ``model`` that requests go to (KeyError if none)."""
+        try:
+            return self._active[model]
+        except KeyError:
+            raise KeyError(f"model {model!r} has no active version") from None
+
+    def deployments(self) -> list[Deployment]:
+        """Every live (not retired) deployment, oldest first."""
+        return list(self._live)
+
+    # ---- deploying ------------------------------------------------------------------
+
+    def deploy(self, model: str, version: int, *, activate: bool = True) -> Deployment:
+        """Places and starts every partition of a stored version (all or none).
+
+        Raises DeploymentError when the gang does not fit or an actor does not start
+        where planned; then nothing stays booked or running.
+        """
+        manifest = self.store.manifest(model, version)
+        requests = [self._request(part.memory_mb) for part in manifest.partitions]
+        with self._plan_lock:
+            self.events += self._refresh_nodes()  # partitions there move at the next heal()
+            ids = self._ids(manifest)
+            began = time.perf_counter()
+            placed = self.policy.place_gang(self.context, requests, list(ids))
+            plan_s = time.perf_counter() - began
+            if placed is None:
+                raise DeploymentError(
+                    f"{model} v{version}: the {len(requests)} partitions "
+                    f"({', '.join(str(r[0]) for r in requests)} MB) do not fit together"
+                )
+            try:
+                partitions, actor_s = self._start(manifest, list(range(len(placed))), placed)
+            except BaseException:
+                for container, _ in placed:
+                    self.cluster.release(container)
+                raise
+            deployment = Deployment(
+                model=model,
+                version=int(version),
+                manifest=manifest,
+                partitions=partitions,
+                policy=self.policy.name,
+                plan_s=plan_s,
+                actor_start_s=actor_s,
+                cold_start_s=max(p.cold_start.seconds for p in partitions if p.cold_start),
+            )
+            self._connect(deployment)
+            self._live.append(deployment)
+            if activate:
+                self._active[model] = deployment  # one store: requests see old or new
+        return deployment
+
+    def rollout(self, model: str, version: int) -> Deployment:
+        """Deploys ``version`` while the active version serves, switches requests to
+        it, then retires the old one. Returns the new deployment."""
+        with self._plan_lock:
+            old = self._active.get(model)
+            new = self.deploy(model, version, activate=True)
+            if old is not None:
+                self.retire(old)
+        return new
+
+    def retire(self, deployment: Deployment, *, drain_timeout_s: float = 30.0) -> None:
+        """Stops a version: no new requests, waits for those in flight (up to the
+        timeout), kills its actors and releases its capacity in fastplace."""
+        with self._plan_lock:
+            if deployment.retired:
+                return
+            deployment.retired = True
+            if self._active.get(deployment.model) is deployment:
+                del self._active[deployment.model]
+            deadline = time.monotonic() + drain_timeout_s
+            while deployment.in_flight and time.monotonic() < deadline:
+                time.sleep(0.005)
+            for part in deployment.partitions:
+                self._kill(part.actor)
+                self._release(part)
+            self._live.remove(deployment)
+
+    def shutdown(self) -> None:
+        """Retires every live deployment."""
+        with self._plan_lock:
+            for deployment in list(self._live):
+                self.retire(deployment, drain_timeout_s=5.0)
+
+    # ---- serving --------------------------------------------------------------------
+
+    def infer(
+        self,
+        model: str,
+        ids: Mapping[str, npt.NDArray[np.int64]],
+        dense: npt.NDArray[np.float32],
+        *,
+        attempts: int = 3,
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """The active version's answer for a batch (``{task: logits}``)."""
+        return self.infer_timed(model, ids, dense, attempts=attempts)[0]
+
+    def infer_timed(
+        self,
+        model: str,
+        ids: Mapping[str, npt.NDArray[np.int64]],
+        dense: npt.NDArray[np.float32],
+        *,
+        attempts: int = 3,
+    ) -> tuple[dict[str, npt.NDArray[np.float32]], float, int]:
+        """(answer, fan-out seconds inside partition 0, version that answered).
+
+        A request that meets a dead actor is retried on the then active version (after
+        :meth:`heal` if its own version is not retired); DeploymentError after
+        ``attempts`` failures.
+        """
+        ray = self._ray
+        failure: BaseException | None = None
+        for _ in range(attempts):
+            deployment = self.active(model)
+            with deployment.lock:
+                deployment.in_flight += 1
+            try:
+                head = deployment.partitions[0].actor
+                outputs, fanout_s = ray.get(
+                    head.infer.remote(ids, dense), timeout=self.request_timeout_s
+                )
+                return outputs, fanout_s, deployment.version
+            except ray.exceptions.RayError as error:
+                if not _actor_gone(ray, error):
+                    raise
+                failure = error
+            finally:
+                with deployment.lock:
+                    deployment.in_flight -= 1
+            if not deployment.retired:
+                self.heal()
+        raise DeploymentError(f"{model}: no answer after {attempts} attempts ({failure})")
+
+    # ---- faults ---------------------------------------------------------------------
+
+    def heal(self, *, rounds: int = 5) -> list[Event]:
+        """Finds nodes that left and actors that died; re-places and restarts those
+        partitions. Returns what it found and did (also appended to ``events``).
+
+        A node may die while its partitions are being moved (Ray notices a dead node
+        seconds after its actors stop answering), so healing repeats, up to ``rounds``
+        times, until a round finds nothing dead; DeploymentError if it never settles or
+        a partition fits nowhere.
+        """
+        events: list[Event] = []
+        with self._plan_lock:
+            try:
+                for _ in range(rounds):
+                    found = self._heal_round()
+                    events += found
+                    if not any(e.kind == "actor_died" for e in found):
+                        break
+                else:
+                    raise DeploymentError(f"partitions still dying after {rounds} rounds")
+            finally:
+                self.events += events
+                for event in events:
+                    logger.info("%s", event)
+        return events
+
+    def _heal_round(self) -> list[Event]:
+        ray = self._ray
+        events = self._refresh_nodes()
+        for deployment in list(self._live):
+            dead = self._dead_partitions(deployment)
+            for part in dead:
+                self._kill(part.actor)
+                self._release(part)
+                events.append(
+                    Event(
+                        "actor_died",
+                        part.server,
+                        deployment.model,
+                        deployment.version,
+                        part.index,
+                        "its container is released in fastplace",
+                    )
+                )
+            try:
+                if dead:
+                    events += self._replace(deployment, dead)
+                self._connect(deployment)
+            except ray.exceptions.RayError as error:
+                if not _actor_gone(ray, error):
+                    raise
+                # Another actor (or a target node) died meanwhile: the next round sees it.
+                # Until then the deployment holds dead handles, which the next ping finds.
+        return events
+
+    def _replace(self, deployment: Deployment, dead: list[PartitionState]) -> list[Event]:
+        """Places and starts the dead partitions again, with the deployer's policy."""
+        ids = self._ids(deployment.manifest)
+        placed: list[tuple[int, int]] = []
+        for part in dead:
+            request = self._request(deployment.manifest.partitions[part.index].memory_mb)
+            server = self.policy.choose(self.context, request, ids[part.index])
+            if server < 0:
+                for container, _ in placed:
+                    self.cluster.release(container)
+                raise DeploymentError(
+                    f"{deployment.model} v{deployment.version}: partition "
+                    f"{part.index} fits on no server"
+                )
+            placed.append((self.cluster.place(server, request), server))
+        try:
+            fresh, _ = self._start(deployment.manifest, [p.index for p in dead], placed)
+        except BaseException:
+            for container, _ in placed:
+                self.cluster.release(container)
+            raise
+        events = []
+        for old, new in zip(dead, fresh, strict=True):
+            new.restarts = old.restarts + 1
+            deployment.partitions[old.index] = new
+            events.append(
+                Event(
+                    "replaced",
+                    new.server,
+                    deployment.model,
+                    deployment.version,
+                    new.index,
+                    f"was on server {old.server}",
+                )
+            )
+        return events
+
+    def _dead_partitions(self, deployment: Deployment) -> list[PartitionState]:
+        ray = self._ray
+        pings = [p.actor.ping.remote() for p in deployment.partitions]
+        dead = []
+        for part, ping in zip(deployment.partitions, pings, strict=True):
+            if not self.view.alive[part.server]:
+                dead.append(part)
+                continue
+            try:
+                ray.get(ping, timeout=self.start_timeout_s)
+            except ray.exceptions.RayError as error:
+                if not _actor_gone(ray, error):
+                    raise
+                dead.append(part)
+        return dead
+
+    # ---- internals ------------------------------------------------------------------
+
+    def _request(self, memory_mb: int) -> list[int]:
+        return [int(memory_mb), cpu_for_memory(memory_mb)]
+
+    def _ids(self, manifest: VersionManifest) -> list[npt.NDArray[np.int64]]:
+        key = (manifest.model, manifest.version)
+        if key not in self._block_ids:
+            self._block_ids[key] = [
+                self.blocks.intern(
+                    np.asarray(part.hashes, dtype=np.uint64), np.asarray(part.sizes, dtype=np.int64)
+                ).astype(np.int64)
+                for part in manifest.partitions
+            ]
+        return self._block_ids[key]
+
+    def _refresh_nodes(self) -> list[Event]:
+        changes = self.view.refresh(self._ray.nodes())
+        events = [
+            Event("node_left", s, detail=f"Ray node {self.view.node_ids[s]} left; cordoned")
+            for s in changes.left
+        ]
+        events += [
+            Event("node_joined", s, detail=f"Ray node {self.view.node_ids[s]}")
+            for s in changes.added
+        ]
+        for server in changes.left:
+            self._pending_evictions.pop(server, None)
+        if changes.added:  # the policies' normalisers depend on the servers
+            self.context = PlacementContext(self.view.cluster, self.view.blocks, self.context.rng)
+        return events
+
+    def _actor_class(self) -> Any:
+        if self._remote is None:
+            self._remote = self._ray.remote(PartitionActor)
+        return self._remote
+
+    def _start(
+        self,
+        manifest: VersionManifest,
+        indices: Sequence[int],
+        placed: Sequence[tuple[int, int]],
+    ) -> tuple[list[PartitionState], float]:
+        """Starts the partitions ``indices`` on their planned servers; returns them and
+        Ray's actor start seconds. Kills what it started if anything fails."""
+        ray = self._ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        actor_class = self._actor_class()
+        ids = self._ids(manifest)
+        actors = []
+        began = time.perf_counter()
+        try:
+            for index, (_, server) in zip(indices, placed, strict=True):
+                node_id = self.view.node_ids[server]
+                actors.append(
+                    actor_class.options(
+                        num_cpus=0,
+                        max_restarts=0,
+                        max_concurrency=self.max_concurrency,
+                        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                    ).remote(
+                        str(self.store.root),
+                        manifest.model,
+                        manifest.version,
+                        index,
+                        str(self.cache_root / node_id),
+                        self.store.bandwidth,
+                    )
+                )
+            nodes = ray.get([a.node_id.remote() for a in actors], timeout=self.start_timeout_s)
+            actor_s = time.perf_counter() - began
+            for index, (_, server), node in zip(indices, placed, nodes, strict=True):
+                if node != self.view.node_ids[server]:
+                    raise DeploymentError(
+                        f"{manifest.model} v{manifest.version} partition {index}: planned on "
+                        f"node {self.view.node_ids[server]}, Ray started it on {node}"
+                    )
+            evictions = self._take_evictions(manifest, [server for _, server in placed])
+            starts = ray.get(
+                [
+                    actor.start.remote(sorted(evictions.get(server, ())))
+                    for actor, (_, server) in zip(actors, placed, strict=True)
+                ],
+                timeout=self.start_timeout_s,
+            )
+        except BaseException as error:
+            for actor in actors:
+                self._kill(actor)
+            if isinstance(error, ray.exceptions.GetTimeoutError):
+                raise DeploymentError(
+                    f"{manifest.model} v{manifest.version}: actors did not start within "
+                    f"{self.start_timeout_s} s"
+                ) from error
+            raise
+        states = []
+        for index, actor, (container, server), cold in zip(
+            indices, actors, placed, starts, strict=True
+        ):
+            expected = self._record_fetch(server, ids[index])
+            states.append(
+                PartitionState(index, server, cold.node_id, container, actor, cold, expected)
+            )
+        return states, actor_s
+
+    def _take_evictions(
+        self, manifest: VersionManifest, servers: Sequence[int]
+    ) -> dict[int, set[int]]:
+        """Blocks each server's cache must drop (the index evicted them), handed to one
+        starting actor per server, never a block this version needs."""
+        needed = {h for part in manifest.partitions for h in part.hashes}
+        out = {}
+        for server in set(servers):
+            pending = self._pending_evictions.pop(server, set())
+            if pending - needed:
+                out[server] = pending - needed
+        return out
+
+    def _record_fetch(self, server: int, ids: npt.NDArray[np.int64]) -> int:
+        """Applies a cold start to the block index; returns the bytes it expected fetched.
+        Blocks the index evicts to make room are queued for deletion on that node."""
+        blocks = self.blocks
+        before = set(blocks.server_blocks(server).tolist())
+        expected = int(blocks.fetch(server, ids))
+        after = set(blocks.server_blocks(server).tolist())
+        hashes = blocks.block_hashes()
+        pending = self._pending_evictions.setdefault(server, set())
+        pending |= {int(hashes[b]) for b in before - after}
+        pending -= {int(hashes[b]) for b in after}
+        return expected
+
+    def _connect(self, deployment: Deployment) -> None:
+        """Gives partition 0 the handles of all partitions (after a start or a restart)."""
+        handles = [p.actor for p in deployment.partitions]
+        self._ray.get(handles[0].set_peers.remote(handles), timeout=self.start_timeout_s)
+
+    def _release(self, part: PartitionState) -> None:
+        """Frees a partition's container in fastplace, once."""
+        if part.container >= 0:
+            self.cluster.release(part.container)
+            part.container = -1
+
+    def _kill(self, actor: Any) -> None:
+        try:
+            self._ray.kill(actor, no_restart=True)
+        except Exception as error:  # already gone: nothing to stop
+            logger.debug("kill %s: %s", actor, error)
+
+
+def _actor_gone(ray: Any, error: BaseException) -> bool:
+    """Whether a Ray error means an actor died or became unreachable (vs a user error)."""
+    gone = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
+    if isinstance(error, gone):
+        return True
+    cause = getattr(error, "cause", None)
+    return isinstance(error, ray.exceptions.RayTaskError) and isinstance(cause, gone)
