@@ -38,3 +38,16 @@ def test_unordered_containers_are_not_requests(request_: object) -> None:
     cluster = Cluster([[100, 10]])
     with pytest.raises(TypeError, match="must be a sequence"):
         cluster.first_fit(request_)
+
+
+def test_server_rows_match_the_full_matrices() -> None:
+    cluster = Cluster([[100, 10], [200, 20], [300, 30]])
+    cluster.place(1, [50, 5])
+    cluster.place(1, [10, 1])
+    servers = [2, 1, 1]
+    free, capacity, counts = cluster.server_rows(servers)
+    assert free.tolist() == cluster.free[servers].tolist()
+    assert capacity.tolist() == cluster.capacity[servers].tolist()
+    assert counts.tolist() == cluster.container_counts()[servers].tolist()
+    with pytest.raises(ValueError, match="server = 3"):
+        cluster.server_rows([0, 3])

@@ -91,6 +91,20 @@ void register_cluster(py::module_& m) {
                  const std::vector<std::int64_t> counts = s.container_counts();
                  return py::array_t<std::int64_t>(static_cast<py::ssize_t>(counts.size()), counts.data());
              })
+        .def("server_rows",
+             [](const ClusterState& s,
+                const py::array_t<ServerId, py::array::c_style | py::array::forcecast>& servers) {
+                 if (servers.ndim() != 1) throw py::value_error("servers must be 1-D");
+                 const auto k = static_cast<py::ssize_t>(servers.shape(0));
+                 const auto dims = static_cast<py::ssize_t>(s.n_dims());
+                 py::array_t<Amount> free({k, dims});
+                 py::array_t<Amount> capacity({k, dims});
+                 py::array_t<std::int64_t> counts(k);
+                 s.server_rows(servers.data(), static_cast<std::size_t>(k), free.mutable_data(),
+                               capacity.mutable_data(), counts.mutable_data());
+                 return py::make_tuple(free, capacity, counts);
+             },
+             py::arg("servers"))
         .def("best_fit",
              [](const ClusterState& s, py::handle request) {
                  Amount r[kMaxDims];

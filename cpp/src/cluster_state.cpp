@@ -206,6 +206,19 @@ std::vector<std::int64_t> ClusterState::container_counts() const {
     return count_;
 }
 
+void ClusterState::server_rows(const ServerId* servers, std::size_t k, Amount* free, Amount* capacity,
+                               std::int64_t* counts) const {
+    const std::size_t dims = n_dims();
+    Lock lock(mutex_);
+    for (std::size_t i = 0; i < k; ++i) check_server(servers[i]);
+    for (std::size_t i = 0; i < k; ++i) {
+        const auto s = static_cast<std::size_t>(servers[i]);
+        std::copy_n(&free_[s * dims], dims, &free[i * dims]);
+        std::copy_n(&capacity_[s * dims], dims, &capacity[i * dims]);
+        counts[i] = count_[s];
+    }
+}
+
 bool ClusterState::fits_unlocked(std::size_t server, const Amount* request) const {
     const Amount* free = &free_[server * n_dims()];
     for (std::size_t d = 0; d < n_dims(); ++d) {

@@ -99,6 +99,10 @@ public:
     std::vector<Amount> capacity_matrix() const;
     // Containers hosted per server.
     std::vector<std::int64_t> container_counts() const;
+    // Free amounts, capacities (k x n_dims each) and container counts of k listed
+    // servers, under one lock: O(k), for scorers that look at a few candidates.
+    void server_rows(const ServerId* servers, std::size_t k, Amount* free, Amount* capacity,
+                     std::int64_t* counts) const;
 
     // Lowest-index server that is not cordoned and has free >= request in every
     // dimension, or -1.
