@@ -195,6 +195,8 @@ def _print(report: dict[str, Any], plan_only: bool) -> None:
             ]
         table.add_row(*cells)
     out = console()
+    if not out.is_terminal:  # a pipe or a file: do not squeeze the table into 80 columns
+        out.width = 130
     out.print(table)
     if not plan_only and not all(row["index_agrees"] for row in rows):
         out.print("[yellow]some cold starts fetched other bytes than the block index expected")

@@ -33,6 +33,8 @@ class LocalCluster:
     """``ray.cluster_utils.Cluster``."""
     nodes: list[Any] = field(default_factory=list, repr=False)
     ips: list[str] = field(default_factory=list)
+    saved_env: dict[str, str | None] = field(default_factory=dict, repr=False)
+    """Environment variables changed for the workers, restored by :meth:`shutdown`."""
 
     def add_node(self, *, memory_mb: int, cpu_millis: int, cache_mb: int | None = None) -> Any:
         """Starts one more node on the next loopback address; returns Ray's node object."""
@@ -59,8 +61,15 @@ class LocalCluster:
 
     def shutdown(self) -> None:
         ray = require_ray()
-        ray.shutdown()
-        self.cluster.shutdown()
+        try:
+            ray.shutdown()
+            self.cluster.shutdown()
+        finally:
+            for name, value in self.saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _resources(memory_mb: int, cpu_millis: int, cache_mb: int | None) -> dict[str, float]:
@@ -84,6 +93,7 @@ def start_local_cluster(
     """
     if n_nodes < 1:
         raise ValueError(f"n_nodes = {n_nodes} must be >= 1")
+    saved = {name: os.environ.get(name) for name in ("RAY_USAGE_STATS_ENABLED", "PYTHONPATH")}
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import fastplace
 
@@ -106,13 +116,13 @@ def start_local_cluster(
             "_system_config": SYSTEM_CONFIG,
         },
     )
-    local = LocalCluster(cluster, [cluster.head_node], [HEAD_IP])
+    local = LocalCluster(cluster, [cluster.head_node], [HEAD_IP], saved)
     try:
         for _ in range(n_nodes - 1):
             local.add_node(memory_mb=memory_mb, cpu_millis=cpu_millis, cache_mb=cache_mb)
         ray.init(address=cluster.address, _node_ip_address=HEAD_IP, log_to_driver=False)
         cluster.wait_for_nodes()
     except BaseException:
-        cluster.shutdown()  # type: ignore[no-untyped-call]
+        local.shutdown()
         raise
     return local
