@@ -51,3 +51,14 @@ def test_server_rows_match_the_full_matrices() -> None:
     assert counts.tolist() == cluster.container_counts()[servers].tolist()
     with pytest.raises(ValueError, match="server = 3"):
         cluster.server_rows([0, 3])
+
+
+def test_feasible_with_a_limit_is_a_prefix() -> None:
+    cluster = Cluster([[100, 10]] * 70)
+    cluster.place(3, [100, 10])
+    everything = cluster.feasible([50, 5]).tolist()
+    assert len(everything) == 69
+    for limit in (0, 1, 5, 64, 69, 100):
+        assert cluster.feasible([50, 5], limit=limit).tolist() == everything[:limit]
+    with pytest.raises(ValueError, match="limit = -1"):
+        cluster.feasible([50, 5], limit=-1)

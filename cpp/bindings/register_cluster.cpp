@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -113,19 +114,23 @@ void register_cluster(py::module_& m) {
              },
              py::arg("request"))
         .def("feasible",
-             [](const ClusterState& s, py::handle request) {
+             [](const ClusterState& s, py::handle request, std::optional<std::int64_t> limit) {
                  Amount r[kMaxDims];
                  convert_request(request, s.resources(), r);
+                 if (limit && *limit < 0) {
+                     throw py::value_error("limit = " + std::to_string(*limit) + " must be >= 0");
+                 }
+                 const std::size_t cap = limit ? static_cast<std::size_t>(*limit) : static_cast<std::size_t>(-1);
                  std::vector<ServerId> found;
-                 if (s.n_servers() >= kReleaseGilFromServers) {
+                 if (!limit && s.n_servers() >= kReleaseGilFromServers) {
                      py::gil_scoped_release release;  // the scan reads only C++ state
-                     found = s.feasible(r);
+                     found = s.feasible(r, cap);
                  } else {
-                     found = s.feasible(r);
+                     found = s.feasible(r, cap);
                  }
                  return py::array_t<ServerId>(static_cast<py::ssize_t>(found.size()), found.data());
              },
-             py::arg("request"))
+             py::arg("request"), py::arg("limit") = py::none())
         .def("place_with",
              [](ClusterState& s, py::handle request, const std::string& policy) {
                  Amount r[kMaxDims];

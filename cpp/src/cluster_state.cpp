@@ -308,13 +308,14 @@ ServerId ClusterState::best_fit(const Amount* request) const {
     return best_fit_unlocked(request);
 }
 
-std::vector<ServerId> ClusterState::feasible(const Amount* request) const {
+std::vector<ServerId> ClusterState::feasible(const Amount* request, std::size_t limit) const {
     check_request(request, "request");
     Lock lock(mutex_);
     std::vector<ServerId> out;
+    if (limit == 0) return out;
     scan_candidates(request, [&](std::size_t server) {
         out.push_back(static_cast<ServerId>(server));
-        return false;
+        return out.size() >= limit;
     });
     return out;
 }

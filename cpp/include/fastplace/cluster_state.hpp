@@ -109,8 +109,9 @@ public:
     ServerId first_fit(const Amount* request) const;
     // Feasible server with the least normalised free space left after placing, or -1.
     ServerId best_fit(const Amount* request) const;
-    // All feasible servers in increasing order.
-    std::vector<ServerId> feasible(const Amount* request) const;
+    // Feasible servers in increasing order: all of them, or the first limit.
+    std::vector<ServerId> feasible(const Amount* request,
+                                   std::size_t limit = static_cast<std::size_t>(-1)) const;
     // Whether server can host request now (false when cordoned).
     bool fits(ServerId server, const Amount* request) const;
 
