@@ -57,13 +57,6 @@ def record(benchmark: Any, latencies: npt.NDArray[np.int64], baseline: bool) -> 
     )
 
 
-class PreferFirst:
-    """A trivial RO: the cost of asking it is all candidates + features + handoff."""
-
-    def scores(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return -np.arange(features.shape[0], dtype=np.float32)
-
-
 def test_greedy_only(benchmark: Any) -> None:
     cluster = loaded_cluster()
     allocator = ServerAllocator(cluster, False)
@@ -81,9 +74,7 @@ def test_hybrid_with_the_shipped_model(benchmark: Any) -> None:
 
     cluster = loaded_cluster()
     blocks = BlockIndex(N_SERVERS, np.full(N_SERVERS, 1 << 34))
-    allocator = ServerAllocator(
-        cluster, ResourceOptimizer.default(), budget_us=1e9, blocks=blocks
-    )
+    allocator = ServerAllocator(cluster, ResourceOptimizer.default(), budget_us=1e9, blocks=blocks)
     requests = container_requests(CALLS, seed=9).tolist()
     benchmark.group = "allocate + release, 10,000 servers at 85% load"
     latencies = benchmark.pedantic(run, args=(allocator, requests), rounds=3)
@@ -124,11 +115,11 @@ class ThreadedRO:
 @pytest.mark.parametrize("mode", ["sequential", "thread"])
 def test_ro_handoff(benchmark: Any, mode: str) -> None:
     cluster = loaded_cluster()
-    allocator = ServerAllocator(cluster, PreferFirst(), budget_us=1e9)
     requests = container_requests(CALLS, seed=9).tolist()
 
     def ro_answer(request: list[int]) -> int:
-        server: int = allocator.choose(request)[0]
+        # A stand-in that answers in ~0.1 us, so the figures isolate the handoff.
+        server: int = cluster.first_fit(request)
         return server
 
     threaded = ThreadedRO(ro_answer) if mode == "thread" else None
