@@ -12,7 +12,7 @@ gathers and answers.
     >>> deployer = Deployer(store, "/data/cache", policy="similarity")  # doctest: +SKIP
     >>> v1 = deployer.deploy("mtml", 1)                            # doctest: +SKIP
     >>> deployer.infer("mtml", ids, dense)                         # doctest: +SKIP
-    >>> deployer.rollout("mtml", 2)          # v2 starts while v1 serves, then v1 retires
+    >>> deployer.rollout("mtml", 2)  # v2 starts while v1 serves; v1 retires  # doctest: +SKIP
 
 The pieces that do not need Ray (:mod:`.cluster_view`'s parsing, :mod:`.model_store`,
 :mod:`.partitioned_model`) import without it; anything that talks to Ray raises an
@@ -22,7 +22,13 @@ ImportError naming ``pip install 'fastplace[ray]'`` when Ray is missing.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real imports are lazy (see __getattr__)
+    from fastplace.engines.ray.actors import PartitionActor
+    from fastplace.engines.ray.cluster_view import ClusterView
+    from fastplace.engines.ray.deployment import Deployer, Deployment, DeploymentError
+    from fastplace.engines.ray.model_store import ColdStart, ModelStore
 
 __all__ = [
     "ClusterView",
@@ -32,13 +38,11 @@ __all__ = [
     "DeploymentError",
     "ModelStore",
     "PartitionActor",
-    "cluster_view",
     "require_ray",
 ]
 
 _LAZY = {
     "ClusterView": "fastplace.engines.ray.cluster_view",
-    "cluster_view": "fastplace.engines.ray.cluster_view",
     "ModelStore": "fastplace.engines.ray.model_store",
     "ColdStart": "fastplace.engines.ray.model_store",
     "PartitionActor": "fastplace.engines.ray.actors",
