@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from fastplace.allocator import Decision, ServerAllocator
 from fastplace.block_index import BlockIndex
 from fastplace.cluster import (
     Cluster,
@@ -31,8 +32,10 @@ __all__ = [
     "Cluster",
     "ClusterInvariantError",
     "CorruptSnapshot",
+    "Decision",
     "ReplayOp",
     "ReplayResult",
+    "ServerAllocator",
     "__version__",
     "cpu_for_memory",
     "pack",
