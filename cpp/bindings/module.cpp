@@ -6,10 +6,12 @@ namespace py = pybind11;
 namespace fastplace::bindings {
 void register_cluster(py::module_& m);
 void register_blocks(py::module_& m);
+void register_scorer(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "fastplace native core (private; use the fastplace package)";
     fastplace::bindings::register_cluster(m);
     fastplace::bindings::register_blocks(m);  // after register_cluster: shares its exception translators
+    fastplace::bindings::register_scorer(m);  // after register_cluster: shares its exception translators
 }

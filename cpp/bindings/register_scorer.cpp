@@ -1,0 +1,89 @@
+// Binds fastplace::MlpScorer as _core.MlpScorerCore. Each binding converts its
+// arguments, forwards to the core and converts the result; nothing else. InvalidArgument
+// becomes ValueError through the translator register_cluster installs for the module.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fastplace/mlp_scorer.hpp"
+
+namespace py = pybind11;
+
+namespace fastplace::bindings {
+
+namespace {
+
+using Floats = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// Batches smaller than this score faster than a GIL release/re-acquire round trip.
+constexpr std::size_t kReleaseGilFromRows = 4096;
+
+Floats as_floats(const py::handle& obj, const std::string& what) {
+    auto array = Floats::ensure(obj);
+    if (!array) throw py::type_error(what + " must be a float array");
+    return array;
+}
+
+std::unique_ptr<MlpScorer> make_scorer(const py::sequence& weights, const py::sequence& biases, const py::handle& mean,
+                                       const py::handle& std_dev) {
+    if (weights.size() == 0) throw py::value_error("weights must hold at least one layer");
+    std::vector<std::size_t> sizes;
+    std::vector<std::vector<float>> w;
+    std::vector<std::vector<float>> b;
+    for (std::size_t l = 0; l < weights.size(); ++l) {
+        Floats matrix = as_floats(weights[l], "weights[" + std::to_string(l) + "]");
+        if (matrix.ndim() != 2) {
+            throw py::value_error("weights[" + std::to_string(l) + "] must have shape (out, in), got " +
+                                  std::to_string(matrix.ndim()) + " dimensions");
+        }
+        if (l == 0) sizes.push_back(static_cast<std::size_t>(matrix.shape(1)));
+        sizes.push_back(static_cast<std::size_t>(matrix.shape(0)));
+        w.emplace_back(matrix.data(), matrix.data() + matrix.size());
+    }
+    for (std::size_t l = 0; l < biases.size(); ++l) {
+        Floats vector = as_floats(biases[l], "biases[" + std::to_string(l) + "]");
+        b.emplace_back(vector.data(), vector.data() + vector.size());
+    }
+    Floats m = as_floats(mean, "mean");
+    Floats s = as_floats(std_dev, "std");
+    return std::make_unique<MlpScorer>(std::move(sizes), std::move(w), std::move(b),
+                                       std::vector<float>(m.data(), m.data() + m.size()),
+                                       std::vector<float>(s.data(), s.data() + s.size()));
+}
+
+py::array_t<float> score(const MlpScorer& scorer, const py::handle& obj) {
+    Floats features = as_floats(obj, "features");
+    if (features.ndim() != 2) {
+        throw py::value_error("features must have shape (k, " + std::to_string(scorer.n_features()) + "), got " +
+                              std::to_string(features.ndim()) + " dimensions");
+    }
+    const auto k = static_cast<std::size_t>(features.shape(0));
+    const auto f = static_cast<std::size_t>(features.shape(1));
+    py::array_t<float> out(static_cast<py::ssize_t>(k));
+    const float* in = features.data();
+    float* dst = out.mutable_data();
+    if (k >= kReleaseGilFromRows) {
+        py::gil_scoped_release release;
+        scorer.score(in, k, f, dst);
+    } else {
+        scorer.score(in, k, f, dst);
+    }
+    return out;
+}
+
+}  // namespace
+
+void register_scorer(py::module_& m) {
+    py::class_<MlpScorer>(m, "MlpScorerCore")
+        .def(py::init(&make_scorer), py::arg("weights"), py::arg("biases"), py::arg("mean"), py::arg("std"))
+        .def("score", &score, py::arg("features"))
+        .def_property_readonly("n_features", &MlpScorer::n_features)
+        .def_property_readonly("sizes", &MlpScorer::sizes)
+        .def_property_readonly("kernel", &MlpScorer::kernel_name);
+}
+
+}  // namespace fastplace::bindings

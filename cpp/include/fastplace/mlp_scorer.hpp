@@ -1,0 +1,64 @@
+// A native scorer for the resource optimizer's network (fastplace.optimizer.network.
+// ScoreNet): standardise each feature row, then Linear-ReLU-...-Linear down to one
+// score per row. The weights are the plain arrays of models/default.npz.
+//
+// Layout: weights[l] is layer l's matrix, row-major (out_l, in_l) float32 as
+// torch.nn.Linear stores it; biases[l] has out_l values; in_0 = mean.size() =
+// std.size() = the number of features F, in_{l+1} = out_l, and the last layer has
+// out = 1. Standardisation is ScoreNet's: x' = (x - mean) / std, where a std value
+// below 1e-3 is replaced by 1 (constant columns; NaN is kept, as ScoreNet keeps it).
+// ReLU follows every layer but the last.
+//
+// Numerics: float32 throughout. Results equal the TorchScript model's up to rounding
+// (the division is a multiplication by 1/std, and on CPUs with AVX2+FMA, picked at
+// run time, products are fused); NaN or infinite features or weights propagate as
+// IEEE arithmetic makes them, as in torch. Rows are scored independently: a row's
+// score never depends on the other rows or on k.
+//
+// Threading contract: immutable after construction; score() is const and touches no
+// shared mutable state, so any number of threads may call it concurrently.
+//
+// Errors: the constructor throws InvalidArgument (naming the layer and the sizes)
+// when the shapes do not chain; score() throws InvalidArgument when f != n_features().
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "fastplace/cluster_state.hpp"  // InvalidArgument
+
+namespace fastplace {
+
+class MlpScorer {
+public:
+    // sizes = {F, hidden_1, ..., hidden_n, 1}: layer l maps sizes[l] -> sizes[l + 1].
+    // weights[l].size() must be sizes[l + 1] * sizes[l], biases[l].size() sizes[l + 1];
+    // mean and std have F values. At least one layer; every size >= 1.
+    MlpScorer(std::vector<std::size_t> sizes, std::vector<std::vector<float>> weights,
+              std::vector<std::vector<float>> biases, std::vector<float> mean, std::vector<float> std_dev);
+
+    // Scores k rows of a row-major (k, f) matrix into out[0..k). f must equal
+    // n_features(); k may be 0. features and out must not overlap.
+    void score(const float* features, std::size_t k, std::size_t f, float* out) const;
+
+    std::size_t n_features() const { return sizes_.front(); }
+    std::size_t n_layers() const { return weights_.size(); }
+    const std::vector<std::size_t>& sizes() const { return sizes_; }
+    // "avx2+fma" or "generic": the kernel picked for this CPU at construction.
+    const char* kernel_name() const;
+
+    using Kernel = void (*)(const MlpScorer&, const float*, std::size_t, float*);
+
+private:
+    friend struct MlpKernels;
+
+    std::vector<std::size_t> sizes_;
+    std::vector<std::vector<float>> weights_;  // (out, in) row-major per layer
+    std::vector<std::vector<float>> biases_;
+    std::vector<float> mean_;
+    std::vector<float> inv_std_;  // 1 / std after the 1e-3 clamp
+    std::size_t max_width_ = 0;   // widest layer input or output
+    Kernel kernel_ = nullptr;
+};
+
+}  // namespace fastplace

@@ -1,0 +1,195 @@
+"""The native (C++) scorer: equal to the TorchScript model on the shipped weights, on
+random and on real feature batches; shape errors; NaN propagation; thread safety."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+
+import numpy as np
+import pytest
+
+from fastplace import Cluster
+from fastplace._core import MlpScorerCore
+from fastplace.block_index import BlockIndex
+from fastplace.optimizer import N_FEATURES, decision
+from fastplace.optimizer.native import NativeScorer, default_arrays_path
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+needs_torch = pytest.mark.skipif(
+    not HAS_TORCH, reason="torch is not installed: no TorchScript reference to compare with"
+)
+
+
+def reference(features: np.ndarray, path: str | None = None) -> np.ndarray:
+    """The npz network in numpy, float64 (the formula of ScoreNet.forward)."""
+    arrays = np.load(path or default_arrays_path())
+    x = (features.astype(np.float64) - arrays["mean"]) / arrays["std"]
+    layers = sum(1 for name in arrays.files if name.startswith("weight_"))
+    for i in range(layers):
+        x = x @ arrays[f"weight_{i}"].T.astype(np.float64) + arrays[f"bias_{i}"]
+        if i < layers - 1:
+            x = np.maximum(x, 0)
+    return x[:, 0]
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray) -> None:
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5 * scale)
+
+
+@pytest.fixture(scope="module")
+def native() -> NativeScorer:
+    return NativeScorer.from_npz()
+
+
+@pytest.fixture(scope="module")
+def torchscript():  # type: ignore[no-untyped-def]
+    if not HAS_TORCH:
+        pytest.skip("torch is not installed: no TorchScript reference to compare with")
+    from fastplace.optimizer import ResourceOptimizer
+
+    return ResourceOptimizer.default()
+
+
+def small_cluster() -> tuple[Cluster, BlockIndex, np.ndarray]:
+    cluster = Cluster([[4096, 4000]] * 6 + [[8192, 16000]] * 4)
+    blocks = BlockIndex(10, 1 << 20)
+    ids = np.asarray(blocks.intern([1, 2, 3], [100, 100, 100]), dtype=np.int64)
+    blocks.fetch(4, ids)
+    blocks.fetch(7, ids[:1])
+    cluster.place(2, [1024, 578])
+    cluster.place(8, [4096, 8000])
+    return cluster, blocks, ids
+
+
+@needs_torch
+@pytest.mark.parametrize("k", [1, 7, 16, 64, 65, 1000])
+def test_equals_torchscript_on_random_batches(native, torchscript, k: int) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(k)
+    features = rng.uniform(-0.5, 1.5, (k, N_FEATURES)).astype(np.float32)
+    expected = torchscript.scores(features)
+    actual = native.scores(features)
+    assert actual.dtype == np.float32 and actual.shape == (k,)
+    assert_close(actual, expected)
+    assert_close(actual, reference(features))
+
+
+@needs_torch
+def test_equals_torchscript_on_real_features(native, torchscript) -> None:  # type: ignore[no-untyped-def]
+    cluster, blocks, ids = small_cluster()
+    for request in ([512, 289], [2048, 1000], [100, 100], [4096, 4000]):
+        servers, features = decision(cluster, blocks, request, ids)
+        assert servers.shape[0] > 0
+        assert_close(native.scores(features), torchscript.scores(features))
+
+
+def test_equals_numpy_reference_without_torch(native: NativeScorer) -> None:
+    features = np.random.default_rng(5).uniform(0, 1, (64, N_FEATURES)).astype(np.float32)
+    assert_close(native.scores(features), reference(features))
+
+
+def test_rows_are_independent(native: NativeScorer) -> None:
+    features = np.random.default_rng(6).uniform(0, 1, (65, N_FEATURES)).astype(np.float32)
+    whole = native.scores(features)
+    one_by_one = np.concatenate([native.scores(features[i : i + 1]) for i in range(65)])
+    np.testing.assert_array_equal(whole, one_by_one)
+    np.testing.assert_array_equal(native.scores(features[::-1])[::-1], whole)
+
+
+def test_empty_batch_and_non_contiguous_input(native: NativeScorer) -> None:
+    assert native.scores(np.zeros((0, N_FEATURES), dtype=np.float32)).shape == (0,)
+    wide = np.random.default_rng(7).uniform(0, 1, (8, 2 * N_FEATURES))
+    view = wide[:, ::2]  # float64, strided
+    assert_close(native.scores(view), reference(np.ascontiguousarray(view, dtype=np.float32)))
+
+
+@pytest.mark.parametrize(
+    "shape", [(N_FEATURES,), (3, N_FEATURES + 1), (3, N_FEATURES - 1), (2, 3, N_FEATURES)]
+)
+def test_bad_shapes_raise_value_error(native: NativeScorer, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="features must have shape"):
+        native.scores(np.zeros(shape, dtype=np.float32))
+
+
+def test_core_rejects_bad_shapes_with_value_error(native: NativeScorer) -> None:
+    core = native._core
+    with pytest.raises(ValueError, match="columns, the model takes 17"):
+        core.score(np.zeros((2, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match="features must have shape"):
+        core.score(np.zeros(5, dtype=np.float32))
+
+
+def test_constructor_names_the_layer_and_sizes() -> None:
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(4, 3)).astype(np.float32)
+    good = ([w0, rng.normal(size=(1, 4))], [np.zeros(4), np.zeros(1)], np.zeros(3), np.ones(3))
+    NativeScorer(*good)
+    with pytest.raises(ValueError, match=r"layer 1 weight has 5 values, expected \(1, 4\)"):
+        NativeScorer([w0, np.zeros((1, 5))], good[1], good[2], good[3])
+    with pytest.raises(ValueError, match="layer 0 bias has 3 values, expected 4"):
+        NativeScorer(good[0], [np.zeros(3), np.zeros(1)], good[2], good[3])
+    with pytest.raises(ValueError, match="layer 1 has 2 outputs, expected 1"):
+        NativeScorer([w0, np.zeros((2, 4))], [np.zeros(4), np.zeros(2)], good[2], good[3])
+    with pytest.raises(ValueError, match="mean has 2 values and std 3, expected 3"):
+        NativeScorer(good[0], good[1], np.zeros(2), good[3])
+    with pytest.raises(ValueError, match="2 weight matrices but 1 bias vectors"):
+        NativeScorer(good[0], [np.zeros(4)], good[2], good[3])
+    with pytest.raises(ValueError, match="at least one layer"):
+        MlpScorerCore([], [], np.zeros(3, np.float32), np.ones(3, np.float32))
+
+
+def test_small_std_counts_as_one_as_in_scorenet() -> None:
+    w = np.ones((1, 2), dtype=np.float32)
+    scorer = NativeScorer([w], [np.zeros(1)], [0.0, 0.0], [1e-4, 0.5])
+    assert scorer.scores(np.array([[3.0, 1.0]], dtype=np.float32)).tolist() == [5.0]
+
+
+def test_nan_features_propagate_as_nan(native: NativeScorer) -> None:
+    features = np.random.default_rng(8).uniform(0, 1, (20, N_FEATURES)).astype(np.float32)
+    features[3, 0] = np.nan
+    features[17, N_FEATURES - 1] = np.nan
+    scores = native.scores(features)
+    assert np.isnan(scores[[3, 17]]).all()
+    assert np.isfinite(np.delete(scores, [3, 17])).all()
+
+
+def test_nan_weights_propagate_as_nan() -> None:
+    w0 = np.ones((2, 2), dtype=np.float32)
+    scorer = NativeScorer([w0, np.ones((1, 2))], [np.zeros(2), [np.nan]], np.zeros(2), np.ones(2))
+    assert np.isnan(scorer.scores(np.ones((5, 2), dtype=np.float32))).all()
+
+
+def test_concurrent_calls_agree(native: NativeScorer) -> None:
+    features = np.random.default_rng(9).uniform(0, 1, (5000, N_FEATURES)).astype(np.float32)
+    expected = native.scores(features)
+    results: list[np.ndarray] = []
+
+    def work() -> None:
+        results.append(native.scores(features))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+
+
+def test_not_an_arrays_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "x.npz"
+    np.savez(path, mean=np.zeros(3))
+    with pytest.raises(ValueError, match="not a plain-array scorer"):
+        NativeScorer.from_npz(path)
+
+
+def test_serves_as_the_allocator_optimizer(native: NativeScorer) -> None:
+    from fastplace import ServerAllocator
+
+    cluster, blocks, ids = small_cluster()
+    allocator = ServerAllocator(cluster, native, budget_us=1e6, blocks=blocks)
+    result = allocator.allocate([512, 289], ids)
+    assert result.source == "ro"
+    assert result.server >= 0
