@@ -1,0 +1,197 @@
+"""``fastplace train``: train the resource optimizer (DQN) in the simulator."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+from typing import Any
+
+from fastplace.cli.common import positive_int
+
+__all__ = ["add_parser", "run"]
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1)")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train the resource optimizer (DQN) in the simulator",
+        description=(
+            "Trains the resource optimizer's DQN on placement decisions of a simulated "
+            "serverless DI cluster, then writes to --out: model.pt (TorchScript with its "
+            "feature schema and this command), model.npz (the same weights as plain "
+            "arrays), training_curve.png, training_log.json and checkpoints/. Needs torch."
+        ),
+    )
+    parser.add_argument("--episodes", type=positive_int, default=30, help="episodes (30)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of everything random (0)")
+    parser.add_argument("--out", type=Path, default=Path("out/optimizer"), help="(out/optimizer)")
+    parser.add_argument("--k", type=positive_int, default=64, help="candidates per decision (64)")
+    parser.add_argument("--gamma", type=_fraction, default=0.9, help="discount (0.9)")
+    parser.add_argument(
+        "--n-step", type=positive_int, default=1, help="rewards per DQN transition (1)"
+    )
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+    parser.add_argument("--batch", type=positive_int, default=64, help="batch size (64)")
+    parser.add_argument("--buffer", type=positive_int, default=20_000, help="replay size (20000)")
+    parser.add_argument(
+        "--epsilon-steps",
+        type=positive_int,
+        default=20_000,
+        help="decisions over which exploration decays from 1 to 0.05 (20000)",
+    )
+    parser.add_argument(
+        "--credit",
+        choices=("server_time", "delta"),
+        default="server_time",
+        help="how servers are charged: each container's share of its server's active "
+        "time (server_time, default) or the change in active servers per decision (delta)",
+    )
+    parser.add_argument(
+        "--w-servers",
+        type=_non_negative,
+        default=6.0,
+        help="reward weight of servers: per server-minute, or per server opened with "
+        "--credit delta (6.0)",
+    )
+    parser.add_argument(
+        "--w-bytes", type=_non_negative, default=0.5, help="reward weight per file downloaded (0.5)"
+    )
+    parser.add_argument(
+        "--greedy-weight",
+        type=_non_negative,
+        default=0.0,
+        help="weight of a DQfD-style margin loss towards first fit's choice (0: off)",
+    )
+    parser.add_argument("--servers", type=positive_int, default=150, help="cluster size (150)")
+    parser.add_argument(
+        "--duration", type=float, default=300.0, help="simulated seconds per episode (300)"
+    )
+    parser.add_argument(
+        "--max-steps", type=int, default=0, help="decisions per episode at most (0: no limit)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from fastplace.cli import CommandError
+
+    if not args.duration > 0:
+        raise CommandError(f"--duration = {args.duration} must be > 0")
+    if args.max_steps < 0:
+        raise CommandError(f"--max-steps = {args.max_steps} must be >= 0")
+    if args.seed < 0:
+        raise CommandError(f"--seed = {args.seed} must be >= 0")
+    if not args.lr > 0:
+        raise CommandError(f"--lr = {args.lr} must be > 0")
+    try:
+        from fastplace.optimizer.train import TrainConfig, train
+    except ImportError as error:
+        raise CommandError(f"training needs torch (pip install torch==2.13.0): {error}") from None
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f"--out {args.out}: {error.strerror}") from None
+
+    config = TrainConfig(
+        episodes=args.episodes,
+        seed=args.seed,
+        k=args.k,
+        gamma=args.gamma,
+        n_step=args.n_step,
+        lr=args.lr,
+        batch=args.batch,
+        buffer=args.buffer,
+        epsilon_steps=args.epsilon_steps,
+        w_servers=args.w_servers,
+        w_bytes=args.w_bytes,
+        credit=args.credit,
+        greedy_weight=args.greedy_weight,
+        servers=args.servers,
+        duration_s=args.duration,
+        max_steps=args.max_steps,
+        command=_command(args),
+    )
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("episodes  {task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("train", total=config.episodes, status="")
+
+        def report(stats: Any) -> None:
+            status = (
+                f"return/decision {stats.episode_return / max(stats.steps, 1):+.3f}  "
+                f"epsilon {stats.epsilon:.2f}"
+            )
+            if stats.validation_return is not None:
+                status += f"  validation {stats.validation_return:+.1f}"
+            bar.update(task, advance=1, status=status)
+
+        result = train(config, args.out, progress=report)
+    baselines = ", ".join(f"{k} {v:+.1f}" for k, v in result.baselines.items())
+    print(
+        f"best validation return {result.best_validation_return:+.1f} "
+        f"(episode {result.best_episode + 1}; {baselines}) in {result.wall_s:.0f} s"
+    )
+    written = (result.model_path, result.arrays_path, result.curve_path, result.log_path)
+    print("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that repeats this run, every option spelled out (recorded in the
+    model file, so it stays right however the command was started and whatever the
+    defaults become)."""
+    options = {
+        "--episodes": args.episodes,
+        "--seed": args.seed,
+        "--out": args.out,
+        "--k": args.k,
+        "--gamma": args.gamma,
+        "--n-step": args.n_step,
+        "--lr": args.lr,
+        "--batch": args.batch,
+        "--buffer": args.buffer,
+        "--epsilon-steps": args.epsilon_steps,
+        "--credit": args.credit,
+        "--w-servers": args.w_servers,
+        "--w-bytes": args.w_bytes,
+        "--greedy-weight": args.greedy_weight,
+        "--servers": args.servers,
+        "--duration": args.duration,
+        "--max-steps": args.max_steps,
+    }
+    return shlex.join(["fastplace", "train", *(f"{k}={v}" for k, v in options.items())])

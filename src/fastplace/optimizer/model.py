@@ -1,0 +1,276 @@
+"""The trained resource optimizer: a TorchScript scorer plus the metadata it was made with.
+
+A model file is a TorchScript archive (``torch.jit.save``) whose module maps a
+(n, F) float32 feature matrix to n scores, with a JSON record under
+``_extra_files[METADATA_NAME]``: the feature schema (version and names) it was trained
+on, the format version, and how it was trained (command, seed, date, settings).
+``ResourceOptimizer.load`` refuses a file whose schema differs from this fastplace's
+``FEATURE_NAMES``/``SCHEMA_VERSION``.
+
+Every loading failure (missing file, corrupt bytes, not a fastplace model, schema
+mismatch, torch not installed, a module that does not score) raises
+:class:`OptimizerLoadError`, so the allocator catches one type and falls back to the
+greedy finder. torch is imported when a model is loaded or saved, never on import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fastplace.optimizer.features import (
+    DEFAULT_K,
+    FEATURE_NAMES,
+    N_FEATURES,
+    SCHEMA_VERSION,
+    Request,
+    decision,
+)
+
+if TYPE_CHECKING:
+    from fastplace.block_index import BlockIndex
+    from fastplace.cluster import Cluster
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "METADATA_NAME",
+    "OptimizerLoadError",
+    "ResourceOptimizer",
+    "default_model_path",
+    "save_model",
+]
+
+FORMAT = "fastplace-resource-optimizer"
+#: Version of the file layout (the metadata keys and the module's call signature).
+FORMAT_VERSION = 1
+#: Name of the JSON metadata inside the TorchScript archive.
+METADATA_NAME = "fastplace_optimizer.json"
+
+# torch 2.13 deprecates TorchScript; the deprecation is torch's business, not the
+# scheduler user's, so these exact messages are silenced around our own calls only.
+_JIT_DEPRECATION = r"`torch\.jit\.(script|save|load)` is deprecated"
+
+
+class OptimizerLoadError(ValueError):
+    """A model file cannot be used: the message says which file and why."""
+
+
+def default_model_path() -> str:
+    """Where the shipped model lives inside the installed package (may not exist)."""
+    return str(resources.files("fastplace.optimizer") / "models" / "default.pt")
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as error:
+        raise OptimizerLoadError(
+            "the resource optimizer needs torch: pip install torch==2.13.0 "
+            f"(import failed: {error})"
+        ) from None
+    return torch
+
+
+def check_metadata(metadata: Mapping[str, Any], where: str) -> None:
+    """Raises OptimizerLoadError unless ``metadata`` matches this fastplace's schema."""
+    if metadata.get("format") != FORMAT:
+        raise OptimizerLoadError(f"{where}: not a fastplace resource optimizer model")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise OptimizerLoadError(
+            f"{where}: model format version {metadata.get('format_version')!r}, "
+            f"this fastplace reads version {FORMAT_VERSION}"
+        )
+    version = metadata.get("schema_version")
+    names = tuple(metadata.get("feature_names") or ())
+    if version != SCHEMA_VERSION or names != FEATURE_NAMES:
+        extra = [n for n in names if n not in FEATURE_NAMES]
+        missing = [n for n in FEATURE_NAMES if n not in names]
+        detail = ""
+        if missing or extra:
+            detail = f" (missing {missing or 'none'}, unexpected {extra or 'none'})"
+        elif names != FEATURE_NAMES:
+            detail = " (same names, different order)"
+        raise OptimizerLoadError(
+            f"{where}: feature schema mismatch: the model was trained on schema "
+            f"version {version!r} with {len(names)} features, this fastplace computes "
+            f"schema version {SCHEMA_VERSION} with {N_FEATURES}{detail}; retrain it "
+            "with `fastplace train`"
+        )
+
+
+class ResourceOptimizer:
+    """Scores candidate servers with a trained TorchScript model and picks the best.
+
+    Build it with :meth:`load` or :meth:`default`. Calls run in the caller's thread;
+    loading sets torch to one intra-op thread (``torch.set_num_threads(1)``, which is
+    process-wide): a decision is a 64 x F matrix product, far too small to share.
+    """
+
+    def __init__(self, module: Any, metadata: dict[str, Any], path: str) -> None:
+        self._module = module
+        self._torch = _import_torch()
+        self.metadata = metadata
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ResourceOptimizer:
+        """The model in ``path``; OptimizerLoadError (with the reason) if it is unusable."""
+        where = os.fspath(path)
+        if not os.path.isfile(where):
+            raise OptimizerLoadError(f"{where}: no such model file")
+        torch = _import_torch()
+        torch.set_num_threads(1)
+        extra = {METADATA_NAME: ""}
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", _JIT_DEPRECATION, DeprecationWarning)
+                module = torch.jit.load(where, map_location="cpu", _extra_files=extra)
+        except Exception as error:  # torch raises RuntimeError, ValueError, zipfile errors...
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise OptimizerLoadError(
+                f"{where}: not a readable TorchScript model ({type(error).__name__}: {reason})"
+            ) from None
+        raw = extra[METADATA_NAME]
+        if not raw:
+            raise OptimizerLoadError(
+                f"{where}: TorchScript file without {METADATA_NAME}: not a fastplace "
+                "resource optimizer model"
+            )
+        try:
+            metadata = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise OptimizerLoadError(f"{where}: metadata is not valid JSON ({error})") from None
+        if not isinstance(metadata, dict):
+            raise OptimizerLoadError(f"{where}: metadata is not a JSON object")
+        check_metadata(metadata, where)
+        module.eval()
+        optimizer = cls(module, metadata, where)
+        optimizer._probe()
+        return optimizer
+
+    @classmethod
+    def default(cls) -> ResourceOptimizer:
+        """The model shipped inside the package (models/default.pt)."""
+        traversable = resources.files("fastplace.optimizer") / "models" / "default.pt"
+        with resources.as_file(traversable) as path:
+            return cls.load(path)
+
+    def _probe(self) -> None:
+        """Scores two rows once: catches modules that load but cannot score, and pays
+        TorchScript's first-call profiling here rather than on a live decision."""
+        try:
+            for _ in range(2):
+                out = self.scores(np.zeros((2, N_FEATURES), dtype=np.float32))
+        except Exception as error:
+            raise OptimizerLoadError(
+                f"{self.path}: the model cannot score a (2, {N_FEATURES}) feature "
+                f"matrix ({type(error).__name__}: {error})"
+            ) from None
+        if out.shape != (2,):
+            raise OptimizerLoadError(
+                f"{self.path}: the model returned shape {out.shape} for 2 candidates, expected (2,)"
+            )
+
+    @property
+    def training_command(self) -> str:
+        return str(self.metadata.get("training_command", ""))
+
+    def scores(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """One float32 score per row of a (n, F) feature matrix; higher is better.
+
+        Non-finite scores are returned as they are: deciding what a NaN means is the
+        caller's job (``choose`` refuses them).
+        """
+        matrix = np.ascontiguousarray(features, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != N_FEATURES:
+            raise ValueError(f"features must have shape (n, {N_FEATURES}), got {matrix.shape}")
+        torch = self._torch
+        with torch.inference_mode():
+            out = self._module(torch.from_numpy(matrix))
+        result = np.asarray(out.numpy(), dtype=np.float32).reshape(-1)
+        if result.shape[0] != matrix.shape[0]:
+            raise ValueError(
+                f"the model returned {result.shape[0]} scores for {matrix.shape[0]} candidates"
+            )
+        return result
+
+    def choose(
+        self,
+        cluster: Cluster,
+        blocks: BlockIndex | None,
+        request: Request,
+        block_ids: npt.ArrayLike,
+        k: int = DEFAULT_K,
+    ) -> int:
+        """The best-scored of up to ``k`` candidate servers, or -1 when none fits.
+
+        Raises FloatingPointError when the model scores any candidate NaN or infinite
+        (the allocator then uses the greedy finder's server).
+        """
+        servers, features = decision(cluster, blocks, request, block_ids, k)
+        if servers.shape[0] == 0:
+            return -1
+        scores = self.scores(features)
+        if not np.isfinite(scores).all():
+            raise FloatingPointError(
+                f"resource optimizer scored {int((~np.isfinite(scores)).sum())} of "
+                f"{scores.shape[0]} candidates non-finite"
+            )
+        return int(servers[int(np.argmax(scores))])
+
+    def __repr__(self) -> str:
+        return (
+            f"ResourceOptimizer(path={self.path!r}, schema_version="
+            f"{self.metadata.get('schema_version')}, trained={self.metadata.get('date')!r})"
+        )
+
+
+def save_model(
+    net: Any,
+    path: str | os.PathLike[str],
+    metadata: Mapping[str, Any],
+    *,
+    arrays_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Scripts ``net`` (a ScoreNet) to TorchScript and writes it with its metadata.
+
+    The schema keys (format, versions, feature names) are filled in here; ``metadata``
+    adds the rest (training command, seed, date ...). With ``arrays_path``, also writes
+    the same weights and normalisation as plain arrays (``np.savez``) plus the metadata
+    JSON, for a native scorer to be checked against. Writes atomically (temporary file,
+    then rename). Returns the full metadata.
+
+    torch 2.13 warns (DeprecationWarning) that TorchScript is deprecated; this function
+    lets the warning through — callers facing users silence it (see ``train``).
+    """
+    torch = _import_torch()
+    record = dict(metadata)
+    record.update(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        schema_version=SCHEMA_VERSION,
+        feature_names=list(FEATURE_NAMES),
+        torch_version=str(torch.__version__),
+    )
+    text = json.dumps(record, indent=2, sort_keys=True)
+    net = net.eval()
+    scripted = torch.jit.script(net)
+    target = os.fspath(path)
+    temporary = f"{target}.tmp"
+    torch.jit.save(scripted, temporary, _extra_files={METADATA_NAME: text})
+    os.replace(temporary, target)
+    if arrays_path is not None:
+        arrays = net.arrays()
+        arrays_target = os.fspath(arrays_path)
+        with open(f"{arrays_target}.tmp", "wb") as file:
+            np.savez(file, metadata=np.array(text), **arrays)
+        os.replace(f"{arrays_target}.tmp", arrays_target)
+    return record

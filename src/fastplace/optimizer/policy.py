@@ -1,0 +1,48 @@
+"""The resource optimizer as a simulator policy ("ro"), with the paper's fallback.
+
+candidates -> features -> RO scores -> argmax. As in the paper's server allocator, the
+RO's server is used when it is valid; when the RO fails (raises, scores NaN) or names
+a server that does not fit, the greedy finder (first fit) decides, and the fallback is
+counted in ``fallbacks`` by reason. A model that cannot be loaded is not a fallback
+case here: constructing the policy raises OptimizerLoadError, since simulating "ro"
+without a model would silently measure first fit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fastplace.optimizer.features import DEFAULT_K
+from fastplace.optimizer.model import ResourceOptimizer
+from fastplace.sim.policies import BlockIds, PlacementContext, Policy, Request
+
+__all__ = ["RO", "ResourceOptimizerPolicy"]
+
+
+class RO(Policy):
+    """Places with a trained ResourceOptimizer (default: the shipped model)."""
+
+    name = "ro"
+
+    def __init__(self, optimizer: ResourceOptimizer | None = None, *, k: int = DEFAULT_K) -> None:
+        if k <= 0:
+            raise ValueError(f"k = {k} must be > 0")
+        self.optimizer = optimizer if optimizer is not None else ResourceOptimizer.default()
+        self.k = k
+        self.fallbacks: Counter[str] = Counter()
+
+    def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
+        cluster = context.cluster
+        try:
+            server = self.optimizer.choose(cluster, context.blocks, request, blocks, self.k)
+        except Exception as error:  # any RO failure: the greedy finder decides
+            self.fallbacks[type(error).__name__] += 1
+            return cluster.first_fit(request)
+        if server >= 0 and not cluster.fits(server, request):
+            self.fallbacks["invalid_server"] += 1
+            return cluster.first_fit(request)
+        return server
+
+
+#: A longer name for the same policy.
+ResourceOptimizerPolicy = RO
