@@ -7,7 +7,7 @@ of the algorithms for vector bin packing"). Every packing is checked for feasibi
 
     python3 bench/packing_quality.py                     # all 1,620 instances
     python3 bench/packing_quality.py --step 10           # every 10th, a quick look
-    python3 bench/packing_quality.py --markdown build/packing.md  # then merged into bench/RESULTS.md
+    python3 bench/packing_quality.py --markdown build/packing.md  # merged into RESULTS.md
 """
 
 from __future__ import annotations
