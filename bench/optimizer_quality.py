@@ -8,7 +8,7 @@ and writes a markdown report with the numbers, the goal check and the command.
 Goal (issue 5): >= 5% fewer mean active servers or >= 20% fewer cold-start bytes than
 first_fit, and never worse than first_fit by more than 2% on either.
 
-    PYTHONPATH=src python3 bench/optimizer_quality.py --out bench/RESULTS-optimizer.md
+    PYTHONPATH=src python3 bench/optimizer_quality.py --out build/optimizer-quality.md
 """
 
 from __future__ import annotations
