@@ -9,81 +9,18 @@
 #include <cstring>
 
 #include "fastplace/cluster_state.hpp"
+#include "fastplace/snapshot_io.hpp"
 
 namespace fastplace {
 
 namespace {
 
+using snapshot_io::Reader;
+using snapshot_io::Writer;
+
 constexpr char kMagic[4] = {'F', 'P', 'L', 'C'};
 constexpr std::size_t kMaxNameLength = 1024;
 using Lock = std::lock_guard<std::mutex>;
-
-std::uint64_t fnv1a(const std::uint8_t* data, std::size_t size) {
-    std::uint64_t hash = 14695981039346656037ULL;  // the FNV-1a 64-bit offset basis
-    for (std::size_t i = 0; i < size; ++i) {
-        hash ^= data[i];
-        hash *= 1099511628211ULL;
-    }
-    return hash;
-}
-
-class Writer {
-public:
-    template <typename T>
-    void put(T value) {
-        const auto* bytes = reinterpret_cast<const std::uint8_t*>(&value);
-        out_.insert(out_.end(), bytes, bytes + sizeof(T));
-    }
-    void put_bytes(const void* data, std::size_t size) {
-        const auto* bytes = static_cast<const std::uint8_t*>(data);
-        out_.insert(out_.end(), bytes, bytes + size);
-    }
-    std::vector<std::uint8_t>& bytes() { return out_; }
-
-private:
-    std::vector<std::uint8_t> out_;
-};
-
-class Reader {
-public:
-    Reader(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-
-    void need(std::size_t n, const char* what) const {
-        if (size_ - pos_ < n) {
-            throw CorruptSnapshot("snapshot truncated: " + std::string(what) + " needs " + std::to_string(n) +
-                                  " bytes at offset " + std::to_string(pos_) + ", only " +
-                                  std::to_string(size_ - pos_) + " left");
-        }
-    }
-    template <typename T>
-    T get(const char* what) {
-        need(sizeof(T), what);
-        T value;
-        std::memcpy(&value, data_ + pos_, sizeof(T));
-        pos_ += sizeof(T);
-        return value;
-    }
-    std::string get_string(std::size_t n, const char* what) {
-        need(n, what);
-        std::string value(reinterpret_cast<const char*>(data_ + pos_), n);
-        pos_ += n;
-        return value;
-    }
-    // Guards allocations: a count read from a corrupt header must not ask for more
-    // elements than the remaining bytes could possibly hold.
-    void need_items(std::uint64_t count, std::size_t item_size, const char* what) const {
-        if (count > (size_ - pos_) / item_size) {
-            throw CorruptSnapshot("snapshot truncated: " + std::string(what) + " count " + std::to_string(count) +
-                                  " exceeds the " + std::to_string(size_ - pos_) + " bytes left");
-        }
-    }
-    std::size_t position() const { return pos_; }
-
-private:
-    const std::uint8_t* data_;
-    std::size_t size_;
-    std::size_t pos_ = 0;
-};
 
 }  // namespace
 
@@ -110,33 +47,13 @@ std::vector<std::uint8_t> ClusterState::snapshot() const {
     }
     w.put<std::uint64_t>(free_slots_.size());
     for (const std::uint32_t slot : free_slots_) w.put<std::uint32_t>(slot);
-    w.put<std::uint64_t>(fnv1a(w.bytes().data(), w.bytes().size()));
+    w.put_checksum();
     return std::move(w.bytes());
 }
 
 ClusterState::ClusterState(const std::uint8_t* data, std::size_t size) {
-    constexpr std::size_t kHeader = sizeof(kMagic) + 2 * sizeof(std::uint32_t) + sizeof(std::uint64_t);
-    if (size < kHeader + sizeof(std::uint64_t)) {
-        throw CorruptSnapshot("snapshot truncated: " + std::to_string(size) + " bytes is shorter than a header");
-    }
-    if (std::memcmp(data, kMagic, sizeof(kMagic)) != 0) {
-        throw CorruptSnapshot("not a fastplace snapshot: bad magic bytes");
-    }
-    std::uint32_t version;
-    std::memcpy(&version, data + sizeof(kMagic), sizeof(version));
-    if (version != kSnapshotVersion) {
-        throw CorruptSnapshot("snapshot version " + std::to_string(version) + " is not supported (expected " +
-                              std::to_string(kSnapshotVersion) + ")");
-    }
-    std::uint64_t stored;
-    std::memcpy(&stored, data + size - sizeof(stored), sizeof(stored));
-    const std::uint64_t computed = fnv1a(data, size - sizeof(stored));
-    if (stored != computed) {
-        throw CorruptSnapshot("snapshot checksum mismatch (truncated or corrupted): stored " +
-                              std::to_string(stored) + ", computed " + std::to_string(computed));
-    }
-
-    Reader r(data, size - sizeof(stored));
+    const std::size_t body = snapshot_io::check_envelope(data, size, kMagic, kSnapshotVersion);
+    Reader r(data, body);
     r.get_string(sizeof(kMagic), "magic");
     r.get<std::uint32_t>("version");
     const auto dims = r.get<std::uint32_t>("n_dims");
@@ -205,8 +122,8 @@ ClusterState::ClusterState(const std::uint8_t* data, std::size_t size) {
     r.need_items(n_free, sizeof(std::uint32_t), "n_free_slots");
     free_slots_.resize(static_cast<std::size_t>(n_free));
     for (auto& slot : free_slots_) slot = r.get<std::uint32_t>("free slot");
-    if (r.position() != size - sizeof(stored)) {
-        throw CorruptSnapshot("snapshot has " + std::to_string(size - sizeof(stored) - r.position()) +
+    if (r.position() != body) {
+        throw CorruptSnapshot("snapshot has " + std::to_string(body - r.position()) +
                               " unexpected trailing bytes");
     }
     rebuild_derived(cordoned);

@@ -61,6 +61,12 @@ public:
         pos_ += sizeof(T);
         return value;
     }
+    std::string get_string(std::size_t n, const char* what) {
+        need(n, what);
+        std::string value(reinterpret_cast<const char*>(data_ + pos_), n);
+        pos_ += n;
+        return value;
+    }
     // Guards allocations: a count read from a corrupt header must not ask for more
     // items than the remaining bytes could possibly hold.
     void need_items(std::uint64_t count, std::size_t item_size, const char* what) const {
