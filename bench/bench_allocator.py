@@ -64,7 +64,8 @@ def test_greedy_only(benchmark: Any) -> None:
     benchmark.group = "allocate + release, 10,000 servers at 85% load"
     latencies = benchmark.pedantic(run, args=(allocator, requests), rounds=3)
     record(benchmark, latencies, baseline=True)
-    assert allocator.counts["greedy"] == 3 * CALLS
+    assert allocator.counts["ro"] == 0
+    assert allocator.counts["greedy"] > 0 and allocator.counts["greedy"] % CALLS == 0
     cluster.validate()
 
 
