@@ -63,6 +63,8 @@ class Policy(ABC):
     """Chooses a server for one container; ``place_gang`` books a whole model."""
 
     name: ClassVar[str]
+    #: Servers already chosen for earlier partitions of the gang being placed.
+    gang: list[int] = []  # noqa: RUF012 - replaced per instance in place_gang
 
     @abstractmethod
     def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
@@ -74,13 +76,18 @@ class Policy(ABC):
         """Books every request or none: (container, server) pairs, or None."""
         cluster = context.cluster
         placed: list[tuple[int, int]] = []
-        for request, ids in zip(requests, blocks, strict=True):
-            server = self.choose(context, request, ids)
-            if server < 0:
-                for container, _ in placed:
-                    cluster.release(container)
-                return None
-            placed.append((cluster.place(server, request), server))
+        self.gang = []
+        try:
+            for request, ids in zip(requests, blocks, strict=True):
+                server = self.choose(context, request, ids)
+                if server < 0:
+                    for container, _ in placed:
+                        cluster.release(container)
+                    return None
+                placed.append((cluster.place(server, request), server))
+                self.gang.append(server)
+        finally:
+            self.gang = []
         return placed
 
 
@@ -185,16 +192,21 @@ class Similarity(_ScoredPolicy):
     blocks, so a cold start downloads least.
 
     Order of preference (lexicographic): servers already in use before empty ones (so
-    locality does not cost extra servers), servers that stay under ``max_load`` of
-    their memory after placing (the guard against piling every version onto the one
-    server that holds its blocks), most cached bytes, then first-fit order."""
+    locality does not cost extra servers); then the guard against piling up: servers
+    that already got ``max_per_server`` partitions of the same gang, or whose memory
+    would pass ``max_load``, come last (one server holding a version's blocks would
+    otherwise attract every partition of every version, one failure taking them all);
+    then the most cached bytes; then first-fit order."""
 
     name = "similarity"
 
-    def __init__(self, max_load: float = 0.95) -> None:
+    def __init__(self, max_load: float = 1.0, max_per_server: int = 2) -> None:
         if not 0.0 < max_load <= 1.0:
             raise ValueError(f"max_load = {max_load} must be in (0, 1]")
+        if max_per_server < 1:
+            raise ValueError(f"max_per_server = {max_per_server} must be >= 1")
         self.max_load = max_load
+        self.max_per_server = max_per_server
 
     def score(
         self,
@@ -204,14 +216,16 @@ class Similarity(_ScoredPolicy):
         blocks: BlockIds,
     ) -> npt.NDArray[np.float64]:
         cached = np.asarray(context.blocks.cached_bytes_on(feasible, blocks), dtype=np.float64)
-        cluster = context.cluster
-        free_after = cluster.free_copy()[feasible, 0] - request[0]
-        load_after = 1.0 - free_after / np.maximum(cluster.capacity_copy()[feasible, 0], 1)
+        free, capacity, counts = context.cluster.server_rows(feasible)
+        load_after = 1.0 - (free[:, 0] - request[0]) / np.maximum(capacity[:, 0], 1)
+        piled = load_after > self.max_load
+        if self.gang:
+            same_gang = np.bincount(self.gang, minlength=int(feasible.max()) + 1)[feasible]
+            piled |= same_gang >= self.max_per_server
         # Cached bytes stay far below 1e15, so the penalties keep the order strict;
         # argmax returns the first maximum and feasible is sorted by server index.
-        piled = np.where(load_after > self.max_load, 1e15, 0.0)
-        empty = np.where(_active(context, feasible), 0.0, 1e16)
-        return cached - piled - empty
+        empty = np.where(counts > 0, 0.0, 1e16)
+        return cached - np.where(piled, 1e15, 0.0) - empty
 
 
 class RandomFit(Policy):
