@@ -107,3 +107,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
         _shared["model"] = TinyModel(store, config, weights, manifests)
     model: TinyModel = _shared["model"]
     return model
+
+
+@pytest.fixture
+def deployer(ray_cluster: Any, tiny_model: TinyModel, tmp_path: Path) -> Iterator[Any]:
+    """A first-fit Deployer over the tiny model's store, shut down after the test."""
+    from fastplace.engines.ray.deployment import Deployer
+
+    deployer = Deployer(tiny_model.store, tmp_path / "cache", policy="first_fit")
+    yield deployer
+    deployer.shutdown()

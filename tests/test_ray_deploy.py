@@ -4,8 +4,6 @@ the unpartitioned model, cold starts fetch only missing blocks, rollouts lose no
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,16 +21,10 @@ from ray_cluster import (  # noqa: E402
     NODE_CPU_MILLIS,
     NODE_MEMORY_MB,
     TinyModel,
+    deployer,  # noqa: F401  (the fixture)
     ray_cluster,  # noqa: F401  (the fixture)
     tiny_model,  # noqa: F401  (the fixture)
 )
-
-
-@pytest.fixture
-def deployer(ray_cluster: Any, tiny_model: TinyModel, tmp_path: Path) -> Iterator[Deployer]:  # noqa: F811
-    deployer = Deployer(tiny_model.store, tmp_path / "cache", policy="first_fit")
-    yield deployer
-    deployer.shutdown()
 
 
 def assert_same(answer: dict[str, np.ndarray], reference: dict[str, Any]) -> None:

@@ -5,7 +5,6 @@ cordoned and its partitions move."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,10 @@ from ray_cluster import (  # noqa: E402
     NODE_CPU_MILLIS,
     NODE_MEMORY_MB,
     TinyModel,
+    deployer,  # noqa: F401  (the fixture)
     ray_cluster,  # noqa: F401  (the fixture)
     tiny_model,  # noqa: F401  (the fixture)
 )
-
-
-@pytest.fixture
-def deployer(ray_cluster: Any, tiny_model: TinyModel, tmp_path: Path) -> Iterator[Deployer]:  # noqa: F811
-    deployer = Deployer(tiny_model.store, tmp_path / "cache", policy="first_fit")
-    yield deployer
-    deployer.shutdown()
 
 
 def assert_answers_like(deployer: Deployer, tiny_model: TinyModel, version: int) -> None:  # noqa: F811
@@ -43,7 +36,7 @@ def assert_answers_like(deployer: Deployer, tiny_model: TinyModel, version: int)
 
 
 def test_killed_actor_is_detected_released_and_replaced(
-    deployer: Deployer,
+    deployer: Deployer,  # noqa: F811
     tiny_model: TinyModel,  # noqa: F811
 ) -> None:
     import ray
@@ -70,7 +63,7 @@ def test_killed_actor_is_detected_released_and_replaced(
 
 
 def test_request_meeting_a_dead_actor_heals_and_is_answered(
-    deployer: Deployer,
+    deployer: Deployer,  # noqa: F811
     tiny_model: TinyModel,  # noqa: F811
 ) -> None:
     import ray
@@ -88,7 +81,7 @@ def test_node_that_leaves_is_cordoned_and_its_partitions_move(
     tmp_path: Path,
 ) -> None:
     node = ray_cluster.add_node(memory_mb=NODE_MEMORY_MB, cpu_millis=NODE_CPU_MILLIS)
-    deployer = Deployer(tiny_model.store, tmp_path / "cache", policy="first_fit")
+    deployer = Deployer(tiny_model.store, tmp_path / "cache", policy="first_fit")  # noqa: F811
     try:
         doomed = deployer.view.server_of(ray_cluster.node_id(node))
         others = [s for s in range(deployer.cluster.n_servers) if s != doomed]
