@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fastplace import Cluster  # noqa: E402
+from fastplace import Cluster, cpu_for_memory  # noqa: E402
 from fastplace.block_index import BlockIndex  # noqa: E402
 from fastplace.optimizer import (  # noqa: E402
     FEATURE_NAMES,
@@ -199,19 +199,37 @@ def test_choose_returns_minus_one_when_nothing_fits(tmp_path: Path) -> None:
     assert optimizer.choose(cluster, blocks, [9999, 1], ids) == -1
 
 
+def busy_cluster() -> tuple[Cluster, BlockIndex, np.ndarray]:
+    """150 default servers, the first 30 running 2-8 containers (as first fit packs
+    them), and a 500-block file cached on active server 12 and empty server 100."""
+    cluster = Cluster([[65536, 40000]] * 150)
+    rng = np.random.default_rng(0)
+    for server in range(30):
+        for _ in range(int(rng.integers(2, 9))):
+            memory = int(rng.choice([1024, 2048, 3008, 4096]))
+            cluster.place(server, [memory, cpu_for_memory(memory)])
+    blocks = BlockIndex(150, 32 << 30)
+    hashes = np.arange(1, 501, dtype=np.uint64)
+    ids = np.asarray(blocks.intern(hashes, [4 << 20] * 500), dtype=np.int64)
+    for server in (12, 100):
+        blocks.fetch(server, ids)
+    return cluster, blocks, ids
+
+
 def test_the_shipped_default_model() -> None:
     optimizer = ResourceOptimizer.default()
     meta = optimizer.metadata
     assert meta["schema_version"] == SCHEMA_VERSION
     assert "fastplace train" in meta["training_command"]
     assert {"seed", "date", "train_config"} <= set(meta)
-    cluster, blocks, ids = small_cluster()
-    servers, features = decision(cluster, blocks, [512, 289], ids)
+    cluster, blocks, ids = busy_cluster()
+    request = [3008, cpu_for_memory(3008)]
+    servers, features = decision(cluster, blocks, request, ids)
     assert np.isfinite(optimizer.scores(features)).all()
-    # With one active server and one caching the whole file, either is sensible;
-    # an empty server caching nothing is not.
-    assert optimizer.choose(cluster, blocks, [512, 289], ids) in (2, 4)
-    assert servers.tolist() == list(range(6))
+    # It consolidates: an active server, not an empty one (not even the one caching
+    # the file: under its weights a server-second outweighs a whole download).
+    assert optimizer.choose(cluster, blocks, request, ids) < 30
+    assert 100 in servers.tolist()
 
 
 def test_ro_policy_in_a_short_simulation() -> None:

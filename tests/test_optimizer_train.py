@@ -30,6 +30,7 @@ SHORT = TrainConfig(
     buffer=2_000,
     validate_every=1,
     validation_seeds=(900,),
+    validation_duration_s=40.0,
     checkpoint_every=2,
 )
 
@@ -39,9 +40,12 @@ def test_a_short_run_beats_a_random_policy_and_writes_its_files(tmp_path: Path) 
     result = train(SHORT, tmp_path, progress=seen.append)
     assert [s.episode for s in seen] == [0, 1, 2]
     assert 300 <= seen[-1].total_steps <= 2_000  # a few hundred decisions
-    # Greedy return on the validation seed, trained vs the baselines.
-    assert result.best_validation_return > result.baselines["random"]
-    assert result.best_validation_return > result.baselines["first_fit"]
+    # Greedy return on the validation seed (returns are negative costs). Here the
+    # trained policy scores -108, first fit -116, random -148; an untrained network
+    # -144, which fails the first assertion.
+    random_return, first_fit_return = result.baselines["random"], result.baselines["first_fit"]
+    assert result.best_validation_return > 0.85 * random_return
+    assert result.best_validation_return > 1.05 * first_fit_return
 
     optimizer = ResourceOptimizer.load(result.model_path)
     assert optimizer.metadata["seed"] == 0

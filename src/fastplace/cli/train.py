@@ -75,7 +75,10 @@ def add_parser(subparsers: Any) -> None:
         "--credit delta (6.0)",
     )
     parser.add_argument(
-        "--w-bytes", type=_non_negative, default=0.5, help="reward weight per file downloaded (0.5)"
+        "--w-bytes",
+        type=_non_negative,
+        default=0.0625,
+        help="reward weight per model file downloaded (0.0625)",
     )
     parser.add_argument(
         "--greedy-weight",

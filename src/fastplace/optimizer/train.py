@@ -34,6 +34,7 @@ training curve (PNG) and a JSON log go next to it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import json
 import os
@@ -85,7 +86,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = (32, 32)
     #: Reward weights (see fastplace.optimizer.env).
     w_servers: float = 6.0
-    w_bytes: float = 0.5
+    w_bytes: float = 0.0625
     #: "server_time" or "delta" (see fastplace.optimizer.env and docs/optimizer.md:
     #: with "delta", the DQN never learned to consolidate).
     credit: str = "server_time"
@@ -105,6 +106,10 @@ class TrainConfig:
     #: Greedy validation on validation_seeds every this many episodes (0: never).
     validate_every: int = 5
     validation_seeds: tuple[int, ...] = (900, 901, 902)
+    #: Simulated seconds per validation episode: longer than training episodes, so
+    #: that the steady state, not the first minutes of an empty cluster, decides
+    #: which network is kept.
+    validation_duration_s: float = 600.0
     checkpoint_every: int = 10
     #: How the run was started (recorded in the model file).
     command: str = ""
@@ -387,7 +392,9 @@ def train(
     rng = np.random.default_rng([config.seed, 7])
 
     env = PlacementEnv(config.env_config())
-    validation_env = PlacementEnv(config.env_config())
+    validation_env = PlacementEnv(
+        dataclasses.replace(config.env_config(), duration_s=config.validation_duration_s)
+    )
     net = ScoreNet(N_FEATURES, config.hidden)
     target = copy.deepcopy(net)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
