@@ -11,11 +11,11 @@ small network, shared across candidates, scores them all. Features are fractions
 
 Cost per decision (``decision``): ``cluster.feasible`` (native bitset scan), one
 ``blocks.cached_bytes_on`` (over the feasible servers when more than K fit, else over
-the candidates), one ``blocks.missing_bytes`` (for the file's size), and three
-O(n_servers) copies —
-``free_copy``, ``capacity_copy`` and ``container_counts`` — because the core has no
-accessor for a few rows (about 10 us each at 10,000 servers; a native ``rows(servers)``
-accessor would make them O(K)). numpy only: no torch here.
+the candidates), one ``blocks.missing_bytes`` (for the file's size), the candidates'
+rows from ``cluster.server_rows`` (O(K)), and two O(n_servers) copies — ``free_copy``
+and ``capacity_copy`` — for the global features (cluster load, largest server), about
+10 us each at 10,000 servers; running totals in the core would make them O(1).
+numpy only: no torch here.
 """
 
 from __future__ import annotations
@@ -174,12 +174,14 @@ def _features(
     if n == 0:
         return out
     amounts = np.asarray(request, dtype=np.float64).reshape(-1)
+    free_rows, capacity_rows, count_rows = cluster.server_rows(servers)  # O(K)
+    # The cluster's load and largest server need every row: two O(n_servers) copies.
     free_all = cluster.free_copy()
     capacity_all = cluster.capacity_copy()
     cpu = 1 if amounts.shape[0] > 1 else 0
 
-    free = free_all[servers].astype(np.float64)
-    capacity = np.maximum(capacity_all[servers], 1).astype(np.float64)
+    free = free_rows.astype(np.float64)
+    capacity = np.maximum(capacity_rows, 1).astype(np.float64)
     before = free / capacity
     after = (free - amounts) / capacity
     if amounts.shape[0] > 2:  # the tightest of the non-memory resources stands for "cpu"
@@ -199,7 +201,7 @@ def _features(
         cached = np.zeros(n, dtype=np.float64)
         file_bytes = 0.0
     best = float(cached.max())
-    counts = cluster.container_counts()[servers].astype(np.float64)
+    counts = count_rows.astype(np.float64)
     total_capacity = np.maximum(capacity_all.sum(axis=0), 1).astype(np.float64)
     load = 1.0 - free_all.sum(axis=0) / total_capacity
     n_servers = max(cluster.n_servers, 1)
