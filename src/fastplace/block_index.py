@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastplace._native import _core
-from fastplace.cluster import ClusterInvariantError
+from fastplace.cluster import ClusterInvariantError, restore_snapshot, snapshot_bytes
 
 __all__ = ["BlockIndex"]
 
@@ -65,10 +65,8 @@ class BlockIndex(_core.BlockIndexCore):
     @classmethod
     def restore(cls, data: bytes) -> BlockIndex:
         """An index rebuilt from :meth:`snapshot` bytes (raises CorruptSnapshot if damaged)."""
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"snapshot data must be bytes, got {type(data).__name__}")
         index = cls.__new__(cls)
-        _core.BlockIndexCore.__init__(index, bytes(data))
+        _core.BlockIndexCore.__init__(index, snapshot_bytes(data))
         return index
 
     def add_servers(  # type: ignore[override]
@@ -85,14 +83,10 @@ class BlockIndex(_core.BlockIndexCore):
             raise ClusterInvariantError(f"block index: {reason}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore_block_index, (type(self), self.snapshot()))
+        return (restore_snapshot, (type(self), self.snapshot()))
 
     def __repr__(self) -> str:
         return (
             f"BlockIndex(n_servers={self.n_servers}, n_blocks={self.n_blocks}, "
             f"cached_bytes={int(self.used_bytes().sum())})"
         )
-
-
-def _restore_block_index(cls: type[BlockIndex], data: bytes) -> BlockIndex:
-    return cls.restore(data)

@@ -116,10 +116,8 @@ class Cluster(_core.ClusterCore):
     @classmethod
     def restore(cls, data: bytes) -> Cluster:
         """A cluster rebuilt from :meth:`snapshot` bytes (raises CorruptSnapshot if damaged)."""
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"snapshot data must be bytes, got {type(data).__name__}")
         cluster = cls.__new__(cls)
-        _core.ClusterCore.__init__(cluster, bytes(data))
+        _core.ClusterCore.__init__(cluster, snapshot_bytes(data))
         return cluster
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -137,7 +135,7 @@ class Cluster(_core.ClusterCore):
             return cls.restore(file.read())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_restore_cluster, (type(self), self.snapshot()))
+        return (restore_snapshot, (type(self), self.snapshot()))
 
     def add_servers(self, capacity: npt.ArrayLike) -> int:
         """Appends servers (an (n, n_dims) capacity matrix); returns the first new id."""
@@ -215,5 +213,13 @@ class Cluster(_core.ClusterCore):
         )
 
 
-def _restore_cluster(cls: type[Cluster], data: bytes) -> Cluster:
+def snapshot_bytes(data: object) -> bytes:
+    """``data`` as bytes for a native restore, or a TypeError naming its type."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"snapshot data must be bytes, got {type(data).__name__}")
+    return bytes(data)
+
+
+def restore_snapshot(cls: Any, data: bytes) -> Any:
+    """Unpickling entry point shared by the snapshot-backed classes: ``cls.restore(data)``."""
     return cls.restore(data)
