@@ -24,6 +24,31 @@ void check(bool ok, const std::string& what) {
     }
 }
 
+// Every truncation of a good snapshot must throw CorruptSnapshot; every single-bit flip
+// must throw it or restore a state that passes validate(). State is ClusterState or
+// BlockIndex (both restore from bytes and validate the same way).
+template <typename State>
+void check_damaged_snapshots(const std::vector<std::uint8_t>& good, const std::string& what) {
+    for (std::size_t size = 0; size < good.size(); ++size) {
+        try {
+            State broken(good.data(), size);
+            check(false, "truncated " + what + " snapshot of " + std::to_string(size) + " bytes accepted");
+        } catch (const CorruptSnapshot&) {
+        }
+    }
+    for (std::size_t i = 0; i < good.size(); ++i) {
+        for (int bit = 0; bit < 8; ++bit) {
+            std::vector<std::uint8_t> bad = good;
+            bad[i] = static_cast<std::uint8_t>(bad[i] ^ (1U << bit));
+            try {
+                State restored(bad.data(), bad.size());
+                check(restored.validate().empty(), "corrupted " + what + " snapshot restored an invalid state");
+            } catch (const CorruptSnapshot&) {
+            }
+        }
+    }
+}
+
 void random_operations(std::size_t n_servers, std::size_t dims, unsigned seed) {
     std::mt19937_64 rng(seed);
     std::vector<std::string> names;
@@ -99,24 +124,7 @@ void corrupted_snapshots() {
     state.release(gone);
     state.cordon(2);
     const std::vector<std::uint8_t> good = state.snapshot();
-    for (std::size_t size = 0; size < good.size(); ++size) {
-        try {
-            ClusterState broken(good.data(), size);
-            check(false, "truncated snapshot of " + std::to_string(size) + " bytes accepted");
-        } catch (const CorruptSnapshot&) {
-        }
-    }
-    for (std::size_t i = 0; i < good.size(); ++i) {
-        for (int bit = 0; bit < 8; ++bit) {
-            std::vector<std::uint8_t> bad = good;
-            bad[i] = static_cast<std::uint8_t>(bad[i] ^ (1U << bit));
-            try {
-                ClusterState restored(bad.data(), bad.size());
-                check(restored.validate().empty(), "corrupted snapshot restored invalid state");
-            } catch (const CorruptSnapshot&) {
-            }
-        }
-    }
+    check_damaged_snapshots<ClusterState>(good, "cluster");
 }
 
 // ---- block index ----------------------------------------------------------------------
@@ -195,24 +203,7 @@ void corrupted_block_snapshots() {
     index.fetch(1, ids, 2);
     index.fetch(0, ids + 2, 2);
     const std::vector<std::uint8_t> good = index.snapshot();
-    for (std::size_t size = 0; size < good.size(); ++size) {
-        try {
-            BlockIndex broken(good.data(), size);
-            check(false, "truncated block snapshot of " + std::to_string(size) + " bytes accepted");
-        } catch (const CorruptSnapshot&) {
-        }
-    }
-    for (std::size_t i = 0; i < good.size(); ++i) {
-        for (int bit = 0; bit < 8; ++bit) {
-            std::vector<std::uint8_t> bad = good;
-            bad[i] = static_cast<std::uint8_t>(bad[i] ^ (1U << bit));
-            try {
-                BlockIndex restored(bad.data(), bad.size());
-                check(restored.validate().empty(), "corrupted block snapshot restored an invalid index");
-            } catch (const CorruptSnapshot&) {
-            }
-        }
-    }
+    check_damaged_snapshots<BlockIndex>(good, "block index");
 }
 
 }  // namespace
