@@ -43,7 +43,28 @@ def add_parser(subparsers: Any) -> None:
             "arrays), training_curve.png, training_log.json and checkpoints/. Needs torch."
         ),
     )
-    parser.add_argument("--episodes", type=positive_int, default=30, help="episodes (30)")
+    parser.add_argument(
+        "--episodes",
+        type=positive_int,
+        default=None,
+        help="episodes (30; with --feedback, 4)",
+    )
+    parser.add_argument(
+        "--feedback",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="retrain from an allocator feedback log (fastplace.optimizer.retrain."
+        "save_feedback): fine-tune --initial on the log's request mix, keeping its own "
+        "training settings; the other training options are ignored",
+    )
+    parser.add_argument(
+        "--initial",
+        type=Path,
+        default=None,
+        metavar="MODEL",
+        help="with --feedback: the model to fine-tune (default: the shipped one)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of everything random (0)")
     parser.add_argument("--out", type=Path, default=Path("out/optimizer"), help="(out/optimizer)")
     parser.add_argument("--k", type=positive_int, default=64, help="candidates per decision (64)")
@@ -124,6 +145,11 @@ def run(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CommandError(f"--out {args.out}: {error.strerror}") from None
+    if args.feedback is not None:
+        return _retrain(args)
+    if args.initial is not None:
+        raise CommandError("--initial needs --feedback (fine-tuning from a feedback log)")
+    args.episodes = 30 if args.episodes is None else args.episodes
 
     config = TrainConfig(
         episodes=args.episodes,
@@ -171,6 +197,38 @@ def run(args: argparse.Namespace) -> int:
     )
     written = (result.model_path, result.arrays_path, result.curve_path, result.log_path)
     print("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    """One FeedbackTrainer round on a saved feedback log."""
+    from fastplace.cli import CommandError
+    from fastplace.optimizer.model import OptimizerLoadError
+    from fastplace.optimizer.retrain import FINE_TUNE, FeedbackTrainer, load_feedback
+
+    try:
+        records = load_feedback(args.feedback)
+    except ValueError as error:
+        raise CommandError(f"--feedback: {error}") from None
+    if not records:
+        raise CommandError(f"--feedback {args.feedback}: the log holds no decisions")
+    episodes = FINE_TUNE["episodes"] if args.episodes is None else args.episodes
+    try:
+        trainer = FeedbackTrainer(
+            args.initial, args.out, min_records=1, episodes=episodes, seed=args.seed
+        )
+    except OptimizerLoadError as error:
+        raise CommandError(f"--initial: {error}") from None
+    started = trainer.current.path
+    trainer(records)
+    done = trainer.rounds[-1]
+    mix = zip(done.memory_mb, done.memory_weights, strict=True)
+    print(f"{done.records} decisions; request mix " + ", ".join(f"{m} MB {w:.0%}" for m, w in mix))
+    print(
+        f"validation return: {started} {done.initial_return:+.1f}, fine-tuned "
+        f"{done.best_return:+.1f} -> {'accepted' if done.accepted else 'kept the initial model'}"
+    )
+    print(f"wrote {Path(done.model_path).parent}")
     return 0
 
 

@@ -70,6 +70,10 @@ class EnvConfig:
     total_rate_range: tuple[float, float] | None = None
     rollout_interval_s: float = 60.0
     changed_fraction: float = 0.2
+    #: Partition memory sizes (MB) and their weights (None: the synthetic default mix;
+    #: see ``synthetic_workload``). Retraining sets them to the requests it observed.
+    memory_mb: tuple[int, ...] | None = None
+    memory_weights: tuple[float, ...] | None = None
     cache_bytes: int = 32 * GIB
     keep_alive_s: float = 30.0
     heterogeneous: bool = False
@@ -267,6 +271,8 @@ class PlacementEnv:
             rollout_interval_s=c.rollout_interval_s,
             changed_fraction=c.changed_fraction,
             seed=self.seed,
+            memory_mb=c.memory_mb,
+            memory_weights=c.memory_weights,
         )
         sim_config = SimConfig(
             servers=c.servers,

@@ -179,6 +179,18 @@ class ResourceOptimizer:
                 f"{self.path}: the model returned shape {out.shape} for 2 candidates, expected (2,)"
             )
 
+    def network(self) -> Any:
+        """A trainable copy (a ``ScoreNet``) of the scripted network, weights and
+        normalisation included: the starting point of fine-tuning."""
+        from fastplace.optimizer.network import ScoreNet
+
+        try:
+            return ScoreNet.from_state_dict(self._module.state_dict())
+        except (ValueError, RuntimeError) as error:
+            raise OptimizerLoadError(
+                f"{self.path}: not a ScoreNet, cannot be fine-tuned ({error})"
+            ) from None
+
     @property
     def training_command(self) -> str:
         return str(self.metadata.get("training_command", ""))

@@ -4,7 +4,7 @@ Imports torch at the top: only ``model`` (when saving) and ``train`` import this
 lazily, so that ``import fastplace.optimizer`` stays torch-free.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +41,22 @@ class ScoreNet(nn.Module):
             width = int(size)
         layers.append(nn.Linear(width, 1))
         self.layers = nn.Sequential(*layers)
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, torch.Tensor]) -> "ScoreNet":
+        """A network with the weights (and layer sizes) of ``state``: a ScoreNet's
+        ``state_dict()``, or that of a TorchScript model saved from one."""
+        weights = sorted(
+            (int(name.split(".")[1]), tensor)
+            for name, tensor in state.items()
+            if name.startswith("layers.") and name.endswith(".weight")
+        )
+        if not weights or "mean" not in state:
+            raise ValueError("not the state of a ScoreNet: no layers.<i>.weight or mean")
+        hidden = [int(tensor.shape[0]) for _, tensor in weights[:-1]]
+        net = cls(int(state["mean"].shape[0]), hidden)
+        net.load_state_dict({name: tensor.detach().clone() for name, tensor in state.items()})
+        return net
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         scaled = (features - self.mean) / self.std

@@ -101,6 +101,9 @@ class TrainConfig:
     total_rate_range: tuple[float, float] | None = (5.0, 80.0)
     rollout_interval_s: float = 120.0
     keep_alive_s: float = 30.0
+    #: Partition memory mix of the episodes' workloads (None: the synthetic default).
+    memory_mb: tuple[int, ...] | None = None
+    memory_weights: tuple[float, ...] | None = None
     #: Stop each episode after this many decisions (0: run the simulated duration).
     max_steps: int = 0
     #: Greedy validation on validation_seeds every this many episodes (0: never).
@@ -143,6 +146,8 @@ class TrainConfig:
             total_rate_range=self.total_rate_range,
             rollout_interval_s=self.rollout_interval_s,
             keep_alive_s=self.keep_alive_s,
+            memory_mb=self.memory_mb,
+            memory_weights=self.memory_weights,
             k=self.k,
             w_servers=self.w_servers,
             w_bytes=self.w_bytes,
@@ -381,9 +386,18 @@ def train(
     config: TrainConfig,
     out: str | os.PathLike[str] = "out/optimizer",
     progress: Callable[[EpisodeStats], None] | None = None,
+    *,
+    initial: ScoreNet | None = None,
 ) -> TrainResult:
     """Trains a resource optimizer; writes model.pt, model.npz, training_curve.png,
-    training_log.json and checkpoints/ under ``out``; returns what it wrote."""
+    training_log.json and checkpoints/ under ``out``; returns what it wrote.
+
+    With ``initial`` (fine-tuning, e.g. retraining from the allocator's feedback), the
+    network starts from a copy of it and keeps its feature normalisation; validation
+    then also scores ``initial`` (baseline "initial"), and the result is the initial
+    network itself (``best_episode == -1``) unless an episode's network validates
+    strictly better.
+    """
     started = time.perf_counter()
     out_dir = Path(out)
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -395,7 +409,7 @@ def train(
     validation_env = PlacementEnv(
         dataclasses.replace(config.env_config(), duration_s=config.validation_duration_s)
     )
-    net = ScoreNet(N_FEATURES, config.hidden)
+    net = ScoreNet(N_FEATURES, config.hidden) if initial is None else copy.deepcopy(initial)
     target = copy.deepcopy(net)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.lr)
     buffer = ReplayBuffer(config.buffer, config.k, N_FEATURES)
@@ -417,12 +431,14 @@ def train(
         )
 
     step = 0
-    normalised = config.learn_start == 0
+    normalised = config.learn_start == 0 or initial is not None
     history: list[EpisodeStats] = []
     checkpoints: list[Path] = []
     best_return = -np.inf
     best_state = copy.deepcopy(net.state_dict())
     best_episode = -1
+    if initial is not None and config.validate_every:
+        baselines["initial"] = best_return = validate(lambda o: _greedy(initial, o.features))
     warm_rows: list[npt.NDArray[np.float32]] = []
     try:
         for episode in range(config.episodes):
@@ -513,7 +529,7 @@ def train(
         "seed": config.seed,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "train_config": config.to_dict(),
-        "hidden": list(config.hidden),
+        "hidden": [int(m.out_features) for m in net.layers if isinstance(m, torch.nn.Linear)][:-1],
         "best_episode": best_episode,
         "best_validation_return": None if best_episode < 0 else best_return,
         "baselines_validation_return": baselines,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,9 @@ from fastplace.resources import cpu_for_memory
 __all__ = ["DIModel", "Partition", "Workload", "synthetic_workload"]
 
 MIB = 1 << 20
+
+#: Container memory sizes (MB) of the built-in synthetic models (Lambda-like steps).
+DEFAULT_MEMORY_MB = (512, 1024, 1536, 2048, 3008, 4096, 6144, 8192, 10240)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,35 @@ class Workload:
         return int(self.arrival_s.shape[0])
 
 
+def _memory_mix(
+    memory_mb: Sequence[int] | None, memory_weights: Sequence[float] | None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64] | None]:
+    """Partition sizes to draw from and their probabilities (None: uniform)."""
+    if memory_mb is None:
+        if memory_weights is not None:
+            raise ValueError("memory_weights given without memory_mb")
+        return np.array(DEFAULT_MEMORY_MB, dtype=np.int64), None
+    sizes = np.asarray(memory_mb, dtype=np.int64).reshape(-1)
+    if sizes.shape[0] == 0:
+        raise ValueError("memory_mb is empty")
+    for i, size in enumerate(sizes.tolist()):
+        if size <= 0:
+            raise ValueError(f"memory_mb[{i}] = {size} must be > 0")
+    if memory_weights is None:
+        return sizes, None
+    weights = np.asarray(memory_weights, dtype=np.float64).reshape(-1)
+    if weights.shape != sizes.shape:
+        raise ValueError(
+            f"memory_weights has {weights.shape[0]} values for {sizes.shape[0]} memory_mb sizes"
+        )
+    for i, weight in enumerate(weights.tolist()):
+        if not (weight >= 0 and np.isfinite(weight)):
+            raise ValueError(f"memory_weights[{i}] = {weight} must be finite and >= 0")
+    if weights.sum() <= 0:
+        raise ValueError("memory_weights sum to 0")
+    return sizes, weights / weights.sum()
+
+
 def poisson_arrivals(
     rates: npt.NDArray[np.float64], duration_s: float, rng: np.random.Generator
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int32]]:
@@ -110,20 +143,26 @@ def synthetic_workload(
     rollout_interval_s: float = 120.0,
     changed_fraction: float = 0.2,
     seed: int = 0,
+    memory_mb: Sequence[int] | None = None,
+    memory_weights: Sequence[float] | None = None,
 ) -> Workload:
     """The built-in default: DI models of 2-6 partitions with Lambda-size memory.
 
     Request rates follow a Zipf-like popularity (a few hot models, a long tail), and
     every model rolls out a new version every ``rollout_interval_s``, staggered.
+    Partition memory is drawn uniformly from ``DEFAULT_MEMORY_MB``, or from
+    ``memory_mb`` with probabilities proportional to ``memory_weights`` (a request mix
+    observed in production, as the RO's retraining uses it).
     """
     if n_models <= 0:
         raise ValueError(f"n_models = {n_models} must be > 0")
+    sizes, probabilities = _memory_mix(memory_mb, memory_weights)
     rng = np.random.default_rng(seed)
-    sizes = np.array([512, 1024, 1536, 2048, 3008, 4096, 6144, 8192, 10240])
     models = []
     for m in range(n_models):
         n_parts = int(rng.integers(2, 7))
-        memory = rng.choice(sizes, size=n_parts)
+        # p=None keeps the default workloads' random draws (and so their seeds) as they were.
+        memory = rng.choice(sizes, size=n_parts, p=probabilities)
         models.append(
             DIModel(
                 name=f"model-{m:02d}",
