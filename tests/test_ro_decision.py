@@ -104,9 +104,13 @@ def test_native_candidates_and_features_equal_the_reference(  # type: ignore[no-
         # Bit for bit (NaN-free: every denominator is clamped to >= 1 or tested > 0).
         np.testing.assert_array_equal(features.view(np.uint32), expected_features.view(np.uint32))
         assert scores is not None
-        np.testing.assert_array_equal(scores, scorer.scores(expected_features))
+        # The decision folds the 4 cluster-wide columns into layer 0's bias once: the
+        # same sums in another order, so equal up to float32 rounding.
+        expected_scores = scorer.scores(expected_features)
+        scale = max(1.0, float(np.abs(expected_scores).max())) if expected_scores.size else 1.0
+        np.testing.assert_allclose(scores, expected_scores, rtol=0, atol=1e-5 * scale)
         if servers.shape[0]:
-            assert server == int(servers[int(np.argmax(scores))])
+            assert server == int(servers[int(np.argmax(scores))])  # the first of equal best
         else:
             assert server == -1
         assert cluster.count_feasible(request) == cluster.feasible(request).shape[0]

@@ -217,7 +217,8 @@ void ro_decide(const ClusterState& cluster, const BlockIndex* blocks, const MlpS
     const std::size_t n = out.candidates.size();
     if (n == 0) return;
     out.scores.resize(n);
-    scorer.score(out.features.data(), n, kRoFeatures, out.scores.data());
+    // The cluster-wide columns are equal on every row: the scorer folds them in once.
+    scorer.score_decision(out.features.data(), n, kRoFeatures, out.scores.data(), kRoGlobalFeatures);
     std::size_t best = 0;
     for (std::size_t i = 0; i < n; ++i) {
         if (!std::isfinite(out.scores[i])) {
