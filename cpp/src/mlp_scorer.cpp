@@ -151,12 +151,16 @@ struct MlpKernels {
         // The shared columns (equal on every row) enter layer 0 through its bias, once;
         // only with finite weights, as then their zeroed block columns add nothing.
         const std::size_t own = s.skip_zero_columns_ ? f - shared : f;
-        const std::size_t width0 = s.sizes_[1];
-        const float* w0 = s.weights_[0].data();
-        for (std::size_t j = 0; j < width0; ++j) {
-            float sum = s.biases_[0][j];
-            for (std::size_t i = own; i < f; ++i) sum += w0[j * f + i] * ((x[i] - mean[i]) * inv_std[i]);
-            bias0[j] = sum;
+        const float* layer0_bias = s.biases_[0].data();
+        if (own < f) {
+            const std::size_t width0 = s.sizes_[1];
+            const float* w0 = s.weights_[0].data();
+            for (std::size_t j = 0; j < width0; ++j) {
+                float sum = s.biases_[0][j];
+                for (std::size_t i = own; i < f; ++i) sum += w0[j * f + i] * ((x[i] - mean[i]) * inv_std[i]);
+                bias0[j] = sum;
+            }
+            layer0_bias = bias0;
         }
         for (std::size_t r0 = 0; r0 < k; r0 += kBlock) {
             const std::size_t rows = std::min(kBlock, k - r0);
@@ -166,23 +170,23 @@ struct MlpKernels {
                 float* column = a[i].rows;
                 for (std::size_t r = 0; r < rows; ++r) column[r] = (rows_in[r * f + i] - mean[i]) * inv_std[i];
                 for (std::size_t r = rows; r < kBlock; ++r) column[r] = 0.0F;
-                active[i] = static_cast<std::uint32_t>(i);
             }
             for (std::size_t i = own; i < f; ++i) std::fill_n(a[i].rows, kBlock, 0.0F);
+            if (own < f) {  // layer 0 reads only the listed (own) columns
+                for (std::size_t i = 0; i < own; ++i) active[i] = static_cast<std::uint32_t>(i);
+            }
             std::size_t n_active = own;
             for (std::size_t l = 0; l < n_layers; ++l) {
                 const bool relu = l + 1 < n_layers;
-                layer<V, NV, J>(s.transposed_[l].data(), l == 0 ? bias0 : s.biases_[l].data(), s.sizes_[l],
+                layer<V, NV, J>(s.transposed_[l].data(), l == 0 ? layer0_bias : s.biases_[l].data(), s.sizes_[l],
                                 s.sizes_[l + 1], active, n_active, reinterpret_cast<const V*>(a),
                                 reinterpret_cast<V*>(b), relu);
                 std::swap(a, b);
                 const std::size_t width = s.sizes_[l + 1];
-                if (Sparse && s.skip_zero_columns_) {
-                    n_active = nonzero_columns<V, NV>(reinterpret_cast<const V*>(a), width, active);
-                } else {
-                    for (std::size_t i = 0; i < width; ++i) active[i] = static_cast<std::uint32_t>(i);
-                    n_active = width;
-                }
+                // active is read only when n_active < the layer's inputs.
+                n_active = Sparse && s.skip_zero_columns_
+                               ? nonzero_columns<V, NV>(reinterpret_cast<const V*>(a), width, active)
+                               : width;
             }
             std::memcpy(out + r0, a[0].rows, rows * sizeof(float));  // the one output
         }

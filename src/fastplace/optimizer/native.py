@@ -7,6 +7,10 @@ scores equal the TorchScript model's up to float32 rounding. It has the ``scores
 method of :class:`~fastplace.optimizer.model.ResourceOptimizer`, so
 ``fastplace.ServerAllocator(optimizer=NativeScorer.from_npz())`` uses it as its RO.
 
+:func:`native_decision` (``_core.ro_decide``) computes a decision's candidates, features
+and scores in one C++ call; the allocator uses it for TorchScript models, whose weights
+:meth:`NativeScorer.from_torchscript` exports.
+
 >>> from fastplace.optimizer.native import NativeScorer  # doctest: +SKIP
 >>> scorer = NativeScorer.from_npz()                     # doctest: +SKIP
 >>> scorer.scores(features)                              # doctest: +SKIP
@@ -153,7 +157,8 @@ class NativeScorer:
 
     @property
     def kernel(self) -> str:
-        """The SIMD kernel picked for this CPU: "avx2+fma" or "generic"."""
+        """The SIMD kernel picked for this CPU: "avx2+fma", "avx512f" (only with
+        FASTPLACE_SCORER_AVX512=1) or "generic"."""
         return str(self._core.kernel)
 
     def scores(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
