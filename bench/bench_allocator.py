@@ -6,7 +6,9 @@ Run: PYTHONPATH=src python3 -m pytest bench/bench_allocator.py --benchmark-enabl
 
 Each benchmark allocates and releases CALLS containers on a cluster held at 85% load
 and records the allocator's own per-decision latency (Decision.latency_ns) percentiles
-in extra_info (p50_ns, p99_ns), which bench/RESULTS.md quotes.
+in extra_info (p50_ns, p99_ns), which bench/RESULTS.md quotes. The hybrid allocator
+runs the shipped model in the core (_core.ro_decide); test_native_decision times that
+call alone, with and without the scores.
 """
 
 from __future__ import annotations
@@ -82,6 +84,34 @@ def test_hybrid_with_the_shipped_model(benchmark: Any) -> None:
     record(benchmark, latencies, baseline=False)
     assert allocator.counts["ro"] > 0
     cluster.validate()
+
+
+# ---- the native decision alone (what the hybrid allocator pays for the RO) -------------
+
+
+@pytest.mark.parametrize("scored", [False, True], ids=["features", "features+scores"])
+def test_native_decision(benchmark: Any, scored: bool) -> None:
+    """_core.ro_decide at 10,000 servers, K = 64: candidates and features (baseline),
+    then with the shipped model's scores; the difference is the scoring per decision."""
+    from fastplace._core import ro_decide
+    from fastplace.optimizer.native import NativeScorer
+
+    cluster = loaded_cluster()
+    core = NativeScorer.from_npz().core if scored else None
+    requests = container_requests(CALLS, seed=9).tolist()
+    no_blocks = np.zeros(0, dtype=np.int64)
+
+    def decide_all() -> npt.NDArray[np.int64]:
+        latencies = np.empty(len(requests), dtype=np.int64)
+        for i, request in enumerate(requests):
+            began = time.perf_counter_ns()
+            ro_decide(cluster, None, core, request, no_blocks, 64)
+            latencies[i] = time.perf_counter_ns() - began
+        return latencies
+
+    benchmark.group = "RO decision in C++ (ro_decide), 10,000 servers, K = 64"
+    latencies = benchmark.pedantic(decide_all, rounds=3)
+    record(benchmark, latencies, baseline=not scored)
 
 
 # ---- a thread for the RO versus sequential-with-deadline ------------------------------

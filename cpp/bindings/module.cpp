@@ -7,6 +7,7 @@ namespace fastplace::bindings {
 void register_cluster(py::module_& m);
 void register_blocks(py::module_& m);
 void register_scorer(py::module_& m);
+void register_decision(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -14,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
     fastplace::bindings::register_cluster(m);
     fastplace::bindings::register_blocks(m);  // after register_cluster: shares its exception translators
     fastplace::bindings::register_scorer(m);  // after register_cluster: shares its exception translators
+    fastplace::bindings::register_decision(m);  // after the classes its arguments are
 }

@@ -203,6 +203,16 @@ void register_blocks(py::module_& m) {
         .def("block_sizes", [](const BlockIndex& index) { return to_array(index.block_sizes()); })
         .def("block_hashes", [](const BlockIndex& index) { return to_array(index.block_hashes()); })
         .def("cached_bytes", &cached_bytes, py::arg("block_ids"))
+        .def("holder_bytes",
+             [](const BlockIndex& index, py::handle block_ids) {
+                 const std::vector<BlockId> blocks = integers<BlockId>(block_ids, "block_ids");
+                 std::vector<ServerId> servers;
+                 std::vector<Bytes> bytes;
+                 const Bytes total = index.holder_bytes(blocks.data(), blocks.size(), servers, bytes);
+                 return py::make_tuple(py::array_t<ServerId>(static_cast<py::ssize_t>(servers.size()), servers.data()),
+                                       py::array_t<Bytes>(static_cast<py::ssize_t>(bytes.size()), bytes.data()), total);
+             },
+             py::arg("block_ids"))
         .def("cached_bytes_on", &cached_bytes_on, py::arg("servers"), py::arg("block_ids"))
         .def("missing_bytes",
              [](const BlockIndex& index, py::handle server, py::handle block_ids) {

@@ -113,6 +113,23 @@ void register_cluster(py::module_& m) {
                  return s.best_fit(r);
              },
              py::arg("request"))
+        .def("count_feasible",
+             [](const ClusterState& s, py::handle request) {
+                 Amount r[kMaxDims];
+                 convert_request(request, s.resources(), r);
+                 return s.count_feasible(r);
+             },
+             py::arg("request"))
+        .def("totals",
+             [](const ClusterState& s) {
+                 const auto dims = static_cast<py::ssize_t>(s.n_dims());
+                 py::array_t<Amount> free(dims);
+                 py::array_t<Amount> capacity(dims);
+                 s.totals(free.mutable_data(), capacity.mutable_data());
+                 return py::make_tuple(std::move(free), std::move(capacity));
+             })
+        .def("largest_capacity", [](const ClusterState& s, std::size_t dim) { return s.largest_capacity(dim); },
+             py::arg("dim"))
         .def("feasible",
              [](const ClusterState& s, py::handle request, std::optional<std::int64_t> limit) {
                  Amount r[kMaxDims];

@@ -100,10 +100,12 @@ void ClusterState::rebuild_derived(const std::vector<std::uint8_t>& cordoned) {
             for (std::size_t l = 0; l <= level; ++l) level_bits_[d * kLevels + l].set(s);
         }
     }
+    rebuild_totals();
 }
 
 void ClusterState::set_free(std::size_t server, std::size_t dim, Amount value) {
     const std::size_t dims = n_dims();
+    free_total_[dim] += static_cast<std::uint64_t>(value) - static_cast<std::uint64_t>(free_[server * dims + dim]);
     free_[server * dims + dim] = value;
     const std::size_t old_level = level_[server * dims + dim];
     const Amount* thresholds = &thresholds_[dim * kLevels];
@@ -483,6 +485,12 @@ ServerId ClusterState::add_servers(const Amount* capacity, std::size_t n) {
     for (auto& bits : level_bits_) bits.resize(n_servers_);
     available_.resize(n_servers_);
     for (std::size_t s = first; s < n_servers_; ++s) {
+        for (std::size_t d = 0; d < dims; ++d) {
+            const Amount c = capacity_[s * dims + d];
+            free_total_[d] += static_cast<std::uint64_t>(c);
+            capacity_total_[d] += static_cast<std::uint64_t>(c);
+            largest_capacity_[d] = std::max(largest_capacity_[d], c);
+        }
         available_.set(s);
         for (std::size_t d = 0; d < dims; ++d) {
             const std::size_t level = level_of(d, free_[s * dims + d]);
@@ -599,6 +607,98 @@ void ClusterState::check_replay_unlocked(const std::uint8_t* ops, const Amount* 
                 throw InvalidArgument(where(i) + ".op = " + std::to_string(ops[i]) + " is not an event code (0-3)");
         }
     }
+}
+
+// ---- running totals, feasible counts and the locked read view -------------------------
+
+void ClusterState::rebuild_totals() {
+    const std::size_t dims = n_dims();
+    free_total_.assign(dims, 0);
+    capacity_total_.assign(dims, 0);
+    largest_capacity_.assign(dims, 0);
+    for (std::size_t s = 0; s < n_servers_; ++s) {
+        for (std::size_t d = 0; d < dims; ++d) {
+            free_total_[d] += static_cast<std::uint64_t>(free_[s * dims + d]);
+            capacity_total_[d] += static_cast<std::uint64_t>(capacity_[s * dims + d]);
+            largest_capacity_[d] = std::max(largest_capacity_[d], capacity_[s * dims + d]);
+        }
+    }
+}
+
+void ClusterState::totals(Amount* free_total, Amount* capacity_total) const {
+    Lock lock(mutex_);
+    for (std::size_t d = 0; d < n_dims(); ++d) {
+        free_total[d] = static_cast<Amount>(free_total_[d]);
+        capacity_total[d] = static_cast<Amount>(capacity_total_[d]);
+    }
+}
+
+Amount ClusterState::largest_capacity(std::size_t dim) const {
+    if (dim >= n_dims()) {
+        throw InvalidArgument("dim = " + std::to_string(dim) + " is out of range [0, " + std::to_string(n_dims()) + ")");
+    }
+    Lock lock(mutex_);
+    return largest_capacity_[dim];
+}
+
+// Servers at a level above the request's own in every dimension have free amounts of
+// at least the next threshold, which exceeds the request: they fit without a check.
+// Only the band on the request's own level (in some dimension) is checked exactly.
+std::size_t ClusterState::count_feasible_unlocked(const Amount* request) const {
+    const std::size_t dims = n_dims();
+    const Word* at[kMaxDims];
+    const Word* above[kMaxDims];  // nullptr: the request is on the top level, no server is surely above
+    const Word* at_summary[kMaxDims];
+    for (std::size_t d = 0; d < dims; ++d) {
+        const std::size_t level = level_of(d, request[d]);
+        at[d] = level_bits_[d * kLevels + level].words();
+        at_summary[d] = level_bits_[d * kLevels + level].summary();
+        above[d] = level + 1 < kLevels ? level_bits_[d * kLevels + level + 1].words() : nullptr;
+    }
+    const Word* avail_words = available_.words();
+    const Word* avail_summary = available_.summary();
+    std::size_t count = 0;
+    for (std::size_t sw = 0; sw < available_.n_summary_words(); ++sw) {
+        Word word_mask = avail_summary[sw];
+        for (std::size_t d = 0; d < dims && word_mask; ++d) word_mask &= at_summary[d][sw];
+        while (word_mask) {
+            const std::size_t w = sw * kWordBits + static_cast<std::size_t>(lowest_bit(word_mask));
+            word_mask &= word_mask - 1;
+            Word bits = avail_words[w];
+            for (std::size_t d = 0; d < dims; ++d) bits &= at[d][w];
+            Word sure = bits;
+            for (std::size_t d = 0; d < dims; ++d) sure &= above[d] ? above[d][w] : Word{0};
+            count += static_cast<std::size_t>(__builtin_popcountll(sure));
+            Word band = bits & ~sure;
+            while (band) {
+                const std::size_t server = w * kWordBits + static_cast<std::size_t>(lowest_bit(band));
+                band &= band - 1;
+                count += fits_unlocked(server, request) ? 1 : 0;
+            }
+        }
+    }
+    return count;
+}
+
+std::size_t ClusterState::count_feasible(const Amount* request) const {
+    check_request(request, "request");
+    Lock lock(mutex_);
+    return count_feasible_unlocked(request);
+}
+
+void ClusterState::View::feasible(const Amount* request, std::size_t limit, std::vector<ServerId>& out) const {
+    if (limit == 0) return;
+    std::size_t found = 0;
+    state_.scan_candidates(request, [&](std::size_t server) {
+        out.push_back(static_cast<ServerId>(server));
+        return ++found >= limit;
+    });
+}
+
+bool ClusterState::View::fits(ServerId server, const Amount* request) const {
+    if (server < 0 || static_cast<std::size_t>(server) >= state_.n_servers_) return false;
+    const auto s = static_cast<std::size_t>(server);
+    return state_.available_.test(s) && state_.fits_unlocked(s, request);
 }
 
 std::string ClusterState::validate() const {

@@ -1,4 +1,6 @@
 // ClusterState::validate: recomputes every invariant from capacity and the slot table.
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -103,6 +105,27 @@ std::string ClusterState::validate_unlocked() const {
         if (slots_.server(slot) < 0 && !seen[slot] && slots_.generation(slot) != kGenerationMask) {
             return "free slot " + std::to_string(slot) + " is missing from the free list";
         }
+    }
+    return validate_totals();
+}
+
+std::string ClusterState::validate_totals() const {
+    const std::size_t dims = n_dims();
+    if (free_total_.size() != dims || capacity_total_.size() != dims || largest_capacity_.size() != dims) {
+        return "running totals do not have n_dims entries";
+    }
+    for (std::size_t d = 0; d < dims; ++d) {
+        std::uint64_t free_sum = 0;
+        std::uint64_t capacity_sum = 0;
+        Amount largest = 0;
+        for (std::size_t s = 0; s < n_servers_; ++s) {
+            free_sum += static_cast<std::uint64_t>(free_[s * dims + d]);
+            capacity_sum += static_cast<std::uint64_t>(capacity_[s * dims + d]);
+            largest = std::max(largest, capacity_[s * dims + d]);
+        }
+        if (free_sum != free_total_[d]) return "running total of free " + resources_[d] + " is stale";
+        if (capacity_sum != capacity_total_[d]) return "running total of capacity " + resources_[d] + " is stale";
+        if (largest != largest_capacity_[d]) return "largest capacity of " + resources_[d] + " is stale";
     }
     return {};
 }

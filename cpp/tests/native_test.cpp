@@ -2,6 +2,8 @@
 // AddressSanitizer/UBSan (-DFASTPLACE_SANITIZE=ON): random operations with validate()
 // after each, snapshot round trips, and every truncation and single-byte corruption
 // of a snapshot, which must throw CorruptSnapshot or restore a valid state, never crash.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -10,6 +12,8 @@
 
 #include "fastplace/block_index.hpp"
 #include "fastplace/cluster_state.hpp"
+#include "fastplace/mlp_scorer.hpp"
+#include "fastplace/ro_decision.hpp"
 
 using namespace fastplace;
 
@@ -175,6 +179,18 @@ void block_index_operations(std::size_t n_servers, unsigned seed) {
                 std::vector<Bytes> out(n_servers);
                 index.cached_bytes(blocks.data(), blocks.size(), out.data(), out.size());
                 check(out == brute_cached_bytes(index, blocks), "cached_bytes matches brute force");
+                std::vector<ServerId> holders;
+                std::vector<Bytes> held;
+                index.holder_bytes(blocks.data(), blocks.size(), holders, held);
+                std::vector<ServerId> expected_holders;
+                std::vector<Bytes> expected_held;
+                for (std::size_t h = 0; h < n_servers; ++h) {
+                    if (out[h] > 0) {
+                        expected_holders.push_back(static_cast<ServerId>(h));
+                        expected_held.push_back(out[h]);
+                    }
+                }
+                check(holders == expected_holders && held == expected_held, "holder_bytes matches cached_bytes");
                 break;
             }
             case 4:
@@ -206,9 +222,93 @@ void corrupted_block_snapshots() {
     check_damaged_snapshots<BlockIndex>(good, "block index");
 }
 
+// A random 17 -> 8 -> 8 -> 1 MLP (finite weights unless poisoned).
+MlpScorer random_scorer(std::mt19937_64& rng, bool poisoned) {
+    std::uniform_real_distribution<float> u(-1.0F, 1.0F);
+    const std::vector<std::size_t> sizes{kRoFeatures, 8, 8, 1};
+    std::vector<std::vector<float>> weights;
+    std::vector<std::vector<float>> biases;
+    for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+        weights.emplace_back(sizes[l] * sizes[l + 1]);
+        for (auto& w : weights.back()) w = u(rng);
+        biases.emplace_back(sizes[l + 1]);
+        for (auto& b : biases.back()) b = u(rng) - 0.5F;
+    }
+    if (poisoned) weights[1][3] = INFINITY;
+    return MlpScorer(sizes, weights, biases, std::vector<float>(kRoFeatures, 0.5F),
+                     std::vector<float>(kRoFeatures, 0.3F));
+}
+
+// ro_decide on random clusters: candidates distinct, ascending, feasible, as many as
+// min(k, feasible); features in [0, 1] where bounded; score_decision equal to score
+// within rounding (and NaN exactly where score is, with a non-finite weight).
+void decision_checks(std::size_t n_servers, std::size_t dims, unsigned seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<std::string> names;
+    for (std::size_t d = 0; d < dims; ++d) names.push_back("r" + std::to_string(d));
+    std::vector<Amount> capacity(n_servers * dims);
+    for (auto& c : capacity) c = static_cast<Amount>(rng() % 1000);
+    ClusterState state(names, capacity.data(), n_servers);
+    std::vector<Bytes> cache(n_servers, 500);
+    BlockIndex index(cache.data(), n_servers);
+    const BlockHash hashes[5] = {1, 2, 3, 4, 5};
+    const Bytes sizes[5] = {10, 20, 30, 40, 50};
+    BlockId ids[5];
+    index.intern(hashes, sizes, 5, ids);
+    std::vector<Amount> request(dims);
+    for (int step = 0; step < 200; ++step) {
+        for (auto& r : request) r = static_cast<Amount>(rng() % 120);
+        const ServerId server = state.first_fit(request.data());
+        if (server >= 0 && rng() % 3) state.place(server, request.data());
+        if (rng() % 2) index.fetch(static_cast<ServerId>(rng() % n_servers), ids, 1 + rng() % 5);
+        if (rng() % 10 == 0) state.cordon(static_cast<ServerId>(rng() % n_servers));
+    }
+    check(state.validate().empty(), "decision cluster validates (running totals)");
+    const MlpScorer scorer = random_scorer(rng, false);
+    const MlpScorer poisoned = random_scorer(rng, true);
+    RoDecision decision;
+    for (int trial = 0; trial < 50; ++trial) {
+        for (auto& r : request) r = static_cast<Amount>(rng() % 300);
+        const std::size_t k = 1 + rng() % 80;
+        const BlockIndex* blocks = rng() % 2 ? &index : nullptr;
+        ro_decide(state, blocks, scorer, request.data(), ids, rng() % 6, k, decision);
+        const std::size_t n_feasible = state.count_feasible(request.data());
+        check(n_feasible == state.feasible(request.data()).size(), "count_feasible = feasible().size()");
+        const std::vector<ServerId>& c = decision.candidates;
+        check(c.size() == std::min(k, n_feasible), "min(k, feasible) candidates");
+        check(std::adjacent_find(c.begin(), c.end(), [](ServerId a, ServerId b) { return a >= b; }) == c.end(),
+              "candidates strictly ascending");
+        for (const ServerId s : c) check(state.fits(s, request.data()), "candidate fits");
+        for (std::size_t i = 0; i < decision.features.size(); ++i) {
+            const float v = decision.features[i];
+            check(std::isfinite(v), "feature finite");
+            if (i % kRoFeatures <= 1 || (i % kRoFeatures >= 8 && i % kRoFeatures <= 13)) {
+                check(v >= 0.0F && v <= 1.0F, "bounded feature in [0, 1]");
+            }
+        }
+        if (c.empty()) continue;
+        std::vector<float> dense(c.size());
+        scorer.score(decision.features.data(), c.size(), kRoFeatures, dense.data());
+        for (std::size_t i = 0; i < c.size(); ++i) {
+            check(std::fabs(dense[i] - decision.scores[i]) <= 1e-5F * std::max(1.0F, std::fabs(dense[i])),
+                  "score_decision equals score within rounding");
+        }
+        std::vector<float> a(c.size());
+        std::vector<float> b(c.size());
+        poisoned.score(decision.features.data(), c.size(), kRoFeatures, a.data());
+        poisoned.score_decision(decision.features.data(), c.size(), kRoFeatures, b.data(), kRoGlobalFeatures);
+        for (std::size_t i = 0; i < c.size(); ++i) {
+            check(std::isnan(a[i]) == std::isnan(b[i]), "non-finite weights: NaN where score has NaN");
+        }
+    }
+}
+
 }  // namespace
 
 int main() {
+    for (const std::size_t n : {1, 63, 64, 65, 200}) {
+        for (const std::size_t dims : {1, 2, 3}) decision_checks(n, dims, static_cast<unsigned>(n * 7 + dims));
+    }
     for (const std::size_t n : {1, 63, 64, 65, 129}) {
         for (const std::size_t dims : {1, 2, 5, 8}) random_operations(n, dims, static_cast<unsigned>(n * 31 + dims));
     }

@@ -12,6 +12,13 @@ costs tens of microseconds in CPython (measured in bench/bench_allocator.py), mo
 than the whole budget, so a second thread would make every decision slower. The
 deadline is checked when the RO returns: a late answer is never used (the RO is not
 pre-empted mid-inference; its time counts against the decision's latency).
+
+Where the RO runs: the shipped/TorchScript model (and NativeScorer) runs in the core,
+one C++ call (``_core.ro_decide``) for candidates, features and scores, ~7 us at
+10,000 servers; the allocator exports the model's weights to the native scorer when
+the model is set and checks that they score as TorchScript does. Any other optimizer
+(an object with ``scores(features)``) gets features.py's rows and scores in Python.
+Both paths see the same candidates and features (tests/test_ro_decision.py).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._native import _core
 from fastplace.cluster import Cluster
 
 if TYPE_CHECKING:
@@ -107,6 +115,15 @@ def _load_optimizer(path: str | os.PathLike[str] | None) -> Optimizer | None:
         return None
 
 
+def _native_scorer(optimizer: object) -> Any:
+    """The native scorer that scores as ``optimizer`` does (its MlpScorerCore), or None."""
+    try:
+        from fastplace.optimizer.native import scorer_core_for
+    except ImportError:  # an extension built without the scorer: score in Python
+        return None
+    return scorer_core_for(optimizer)
+
+
 class ServerAllocator:
     """Books containers on ``cluster``, taking the RO's server when valid and in time.
 
@@ -140,7 +157,10 @@ class ServerAllocator:
         self.k = k
         if optimizer is None or isinstance(optimizer, str | os.PathLike):
             optimizer = _load_optimizer(optimizer)
-        self._optimizer: Optimizer | None = None if optimizer is False else optimizer  # type: ignore[assignment]
+        # The RO and, when it can run in the core, its native scorer: one tuple, so that a
+        # decision reads both of the same model (see swap_optimizer).
+        self._ro: tuple[Optimizer | None, Any] = (None, None)
+        self.swap_optimizer(None if optimizer is False else optimizer)  # type: ignore[arg-type]
         self._warn = _WarnOnce()
         self._feedback: deque[FeedbackRecord] = deque(maxlen=feedback_size)
         self._feedback_lock = threading.Lock()
@@ -151,11 +171,23 @@ class ServerAllocator:
 
     @property
     def optimizer(self) -> Optimizer | None:
-        return self._optimizer
+        return self._ro[0]
+
+    @property
+    def native(self) -> bool:
+        """Whether decisions run in the core (_core.ro_decide: candidates, features and
+        scores in one C++ call): true for the shipped/TorchScript model and NativeScorer,
+        false for other optimizers, whose ``scores`` Python calls on features.py's rows."""
+        return self._ro[1] is not None
 
     def swap_optimizer(self, optimizer: Optimizer | None) -> None:
-        """Replaces the RO atomically: a decision uses the old or the new one, whole."""
-        self._optimizer = optimizer  # one reference store: atomic under the GIL
+        """Replaces the RO atomically: a decision uses the old or the new one, whole.
+
+        A TorchScript model is exported to the native scorer here (once per model, in
+        the caller's thread), checked to score as TorchScript does; if that fails the
+        model scores from Python, as any other optimizer does."""
+        core = None if optimizer is None else _native_scorer(optimizer)
+        self._ro = (optimizer, core)  # one reference store: atomic under the GIL
 
     # ---- decisions -----------------------------------------------------------------
 
@@ -170,13 +202,15 @@ class ServerAllocator:
         greedy = self.cluster.first_fit(request)  # also validates the request
         if greedy < 0:
             return -1, -1, "greedy", -1, "no_fit"
-        optimizer = self._optimizer
+        optimizer, core = self._ro
         if optimizer is None:
             return greedy, greedy, "greedy", -1, "no_ro"
         began = time.perf_counter_ns()
-        ro_server, reason, candidates, features = self._ask_ro(
-            optimizer, request, self._no_blocks if blocks is None else blocks
-        )
+        block_ids = self._no_blocks if blocks is None else blocks
+        if core is not None:
+            ro_server, reason, candidates, features = self._ask_native(core, request, block_ids)
+        else:
+            ro_server, reason, candidates, features = self._ask_ro(optimizer, request, block_ids)
         ro_ns = time.perf_counter_ns() - began
         if reason == "" and ro_ns > self.budget_ns:
             reason = "ro_late"
@@ -208,6 +242,27 @@ class ServerAllocator:
         return Decision(
             server, container, source, time.perf_counter_ns() - began, ro_server, reason
         )
+
+    def _ask_native(
+        self, core: Any, request: list[int], block_ids: BlockIds
+    ) -> tuple[int, str, npt.NDArray[np.int64] | None, npt.NDArray[np.float32] | None]:
+        """_ask_ro in one C++ call: the same candidates and features (features.py's
+        twin, cpp/src/ro_decision.cpp) scored by the native scorer."""
+        try:
+            server, found, features, _ = _core.ro_decide(
+                self.cluster, self.blocks, core, request, block_ids, self.k
+            )
+        except Exception as error:  # the RO must never make allocation fail
+            self._warn("error", f"{type(error).__name__}: {error}")
+            return -1, "ro_error", None, None
+        if found.shape[0] == 0:
+            return -1, "ro_none", found, None
+        if server < 0:
+            self._warn("nan", "returned non-finite scores")
+            return -1, "ro_nan", found, features
+        if not self.cluster.fits(server, request):  # changed since the decision read it
+            return server, "ro_invalid", found, features
+        return server, "", found, features
 
     def _ask_ro(
         self, optimizer: Optimizer, request: list[int], block_ids: BlockIds

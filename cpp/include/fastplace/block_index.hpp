@@ -93,6 +93,15 @@ public:
     // Like every per-server call, throws InvalidArgument on a server out of range.
     Bytes evict_server(ServerId server);
 
+    // The servers caching any of the k blocks, in increasing order, and the bytes of
+    // those blocks each caches (a block listed twice counts once): written to
+    // servers_out and bytes_out (both cleared first; every byte count is > 0). Returns
+    // the summed size of the distinct blocks (the whole version). Reads only the holder
+    // sets of the blocks, never every server: O(k log k + h log s) for h holders in s
+    // distinct holder sets. Throws InvalidArgument on an unknown block id.
+    // (Defined in block_index_holders.cpp.)
+    Bytes holder_bytes(const BlockId* blocks, std::size_t k, std::vector<ServerId>& servers_out,
+                       std::vector<Bytes>& bytes_out) const;
     // Servers caching block, in increasing order; InvalidArgument on an unknown block.
     std::vector<ServerId> holders(BlockId block) const;
     // Blocks cached on server from least to most recently used.

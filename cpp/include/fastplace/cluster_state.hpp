@@ -16,6 +16,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fastplace/bitset.hpp"
@@ -114,6 +115,25 @@ public:
                                    std::size_t limit = static_cast<std::size_t>(-1)) const;
     // Whether server can host request now (false when cordoned).
     bool fits(ServerId server, const Amount* request) const;
+    // How many servers feasible() would list, without listing them: servers above the
+    // request's level in every dimension are counted by popcount, only the boundary
+    // band gets an exact check. O(n_servers / 64 * n_dims + band).
+    std::size_t count_feasible(const Amount* request) const;
+
+    // Running totals, kept up to date by every mutation (O(n_dims) to read): the sums
+    // of free amounts and of capacities over all servers, per dimension, written to
+    // n_dims entries each. Sums wrap around modulo 2^64 as numpy's int64 sums do.
+    void totals(Amount* free_total, Amount* capacity_total) const;
+    // The largest capacity of any server in dimension dim (0 without servers): O(1).
+    Amount largest_capacity(std::size_t dim) const;
+
+    // Several reads under one lock, consistent with each other: read(f) locks the
+    // state, calls f(view) and returns what f returns. The View's functions are the
+    // unlocked reads; f must not call any ClusterState member (the mutex is not
+    // recursive: that would deadlock) nor keep the view or its pointers after it returns.
+    class View;
+    template <typename F>
+    decltype(auto) read(F&& f) const;
 
     // Books request on server; throws InvalidArgument when it does not fit.
     ContainerId place(ServerId server, const Amount* request);
@@ -169,6 +189,11 @@ private:
     std::string validate_unlocked() const;
     // Free amounts, levels, bitsets and counts from capacity, slots and cordon flags.
     void rebuild_derived(const std::vector<std::uint8_t>& cordoned);
+    std::size_t count_feasible_unlocked(const Amount* request) const;
+    // Sums and maxima of capacity_ and free_ from scratch (construction, restore).
+    void rebuild_totals();
+    // What validate() checks of the running totals: "" or the first mismatch.
+    std::string validate_totals() const;
 
     mutable std::mutex mutex_;
     std::vector<std::string> resources_;
@@ -181,9 +206,46 @@ private:
     SummarisedBitset available_;      // not cordoned
     std::vector<std::int64_t> count_;  // containers per server
     std::size_t n_active_ = 0;
+    // Running totals (see totals()): sums per dimension, modulo 2^64.
+    std::vector<std::uint64_t> free_total_;
+    std::vector<std::uint64_t> capacity_total_;
+    std::vector<Amount> largest_capacity_;  // per dimension
     SlotTable slots_;
     std::vector<std::uint32_t> free_slots_;  // stack of reusable slots
     std::size_t n_live_ = 0;
 };
+
+// Unlocked reads for ClusterState::read (see there); valid only inside the callback.
+// Requests must have been checked (no negative amounts) and servers must be in range
+// unless a function says otherwise.
+class ClusterState::View {
+public:
+    std::size_t n_servers() const { return state_.n_servers_; }
+    std::size_t n_dims() const { return state_.n_dims(); }
+    std::size_t n_active_servers() const { return state_.n_active_; }
+    // Appends the first limit feasible servers, increasing, to out.
+    void feasible(const Amount* request, std::size_t limit, std::vector<ServerId>& out) const;
+    std::size_t count_feasible(const Amount* request) const { return state_.count_feasible_unlocked(request); }
+    // Whether server can host request now; false when cordoned or out of range.
+    bool fits(ServerId server, const Amount* request) const;
+    const Amount* free_row(ServerId server) const { return &state_.free_[index(server) * n_dims()]; }
+    const Amount* capacity_row(ServerId server) const { return &state_.capacity_[index(server) * n_dims()]; }
+    std::int64_t containers(ServerId server) const { return state_.count_[index(server)]; }
+    Amount free_total(std::size_t dim) const { return static_cast<Amount>(state_.free_total_[dim]); }
+    Amount capacity_total(std::size_t dim) const { return static_cast<Amount>(state_.capacity_total_[dim]); }
+    Amount largest_capacity(std::size_t dim) const { return state_.largest_capacity_[dim]; }
+
+private:
+    friend class ClusterState;
+    explicit View(const ClusterState& state) : state_(state) {}
+    static std::size_t index(ServerId server) { return static_cast<std::size_t>(server); }
+    const ClusterState& state_;
+};
+
+template <typename F>
+decltype(auto) ClusterState::read(F&& f) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return std::forward<F>(f)(View(*this));
+}
 
 }  // namespace fastplace

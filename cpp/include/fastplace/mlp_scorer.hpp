@@ -38,27 +38,46 @@ public:
               std::vector<std::vector<float>> biases, std::vector<float> mean, std::vector<float> std_dev);
 
     // Scores k rows of a row-major (k, f) matrix into out[0..k). f must equal
-    // n_features(); k may be 0. features and out must not overlap.
-    void score(const float* features, std::size_t k, std::size_t f, float* out) const;
+    // n_features(); k may be 0. features and out must not overlap. When the caller
+    // knows that the last shared_tail columns hold the same values on every row (the
+    // resource optimizer's cluster-wide features), their contribution to the first
+    // layer is computed once, from row 0; that changes only the order of the float32
+    // additions (results stay within rounding of shared_tail = 0).
+    void score(const float* features, std::size_t k, std::size_t f, float* out, std::size_t shared_tail = 0) const;
+
+    // score() for the rows of one decision: the same scores up to float32 rounding,
+    // skipping, per block of 16 rows, the hidden units that are zero on every row
+    // (exact: w * 0 adds nothing when every weight is finite, which the scorer checks;
+    // with a non-finite weight nothing is skipped). On the resource optimizer's real
+    // rows half the hidden units are off for whole blocks; on dense random rows the
+    // bookkeeping costs more than it saves, hence a separate entry point.
+    void score_decision(const float* features, std::size_t k, std::size_t f, float* out,
+                        std::size_t shared_tail = 0) const;
 
     std::size_t n_features() const { return sizes_.front(); }
     std::size_t n_layers() const { return weights_.size(); }
     const std::vector<std::size_t>& sizes() const { return sizes_; }
-    // "avx2+fma" or "generic": the kernel picked for this CPU at construction.
+    // "avx2+fma", "avx512f" or "generic": the kernel picked for this CPU at construction.
+    // AVX-512 only with FASTPLACE_SCORER_AVX512=1 in the environment: on Zen 4 (512-bit
+    // operations run as two 256-bit halves) it measured slower than AVX2 for this MLP,
+    // which is bound by FMA throughput (64 x 1,600 multiply-adds per decision).
     const char* kernel_name() const;
 
-    using Kernel = void (*)(const MlpScorer&, const float*, std::size_t, float*);
+    using Kernel = void (*)(const MlpScorer&, const float*, std::size_t, std::size_t, float*);
 
 private:
     friend struct MlpKernels;
 
     std::vector<std::size_t> sizes_;
-    std::vector<std::vector<float>> weights_;  // (out, in) row-major per layer
+    std::vector<std::vector<float>> weights_;     // (out, in) row-major per layer
+    std::vector<std::vector<float>> transposed_;  // (in, out) row-major: what the kernels read
     std::vector<std::vector<float>> biases_;
     std::vector<float> mean_;
     std::vector<float> inv_std_;  // 1 / std after the 1e-3 clamp
     std::size_t max_width_ = 0;   // widest layer input or output
+    bool skip_zero_columns_ = false;  // every weight finite: all-zero input columns are skipped
     Kernel kernel_ = nullptr;
+    Kernel sparse_kernel_ = nullptr;  // score_decision's
 };
 
 }  // namespace fastplace

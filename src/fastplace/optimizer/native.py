@@ -7,6 +7,10 @@ scores equal the TorchScript model's up to float32 rounding. It has the ``scores
 method of :class:`~fastplace.optimizer.model.ResourceOptimizer`, so
 ``fastplace.ServerAllocator(optimizer=NativeScorer.from_npz())`` uses it as its RO.
 
+:func:`native_decision` (``_core.ro_decide``) computes a decision's candidates, features
+and scores in one C++ call; the allocator uses it for TorchScript models, whose weights
+:meth:`NativeScorer.from_torchscript` exports.
+
 >>> from fastplace.optimizer.native import NativeScorer  # doctest: +SKIP
 >>> scorer = NativeScorer.from_npz()                     # doctest: +SKIP
 >>> scorer.scores(features)                              # doctest: +SKIP
@@ -16,15 +20,26 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from fastplace._core import MlpScorerCore
-from fastplace.optimizer.features import N_FEATURES
+from fastplace._core import MlpScorerCore, ro_decide
+from fastplace.optimizer.features import N_FEATURES, Request
 
-__all__ = ["NativeScorer", "default_arrays_path"]
+if TYPE_CHECKING:
+    from fastplace.block_index import BlockIndex
+    from fastplace.cluster import Cluster
+    from fastplace.optimizer.model import ResourceOptimizer
+
+__all__ = ["NativeScorer", "default_arrays_path", "native_decision", "scorer_core_for"]
+
+#: Largest difference from TorchScript an exported scorer may show on the probe batch
+#: (times max(1, |score|)): the tolerance the native scorer is tested to.
+EXPORT_TOLERANCE = 1e-5
 
 _WEIGHT = re.compile(r"weight_(\d+)")
 
@@ -88,13 +103,62 @@ class NativeScorer:
             )
         return scorer
 
+    @classmethod
+    def from_torchscript(cls, optimizer: ResourceOptimizer) -> NativeScorer:
+        """The weights of a loaded TorchScript ScoreNet (``ResourceOptimizer``), exported
+        from its parameters and checked on a probe batch to score as TorchScript does
+        (within EXPORT_TOLERANCE). ValueError when the module is not a ScoreNet
+        (standardise, then Linear and ReLU alternating, one output) or scores otherwise."""
+        module: Any = optimizer._module
+        where = f"{optimizer.path}: "
+        if getattr(module, "original_name", None) != "ScoreNet":
+            raise ValueError(f"{where}not a ScoreNet module; keeping the TorchScript scorer")
+        kinds = [child.original_name for _, child in module.layers.named_children()]
+        expected = ["Linear", "ReLU"] * ((len(kinds) + 1) // 2)
+        if not kinds or kinds != expected[:-1]:
+            raise ValueError(f"{where}layers {kinds} are not Linear and ReLU alternating")
+        buffers = {name: tensor for name, tensor in module.named_buffers()}
+        params = {name: tensor for name, tensor in module.named_parameters()}
+        children = module.layers.named_children()
+        linears = [name for name, child in children if child.original_name == "Linear"]
+        try:
+            weights = [params[f"layers.{n}.weight"].detach().numpy() for n in linears]
+            biases = [params[f"layers.{n}.bias"].detach().numpy() for n in linears]
+            mean, std = buffers["mean"].detach().numpy(), buffers["std"].detach().numpy()
+        except KeyError as error:
+            raise ValueError(f"{where}missing tensor {error.args[0]}") from None
+        scorer = cls(weights, biases, mean, std, path=optimizer.path)
+        if scorer.n_features != N_FEATURES:
+            raise ValueError(f"{where}takes {scorer.n_features} features, not {N_FEATURES}")
+        probe = np.random.default_rng(0).uniform(-0.5, 1.5, (64, N_FEATURES)).astype(np.float32)
+        probe[:8] = np.eye(8, N_FEATURES, dtype=np.float32)
+        expected_scores = optimizer.scores(probe)
+        got = scorer.scores(probe)
+        if not np.isfinite(got).all() or not np.isfinite(expected_scores).all():
+            raise ValueError(f"{where}scores on the probe batch are not finite")
+        off = float(
+            np.max(
+                np.abs(got.astype(np.float64) - expected_scores)
+                / np.maximum(1.0, np.abs(expected_scores.astype(np.float64)))
+            )
+        )
+        if off > EXPORT_TOLERANCE:
+            raise ValueError(f"{where}exported weights score {off:.2g} off TorchScript")
+        return scorer
+
+    @property
+    def core(self) -> MlpScorerCore:
+        """The native scorer itself, for ``_core.ro_decide``."""
+        return self._core
+
     @property
     def n_features(self) -> int:
         return self._n_features
 
     @property
     def kernel(self) -> str:
-        """The SIMD kernel picked for this CPU: "avx2+fma" or "generic"."""
+        """The SIMD kernel picked for this CPU: "avx2+fma", "avx512f" (only with
+        FASTPLACE_SCORER_AVX512=1) or "generic"."""
         return str(self._core.kernel)
 
     def scores(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -111,3 +175,47 @@ class NativeScorer:
 
     def __repr__(self) -> str:
         return f"NativeScorer(path={self.path!r}, kernel={self.kernel!r})"
+
+
+def scorer_core_for(optimizer: object) -> MlpScorerCore | None:
+    """The native scorer that scores exactly as ``optimizer`` does, or None.
+
+    A :class:`NativeScorer` is its own; a TorchScript :class:`ResourceOptimizer` (whose
+    ``scores`` is not overridden) is exported from its parameters and checked on a
+    probe batch (:meth:`NativeScorer.from_torchscript`). Anything else (a custom Python
+    object with a ``scores`` method), and any export that fails, gives None: the caller
+    then scores with ``optimizer.scores`` in Python.
+    """
+    if isinstance(optimizer, NativeScorer):
+        return optimizer.core if optimizer.n_features == N_FEATURES else None
+    model = sys.modules.get("fastplace.optimizer.model")  # loaded whenever one exists
+    if model is None or not isinstance(optimizer, model.ResourceOptimizer):
+        return None
+    if type(optimizer).scores is not model.ResourceOptimizer.scores:
+        return None
+    try:
+        return NativeScorer.from_torchscript(optimizer).core
+    except Exception:  # anything odd about the module: keep scoring with TorchScript
+        return None
+
+
+def native_decision(
+    cluster: Cluster,
+    blocks: BlockIndex | None,
+    scorer: NativeScorer | None,
+    request: Request,
+    block_ids: npt.ArrayLike,
+    k: int,
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
+    """(best candidate or -1, candidates, features, scores or None): features.py's
+    ``decision`` and the scoring in one C++ call (``_core.ro_decide``).
+
+    The candidates and features equal :func:`fastplace.optimizer.features.decision`'s.
+    The server is -1 when nothing fits, without a scorer, or when a score is not
+    finite. Errors as ``decision``: ValueError for a bad request, k, or block id.
+    """
+    if k <= 0:
+        raise ValueError(f"k = {k} must be > 0")
+    core = None if scorer is None else scorer.core
+    ids = np.ascontiguousarray(block_ids, dtype=np.int64).reshape(-1)
+    return ro_decide(cluster, blocks, core, request, ids, k)
