@@ -31,8 +31,10 @@ Scratch& scratch() {
 }
 
 // Indices of holders ordered by bytes descending, ties by server ascending (holders
-// are ascending already). A counting sort over the distinct byte values: versions
-// fetched whole give few distinct values, so this is O(h log d), not O(h log h).
+// are ascending already): the distinct byte values are sorted, then a counting sort
+// over them places the holders stably, so equal bytes keep server order without
+// comparing servers. O(h log h) for the sort of values; versions fetched whole give
+// few distinct values, so the common case is one bucket and no reordering at all.
 void order_by_bytes(const std::vector<Bytes>& bytes, std::vector<std::size_t>& order) {
     const std::size_t h = bytes.size();
     order.resize(h);
