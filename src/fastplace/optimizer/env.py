@@ -43,7 +43,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from fastplace.optimizer.features import DEFAULT_K, N_FEATURES, decision
+from fastplace._native import _core
+from fastplace.optimizer.features import DEFAULT_K, N_FEATURES
 from fastplace.sim.config import GIB, SimConfig
 from fastplace.sim.engine import Simulation
 from fastplace.sim.policies import BlockIds, PlacementContext, Policy, Request
@@ -224,7 +225,11 @@ class _AgentPolicy(Policy):
         return placed
 
     def choose(self, context: PlacementContext, request: Request, blocks: npt.NDArray[Any]) -> int:
-        servers, features = decision(context.cluster, context.blocks, request, blocks, self.k)
+        # The core's twin of features.decision (equal bit for bit, tests/test_ro_decision.py),
+        # ~40x faster: training spends its time learning, not building feature rows.
+        _, servers, features, _ = _core.ro_decide(
+            context.cluster, context.blocks, None, request, blocks, self.k
+        )
         if servers.shape[0] == 0:
             return -1
         ids = np.asarray(blocks, dtype=np.int64)

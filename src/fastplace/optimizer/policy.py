@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from fastplace._native import _core
 from fastplace.optimizer.features import DEFAULT_K
 from fastplace.optimizer.model import ResourceOptimizer
+from fastplace.optimizer.native import scorer_core_for
 from fastplace.sim.policies import BlockIds, PlacementContext, Policy, Request
 
 __all__ = ["RO", "ResourceOptimizerPolicy"]
@@ -30,11 +32,24 @@ class RO(Policy):
         self.optimizer = optimizer if optimizer is not None else ResourceOptimizer.default()
         self.k = k
         self.fallbacks: Counter[str] = Counter()
+        # The model's weights in the core's scorer (checked equal to TorchScript), so a
+        # decision is one C++ call, as in the allocator; None: TorchScript scores.
+        self._scorer = scorer_core_for(self.optimizer)
+
+    def _choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
+        if self._scorer is None:
+            return self.optimizer.choose(context.cluster, context.blocks, request, blocks, self.k)
+        server, servers, _, _ = _core.ro_decide(
+            context.cluster, context.blocks, self._scorer, request, blocks, self.k
+        )
+        if server < 0 and servers.shape[0]:
+            raise FloatingPointError("resource optimizer scored a candidate non-finite")
+        return server
 
     def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
         cluster = context.cluster
         try:
-            server = self.optimizer.choose(cluster, context.blocks, request, blocks, self.k)
+            server = self._choose(context, request, blocks)
         except Exception as error:  # any RO failure: the greedy finder decides
             self.fallbacks[type(error).__name__] += 1
             return cluster.first_fit(request)
