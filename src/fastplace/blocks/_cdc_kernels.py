@@ -22,8 +22,12 @@ All arithmetic is on uint64: numba turns mixed int64/uint64 arithmetic into floa
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numba import njit
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import njit, types
+from numba.extending import intrinsic
 from numpy.typing import NDArray
 
 _Bytes = NDArray[np.uint8]
@@ -32,6 +36,81 @@ _Table = NDArray[np.uint64]
 _ZERO = np.uint64(0)
 _ONE = np.uint64(1)
 _TWO = np.uint64(2)
+
+
+def _address_typer(typingctx: Any, array: Any) -> Any:
+    """The address of an array's first element, as an integer."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.ptrtoint(data, ir.IntType(64))
+
+    return types.uint64(array), codegen
+
+
+_address: Any = intrinsic(_address_typer)
+
+
+def _call_signature(words: int) -> tuple[Any, Any]:
+    byte_ptr = ir.IntType(8).as_pointer()
+    result = ir.IntType(64) if words == 1 else ir.LiteralStructType([ir.IntType(64)] * 2)
+    return ir.FunctionType(result, [byte_ptr, ir.IntType(64)]), byte_ptr
+
+
+def _xxh3_64_typer(typingctx: Any, function: Any, address: Any, length: Any) -> Any:
+    """Call the C function ``uint64 f(const void *, size_t)`` at ``function`` (XXH3_64bits)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        fnty, byte_ptr = _call_signature(1)
+        callee = builder.inttoptr(args[0], fnty.as_pointer())
+        return builder.call(callee, [builder.inttoptr(args[1], byte_ptr), args[2]])
+
+    return types.uint64(types.uint64, types.uint64, types.uint64), codegen
+
+
+_xxh3_64: Any = intrinsic(_xxh3_64_typer)
+
+
+def _xxh3_128_typer(typingctx: Any, function: Any, address: Any, length: Any) -> Any:
+    """Call ``{uint64 low, high} f(const void *, size_t)`` at ``function`` (XXH3_128bits);
+    returns (high, low)."""
+    result = types.UniTuple(types.uint64, 2)  # type: ignore[no-untyped-call]
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        fnty, byte_ptr = _call_signature(2)
+        callee = builder.inttoptr(args[0], fnty.as_pointer())
+        value = builder.call(callee, [builder.inttoptr(args[1], byte_ptr), args[2]])
+        low = builder.extract_value(value, 0)
+        high = builder.extract_value(value, 1)
+        return context.make_tuple(builder, result, (high, low))
+
+    return result(types.uint64, types.uint64, types.uint64), codegen
+
+
+_xxh3_128: Any = intrinsic(_xxh3_128_typer)
+
+
+@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _hash_chunk(
+    data: _Bytes,
+    begin: np.uint64,
+    end: np.uint64,
+    hashes: NDArray[np.uint64],
+    index: int,
+    function: np.uint64,
+    words: int,
+) -> None:
+    """hashes[index] = xxh3 of data[begin:end] (64 bits: word 0 only; 128: high, low);
+    nothing with ``words`` 0."""
+    if words == 0:
+        return
+    address = _address(data) + begin
+    if words == 1:
+        hashes[index, 0] = _xxh3_64(function, address, end - begin)
+    else:
+        high, low = _xxh3_128(function, address, end - begin)
+        hashes[index, 0] = high
+        hashes[index, 1] = low
 
 
 @njit(cache=True, nogil=True, boundscheck=False, inline="always")
@@ -121,6 +200,33 @@ def cut_points(
     ``max_size`` bytes remain, since the next boundary may depend on bytes not yet read.
     Returns (number of cuts written, offset where the next chunk starts, a value to ignore).
     """
+    return cut_and_hash_points(
+        data, start, stop, eof, min_size, avg_size, max_size, mask_s, mask_l, gear, gear_ls,
+        out, np.empty((0, 2), dtype=np.uint64), _ZERO, 0,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def cut_and_hash_points(
+    data: _Bytes,
+    start: int,
+    stop: int,
+    eof: bool,
+    min_size: int,
+    avg_size: int,
+    max_size: int,
+    mask_s: np.uint64,
+    mask_l: np.uint64,
+    gear: _Table,
+    gear_ls: _Table,
+    out: NDArray[np.int64],
+    hashes: NDArray[np.uint64],
+    function: np.uint64,
+    words: int,
+) -> tuple[int, np.int64, np.uint64]:
+    """:func:`cut_points`, and with ``words`` 1 or 2 also ``hashes[i]`` = the xxh3 hash
+    of chunk i (the C function at address ``function``; see :func:`_hash_chunk`), computed
+    right after the chunk is cut, while its bytes are still in the cache."""
     pos = np.uint64(start)
     limit = np.uint64(stop)
     lo = np.uint64(min_size)
@@ -135,6 +241,7 @@ def cut_points(
         length, sink = _chunk_length(
             data, pos, avail, lo, avg, hi, mask_s, mask_l, gear, gear_ls, sink
         )
+        _hash_chunk(data, pos, pos + length, hashes, count, function, words)
         pos += length
         out[count] = np.int64(pos)
         count += 1
@@ -184,9 +291,13 @@ def _lane_setup(
     segment_end: np.uint64,
     cuts: NDArray[np.int64],
     ncuts: NDArray[np.int64],
+    data: _Bytes,
+    hashes: NDArray[np.uint64],
+    function: np.uint64,
+    words: int,
 ) -> None:
     """Begin chunks at ``start`` until one needs hashing (the usual case) or the lane is
-    done; chunks that need no hashing (short tails) are cut right here."""
+    done; chunks that need no hashing (short tails) are cut (and fingerprinted) here."""
     while True:
         state[lane, _START] = start
         if _lane_done(lane, start, limit, eof, max_size, segment_end, cuts, ncuts):
@@ -202,6 +313,7 @@ def _lane_setup(
         middle = start + center // _TWO * _TWO
         last = start + remaining // _TWO * _TWO
         if remaining <= min_size or first >= last:
+            _hash_chunk(data, start, start + remaining, hashes[lane], ncuts[lane], function, words)
             start = start + remaining
             cuts[lane, ncuts[lane]] = np.int64(start)
             ncuts[lane] += 1
@@ -233,6 +345,9 @@ def _chunk_until(
     count: int,
     meet: NDArray[np.int64],
     sink: np.uint64,
+    hashes: NDArray[np.uint64],
+    function: np.uint64,
+    words: int,
 ) -> tuple[int, np.uint64, np.uint64]:
     """Chunk on from ``start``, appending cuts to ``out``, until the position is one of the
     sorted cuts ``meet`` or beyond all of them (with ``meet`` empty: to the end), or the
@@ -249,6 +364,7 @@ def _chunk_until(
         length, sink = _chunk_length(
             data, start, avail, min_size, avg_size, max_size, mask_s, mask_l, gear, gear_ls, sink
         )
+        _hash_chunk(data, start, start + length, hashes, count, function, words)
         start += length
         out[count] = np.int64(start)
         count += 1
@@ -270,6 +386,32 @@ def cut_span(
     out: NDArray[np.int64],
     lane_min: int,
 ) -> tuple[int, np.int64, np.uint64]:
+    """:func:`cut_and_hash_span` without the hashes."""
+    return cut_and_hash_span(
+        data, start, stop, eof, min_size, avg_size, max_size, mask_s, mask_l, gear, gear_ls,
+        out, lane_min, np.empty((0, 2), dtype=np.uint64), _ZERO, 0,
+    )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, boundscheck=False)
+def cut_and_hash_span(
+    data: _Bytes,
+    start: int,
+    stop: int,
+    eof: bool,
+    min_size: int,
+    avg_size: int,
+    max_size: int,
+    mask_s: np.uint64,
+    mask_l: np.uint64,
+    gear: _Table,
+    gear_ls: _Table,
+    out: NDArray[np.int64],
+    lane_min: int,
+    hashes: NDArray[np.uint64],
+    function: np.uint64,
+    words: int,
+) -> tuple[int, np.int64, np.uint64]:
     """Every cut of ``data[start:stop]`` (as :func:`cut_points` would find them) into ``out``.
 
     ``out`` needs room for ``(stop - start) // min_size + 2`` cuts. Spans shorter than
@@ -278,13 +420,15 @@ def cut_span(
     begin at a chunk start, so its cuts are true. From the last true cut, chunking goes
     on alone until it lands on a cut of the next segment: from there both sequences are
     the same (a cut depends only on where its chunk began), usually after a chunk or two.
+    With ``words`` 1 or 2, ``hashes[i]`` gets the xxh3 hash of chunk i, as in
+    :func:`cut_and_hash_points`; each lane hashes a chunk as soon as it cuts it.
     Returns (number of cuts, offset where the next chunk starts, a value to ignore).
     """
     span = stop - start
     if span < LANES * lane_min:
-        return cut_points(
+        return cut_and_hash_points(
             data, start, stop, eof, min_size, avg_size, max_size, mask_s, mask_l, gear, gear_ls,
-            out,
+            out, hashes, function, words,
         )  # fmt: skip
     lo = np.uint64(min_size)
     avg = np.uint64(avg_size)
@@ -294,6 +438,7 @@ def cut_span(
     segment = np.uint64(span // LANES)
     capacity = int(segment // lo) + int(hi // lo) + 4
     cuts = np.empty((LANES, capacity), dtype=np.int64)
+    lane_hashes = np.empty((LANES, capacity if words else 0, 2), dtype=np.uint64)
     ncuts = np.zeros(LANES, dtype=np.int64)
     ends = np.empty(LANES, dtype=np.uint64)
     state = np.zeros((LANES, 9), dtype=np.uint64)
@@ -301,7 +446,7 @@ def cut_span(
         ends[lane] = base + np.uint64(lane + 1) * segment
         _lane_setup(
             state, lane, base + np.uint64(lane) * segment, limit, eof, lo, avg, hi, ends[lane],
-            cuts, ncuts,
+            cuts, ncuts, data, lane_hashes, function, words,
         )  # fmt: skip
     sink = _ZERO
     running = state[0, _DONE] == _ZERO and state[1, _DONE] == _ZERO and state[2, _DONE] == _ZERO
@@ -366,20 +511,25 @@ def cut_span(
         state[2, _POS] = p2 + t + (_ONE if hit >= 2 else _ZERO)
         state[0, _HASH], state[1, _HASH], state[2, _HASH] = h0, h1, h2
         for lane in range(LANES):
+            cut = _ZERO
             if lane == hit:
                 cut = state[lane, _POS] - _ONE  # the byte whose hash matched starts a chunk
-                cuts[lane, ncuts[lane]] = np.int64(cut)
-                ncuts[lane] += 1
-                _lane_setup(state, lane, cut, limit, eof, lo, avg, hi, ends[lane], cuts, ncuts)
             elif state[lane, _POS] == state[lane, _END]:
                 if state[lane, _PHASE] == _ZERO and state[lane, _END] < state[lane, _LAST]:
                     state[lane, _PHASE] = _ONE
                     state[lane, _END] = state[lane, _LAST]
                 else:
                     cut = state[lane, _CUT]
-                    cuts[lane, ncuts[lane]] = np.int64(cut)
-                    ncuts[lane] += 1
-                    _lane_setup(state, lane, cut, limit, eof, lo, avg, hi, ends[lane], cuts, ncuts)
+            if cut != _ZERO:
+                _hash_chunk(
+                    data, state[lane, _START], cut, lane_hashes[lane], ncuts[lane], function, words
+                )
+                cuts[lane, ncuts[lane]] = np.int64(cut)
+                ncuts[lane] += 1
+                _lane_setup(
+                    state, lane, cut, limit, eof, lo, avg, hi, ends[lane], cuts, ncuts, data,
+                    lane_hashes, function, words,
+                )  # fmt: skip
             if state[lane, _DONE] != _ZERO:
                 running = False
     # Lanes still running when the first finished go on alone, from their chunk start.
@@ -392,6 +542,9 @@ def cut_span(
                 data, position, limit - position, lo, avg, hi, mask_s, mask_l, gear, gear_ls,
                 sink,
             )  # fmt: skip
+            _hash_chunk(
+                data, position, position + length, lane_hashes[lane], ncuts[lane], function, words
+            )
             position += length
             cuts[lane, ncuts[lane]] = np.int64(position)
             ncuts[lane] += 1
@@ -400,23 +553,27 @@ def cut_span(
     count = 0
     for k in range(ncuts[0]):
         out[count] = cuts[0, k]
+        if words:
+            hashes[count] = lane_hashes[0, k]
         count += 1
     position = np.uint64(out[count - 1]) if count > 0 else base
     for lane in range(1, LANES):
         lane_cuts = cuts[lane, : ncuts[lane]]
         count, position, sink = _chunk_until(
             data, position, limit, eof, lo, avg, hi, mask_s, mask_l, gear, gear_ls, out, count,
-            lane_cuts, sink,
+            lane_cuts, sink, hashes, function, words,
         )  # fmt: skip
         for k in range(lane_cuts.size):
             if np.uint64(lane_cuts[k]) == position:
                 for i in range(k + 1, lane_cuts.size):
                     out[count] = lane_cuts[i]
+                    if words:
+                        hashes[count] = lane_hashes[lane, i]
                     count += 1
                 position = np.uint64(lane_cuts[lane_cuts.size - 1])
                 break
     count, position, sink = _chunk_until(
         data, position, limit, eof, lo, avg, hi, mask_s, mask_l, gear, gear_ls, out, count,
-        cuts[0, :0], sink,
+        cuts[0, :0], sink, hashes, function, words,
     )  # fmt: skip
     return count, np.int64(position), sink

@@ -314,9 +314,10 @@ def fingerprint(
             _check_not_smaller_than_block(reader.name, reader.size, chunking)
         if chunking.method == "fixed":
             hash_values, ends = _fixed_blocks(reader, chunking.block_size, window, hasher, progress)
+            words = _hash_words(hash_values, hash_bits)
         else:
-            hash_values, ends = _cdc_blocks(
-                reader, chunking.cdc_params(), window, hasher, progress, threads
+            words, ends = _cdc_blocks(
+                reader, chunking.cdc_params(), window, hash_bits, progress, threads
             )
         total = int(ends[-1]) if ends.size else 0
         _check_not_smaller_than_block(reader.name, total, chunking)
@@ -326,7 +327,7 @@ def fingerprint(
     offsets[0] = 0
     offsets[1:] = ends[:-1]
     return Fingerprints(
-        hashes=_hash_array(hash_values, hash_bits),
+        hashes=words[:, 0].copy() if hash_bits == 64 else words,
         offsets=offsets,
         sizes=ends - offsets,
         total_size=total,
@@ -347,12 +348,14 @@ def _check_not_smaller_than_block(name: str, size: int, chunking: Chunking) -> N
         )
 
 
-def _hash_array(values: list[int], hash_bits: int) -> NDArray[np.uint64]:
+def _hash_words(values: list[int], hash_bits: int) -> NDArray[np.uint64]:
+    """Hashes as (n, 2) uint64 words: (high, low) for 128 bits, the hash in word 0 for 64."""
+    words = np.zeros((len(values), 2), dtype=np.uint64)
     if hash_bits == 64:
-        return np.array(values, dtype=np.uint64).reshape(-1)
-    words = np.empty((len(values), 2), dtype=np.uint64)
-    words[:, 0] = np.array([value >> 64 for value in values], dtype=np.uint64)
-    words[:, 1] = np.array([value & 0xFFFFFFFFFFFFFFFF for value in values], dtype=np.uint64)
+        words[:, 0] = np.array(values, dtype=np.uint64).reshape(-1)
+    else:
+        words[:, 0] = np.array([value >> 64 for value in values], dtype=np.uint64)
+        words[:, 1] = np.array([value & 0xFFFFFFFFFFFFFFFF for value in values], dtype=np.uint64)
     return words
 
 
@@ -400,13 +403,15 @@ def _cdc_blocks(
     reader: SourceReader,
     params: _cdc.CDCParams,
     window: int,
-    hasher: Callable[[Any], int],
+    hash_bits: int,
     progress: ProgressCallback | None,
     threads: int,
-) -> tuple[list[int], NDArray[np.int64]]:
-    hashes: list[int] = []
+) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
+    """Chunk ends and hashes ((n, 2) words, see SpanCutter.cut_and_hash) of the source."""
+    hashes: list[NDArray[np.uint64]] = []
     ends: list[NDArray[np.int64]] = []
-    cutter = _cdc.SpanCutter(params, threads)
+    cutter = _cdc.SpanCutter(params, threads, hash_bits)
+    hasher = _hasher(hash_bits)
 
     def hash_chunks(view: memoryview, start: int, cuts: list[int]) -> list[int]:
         values = []
@@ -415,31 +420,39 @@ def _cdc_blocks(
             start = cut
         return values
 
+    def python_hashes(data: NDArray[np.uint8], position: int, cuts: NDArray[np.int64]) -> None:
+        """The slow way, when the kernel cannot call xxh3 itself."""
+        view = data.data
+        listed = cuts.tolist()
+        values: list[int] = []
+        if cutter.executor is not None and len(listed) > 4 * threads:
+            # xxhash releases the GIL: hash contiguous runs of chunks on each thread.
+            bounds = [len(listed) * i // threads for i in range(threads + 1)]
+            jobs = [
+                cutter.executor.submit(
+                    hash_chunks, view, listed[lo - 1] if lo else position, listed[lo:hi]
+                )
+                for lo, hi in itertools.pairwise(bounds)
+            ]
+            for job in jobs:
+                values.extend(job.result())
+        else:
+            values = hash_chunks(view, position, listed)
+        hashes.append(_hash_words(values, hash_bits))
+
     def cut_and_hash(data: NDArray[np.uint8], stop: int, eof: bool, base: int) -> int:
         """Cut data[:stop] span by span and hash the chunks; return the offset where the
         first chunk that cannot be decided yet starts."""
-        view = data.data
         position = 0
         while position < stop:
             end = min(stop, position + _SPAN)
-            cuts, next_position = cutter.cut(data, position, end, eof and end == stop)
-            listed = cuts.tolist()
-            if cutter.executor is not None and len(listed) > 4 * threads:
-                # xxhash releases the GIL: hash contiguous runs of chunks on each thread.
-                bounds = [len(listed) * i // threads for i in range(threads + 1)]
-                jobs = [
-                    cutter.executor.submit(
-                        hash_chunks,
-                        view,
-                        listed[lo - 1] if lo else position,
-                        listed[lo:hi],
-                    )
-                    for lo, hi in itertools.pairwise(bounds)
-                ]
-                for job in jobs:
-                    hashes.extend(job.result())
+            cuts, chunk_hashes, next_position = cutter.cut_and_hash(
+                data, position, end, eof and end == stop
+            )
+            if chunk_hashes is not None:
+                hashes.append(chunk_hashes)
             else:
-                hashes.extend(hash_chunks(view, position, listed))
+                python_hashes(data, position, cuts)
             if cuts.size:
                 ends.append(cuts + base)
             if progress is not None and next_position > position:
@@ -473,5 +486,5 @@ def _cdc_blocks(
                 buffer[:carry] = buffer[used:filled]
                 base += used
     if not ends:
-        return hashes, np.empty(0, dtype=np.int64)
-    return hashes, np.concatenate(ends)
+        return np.empty((0, 2), dtype=np.uint64), np.empty(0, dtype=np.int64)
+    return np.concatenate(hashes), np.concatenate(ends)
