@@ -26,7 +26,7 @@ from typing import Any
 
 import llvmlite.binding as llvm  # type: ignore[import-untyped]
 import numpy as np
-from llvmlite import ir  # type: ignore[import-untyped]
+from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
@@ -39,6 +39,8 @@ _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 _FOUR = np.uint64(4)
 _X86_64 = llvm.get_process_triple().startswith("x86_64")
+PORTABLE = not _X86_64
+"""The ``portable`` argument of :func:`cut_and_hash_span` for this machine."""
 if _X86_64:
     llvm.initialize_native_asmparser()  # for the inline assembly in _shift_add
 
@@ -115,6 +117,9 @@ def _scan_lanes_typer(
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         i64 = ir.IntType(64)
+        if not _X86_64:  # never called there (portable=True); no hit, nothing rolled
+            nothing = [ir.Constant(i64, 0), ir.Constant(i64, 255), args[3], args[4], args[5]]
+            return context.make_tuple(builder, result, nothing)
         outputs = ir.LiteralStructType([i64] * 5)
         fnty = ir.FunctionType(outputs, [i64] * 11)
         constraints = "=&r,=&r,=r,=r,=r,2,3,4,r,r,r,r,r,r,r,r,~{dirflag},~{fpsr},~{flags}"
@@ -468,7 +473,7 @@ def cut_span(
     """:func:`cut_and_hash_span` without the hashes."""
     return cut_and_hash_span(
         data, start, stop, eof, min_size, avg_size, max_size, mask_s, mask_l, gear, gear_ls,
-        out, lane_min, np.empty((0, 2), dtype=np.uint64), _ZERO, 0,
+        out, lane_min, np.empty((0, 2), dtype=np.uint64), _ZERO, 0, not _X86_64,
     )  # fmt: skip
 
 
@@ -490,6 +495,7 @@ def cut_and_hash_span(
     hashes: NDArray[np.uint64],
     function: np.uint64,
     words: int,
+    portable: bool,
 ) -> tuple[int, np.int64, np.uint64]:
     """Every cut of ``data[start:stop]`` (as :func:`cut_points` would find them) into ``out``.
 
@@ -501,6 +507,8 @@ def cut_and_hash_span(
     the same (a cut depends only on where its chunk began), usually after a chunk or two.
     With ``words`` 1 or 2, ``hashes[i]`` gets the xxh3 hash of chunk i, as in
     :func:`cut_and_hash_points`; each lane hashes a chunk as soon as it cuts it.
+    ``portable`` selects the numba inner loop instead of the assembly one (it must be
+    True on other CPUs than x86-64; :data:`PORTABLE` is the right value).
     Returns (number of cuts, offset where the next chunk starts, a value to ignore).
     """
     span = stop - start
@@ -540,7 +548,7 @@ def cut_and_hash_span(
         steps = min(min(state[0, _END] - p0, state[1, _END] - p1), state[2, _END] - p2)
         hit = -1
         t = _ZERO
-        if _X86_64:  # the same loop, written out (see _lanes_assembly)
+        if not portable:  # the loop below, written out (see _lanes_assembly)
             t, code, h0, h1, h2 = _scan_lanes(
                 address + p0, address + p1, address + p2, h0, h1, h2, m0, m1, m2,
                 gear_address, steps,

@@ -256,6 +256,7 @@ class SpanCutter:
         """True if :meth:`cut_and_hash` returns hashes (else they are None)."""
         self._function = np.uint64(function or 0)
         self._words = 0 if function is None else 1 if hash_bits == 64 else 2
+        self._portable: bool = kernels.PORTABLE
         self.executor = ThreadPoolExecutor(threads) if threads > 1 else None
         """The worker threads (None with one thread); callers may share them, e.g. to hash."""
 
@@ -282,7 +283,7 @@ class SpanCutter:
         hashes = self._hashes(capacity)
         count, position, _ = self._cut_span(
             data, start, *self._args(stop, eof), out, self.LANE_MIN, hashes, self._function,
-            self._words,
+            self._words, self._portable,
         )  # fmt: skip
         return out[:count], hashes[:count] if self._words else None, int(position)
 
