@@ -76,33 +76,38 @@ def _shift_add_typer(typingctx: Any, h: Any, x: Any) -> Any:
 _shift_add: Any = intrinsic(_shift_add_typer)
 
 
+UNROLL = 16
+"""Bytes of each lane per iteration of the assembly loop."""
+
+
 def _lanes_assembly() -> str:
     """The three-chain inner loop of :func:`cut_and_hash_span` in x86-64 assembly.
 
     Operands: $0 t (out), $1 hit code (out), $2-$4 the hashes (in and out, tied to $5-$7),
-    $8-$10 each lane's address of its next byte, $11-$13 the masks, $14 the Gear table,
-    $15 steps. Rolls byte t, t+1, t+2, t+3 of each lane while t + 4 <= steps; on a hit,
-    returns t (of the four-byte block) and code 3 * byte + lane, else code 255.
+    $8-$10 each lane's address ``steps`` bytes past its next byte, $11-$13 the masks, $14
+    the Gear table, $15 steps (a multiple of UNROLL). Counts t from -steps up to 0, UNROLL
+    bytes of each lane at a time (the loop costs two instructions per 3 * UNROLL bytes); on
+    a hit, returns t (of its block) and code 3 * byte + lane, else t = 0 and code 255.
 
     Written out because LLVM's own code for the same loop (see the portable version in
     cut_and_hash_span) swings by 30 % with the surrounding code: same instructions, but
     where the loop's thirteen branches fall relative to 64-byte lines (which the branch
     predictor works in) depends on everything before it. Here the loop starts on a line.
     """
-    lines = ["xorl ${0:k}, ${0:k}", "leaq 4($0), $1", "cmpq $15, $1", "ja 20f", ".p2align 6", "10:"]
-    for byte in range(4):
+    lines = ["movq $15, $0", "negq $0", "jz 20f", ".p2align 6", "10:"]
+    for byte in range(UNROLL):
         for lane in range(3):
             lines += [
                 f"movzbl {byte}(${8 + lane},$0), ${{1:k}}",
                 "movq ($14,$1,8), $1",
                 f"leaq ($1,${2 + lane},2), ${2 + lane}",
                 f"testq ${11 + lane}, ${2 + lane}",
-                f"jz {30 + 3 * byte + lane}f",
+                f"jz {100 + 3 * byte + lane}f",
             ]
-    lines += ["addq $$4, $0", "leaq 4($0), $1", "cmpq $15, $1", "jbe 10b"]
+    lines += [f"addq $${UNROLL}, $0", "jnz 10b"]
     lines += ["20:", "movl $$255, ${1:k}", "jmp 29f"]
-    for code in range(12):
-        lines += [f"{30 + code}:", f"movl $${code}, ${{1:k}}", "jmp 29f"]
+    for code in range(3 * UNROLL):
+        lines += [f"{100 + code}:", f"movl $${code}, ${{1:k}}", "jmp 29f"]
     lines += ["29:"]
     return "\n\t".join(lines)
 
@@ -549,11 +554,13 @@ def cut_and_hash_span(
         hit = -1
         t = _ZERO
         if not portable:  # the loop below, written out (see _lanes_assembly)
-            t, code, h0, h1, h2 = _scan_lanes(
-                address + p0, address + p1, address + p2, h0, h1, h2, m0, m1, m2,
-                gear_address, steps,
+            blocks = steps // np.uint64(UNROLL) * np.uint64(UNROLL)
+            back, code, h0, h1, h2 = _scan_lanes(
+                address + p0 + blocks, address + p1 + blocks, address + p2 + blocks,
+                h0, h1, h2, m0, m1, m2, gear_address, blocks,
             )  # fmt: skip
-            if code < np.uint64(12):
+            t = blocks + back  # back = t - blocks, modulo 2**64
+            if code < np.uint64(3 * UNROLL):
                 hit = int(code)
         else:
             # One byte per lane and step, three independent chains, unrolled four times (the
