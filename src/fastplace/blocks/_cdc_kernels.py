@@ -76,6 +76,20 @@ def _shift_add_typer(typingctx: Any, h: Any, x: Any) -> Any:
 _shift_add: Any = intrinsic(_shift_add_typer)
 
 
+def _prefetch_typer(typingctx: Any, address: Any) -> Any:
+    """Ask for the cache line at ``address`` (uint64) to be brought into L2 (x86-64 only)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        if _X86_64:
+            fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(64)])
+            builder.call(ir.InlineAsm(fnty, "prefetcht1 ($0)", "r", side_effect=True), args)
+        return context.get_dummy_value()
+
+    return types.void(types.uint64), codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_typer)
+
 UNROLL = 16
 """Bytes of each lane per iteration of the assembly loop."""
 
@@ -407,6 +421,10 @@ def _lane_setup(
             cuts[lane, ncuts[lane]] = np.int64(start)
             ncuts[lane] += 1
             continue
+        if words:  # the chunk's first bytes are skipped, not read: fetch them for hashing
+            address = _address(data) + start
+            for offset in range(0, int(first - start), 64):
+                _prefetch(address + np.uint64(offset))
         state[lane, _POS] = first
         state[lane, _MIDDLE] = middle
         state[lane, _LAST] = last
