@@ -38,11 +38,16 @@ _ZERO = np.uint64(0)
 _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 _FOUR = np.uint64(4)
-_X86_64 = llvm.get_process_triple().startswith("x86_64")
-PORTABLE = not _X86_64
+
+_ASSEMBLY = False
+"""Whether the x86-64 inline assembly is used (it needs LLVM's assembly parser)."""
+if llvm.get_process_triple().startswith("x86_64"):
+    _init_parser = getattr(llvm, "initialize_native_asmparser", None)
+    if _init_parser is not None:
+        _init_parser()
+        _ASSEMBLY = True
+PORTABLE = not _ASSEMBLY
 """The ``portable`` argument of :func:`cut_and_hash_span` for this machine."""
-if _X86_64:
-    llvm.initialize_native_asmparser()  # for the inline assembly in _shift_add
 
 
 def _address_typer(typingctx: Any, array: Any) -> Any:
@@ -65,7 +70,7 @@ def _shift_add_typer(typingctx: Any, h: Any, x: Any) -> Any:
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         i64 = ir.IntType(64)
-        if _X86_64:
+        if _ASSEMBLY:
             asm = ir.InlineAsm(ir.FunctionType(i64, [i64, i64]), "leaq ($2,$1,2), $0", "=r,r,r")
             return builder.call(asm, [args[0], args[1]])
         return builder.add(builder.shl(args[0], ir.Constant(i64, 1)), args[1])
@@ -80,7 +85,7 @@ def _prefetch_typer(typingctx: Any, address: Any) -> Any:
     """Ask for the cache line at ``address`` (uint64) to be brought into L2 (x86-64 only)."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        if _X86_64:
+        if _ASSEMBLY:
             fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(64)])
             builder.call(ir.InlineAsm(fnty, "prefetcht1 ($0)", "r", side_effect=True), args)
         return context.get_dummy_value()
@@ -136,7 +141,7 @@ def _scan_lanes_typer(
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         i64 = ir.IntType(64)
-        if not _X86_64:  # never called there (portable=True); no hit, nothing rolled
+        if not _ASSEMBLY:  # never called there (portable=True); no hit, nothing rolled
             nothing = [ir.Constant(i64, 0), ir.Constant(i64, 255), args[3], args[4], args[5]]
             return context.make_tuple(builder, result, nothing)
         outputs = ir.LiteralStructType([i64] * 5)
@@ -496,7 +501,7 @@ def cut_span(
     """:func:`cut_and_hash_span` without the hashes."""
     return cut_and_hash_span(
         data, start, stop, eof, min_size, avg_size, max_size, mask_s, mask_l, gear, gear_ls,
-        out, lane_min, np.empty((0, 2), dtype=np.uint64), _ZERO, 0, not _X86_64,
+        out, lane_min, np.empty((0, 2), dtype=np.uint64), _ZERO, 0, not _ASSEMBLY,
     )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ import ctypes
 import functools
 import importlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -151,6 +152,10 @@ _XXH3_NAMES: Final = {
 }
 
 
+_libraries: list[ctypes.CDLL] = []
+"""Kept open, so the function addresses handed out stay valid."""
+
+
 class _Hash128(ctypes.Structure):
     _fields_ = [("low", ctypes.c_uint64), ("high", ctypes.c_uint64)]  # XXH128_hash_t
 
@@ -163,10 +168,13 @@ def xxh3_function(hash_bits: int) -> int | None:
     hashed from Python, with the same results)."""
     import xxhash
 
+    if hash_bits == 128 and sys.platform == "win32":
+        return None  # a 16-byte struct comes back through memory there, not in registers
     try:
         library = ctypes.CDLL(importlib.import_module("xxhash._xxhash").__file__)
     except (ImportError, OSError, TypeError):
         return None
+    _libraries.append(library)
     sample = bytes(range(256)) * 9
     for name in _XXH3_NAMES.get(hash_bits, ()):
         function = getattr(library, name, None)
