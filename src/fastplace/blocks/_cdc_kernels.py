@@ -15,7 +15,12 @@ The boundary rule is FastCDC 2020 (Xia et al.) with normalised chunking, exactly
 cuts faster on large spans: it splits the span into three segments and chunks them at
 once, one hash chain per segment (a single chain is bound by the latency of its
 shift-and-add; three independent ones keep the core busy), then stitches the segments
-together exactly (see there).
+together exactly (see there). On x86-64 its inner loop is inline assembly
+(:func:`_lanes_assembly`), elsewhere the same loop in numba.
+
+With ``words`` > 0 the kernels also hash every chunk right after cutting it, calling
+python-xxhash's own C function for xxh3 (its address found by ``cdc.xxh3_function``):
+the chunk is then still in the cache, and there is no Python call per chunk.
 
 All arithmetic is on uint64: numba turns mixed int64/uint64 arithmetic into float64.
 """
