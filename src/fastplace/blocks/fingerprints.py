@@ -44,7 +44,10 @@ CDC_ALGORITHM: Final = "fastcdc2020-gear64-splitmix-v1"
 """Names the boundary rule and Gear table; chunks from different algorithms never match."""
 FILE_FORMAT: Final = "fastplace-fingerprints-1"
 _SPAN: Final = 64 << 20
-"""Bytes cut at a time (then hashed) when the source is already in memory."""
+"""Bytes cut at a time (at least) when the source is already in memory."""
+_SPAN_CUTS: Final = 1 << 14
+"""... or this many chunks of min_size (up to 1 GiB): fewer, longer spans are cut with
+fewer seams (see cut_span), and the kernel's arrays stay ~(span / min_size) entries."""
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just processed, as fingerprinting goes on."""
@@ -444,8 +447,9 @@ def _cdc_blocks(
         """Cut data[:stop] span by span and hash the chunks; return the offset where the
         first chunk that cannot be decided yet starts."""
         position = 0
+        span = max(_SPAN, min(params.min_size * _SPAN_CUTS, 1 << 30))
         while position < stop:
-            end = min(stop, position + _SPAN)
+            end = min(stop, position + span)
             cuts, chunk_hashes, next_position = cutter.cut_and_hash(
                 data, position, end, eof and end == stop
             )
