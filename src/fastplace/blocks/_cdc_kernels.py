@@ -53,6 +53,8 @@ if llvm.get_process_triple().startswith("x86_64"):
         _ASSEMBLY = True
 PORTABLE = not _ASSEMBLY
 """The ``portable`` argument of :func:`cut_and_hash_span` for this machine."""
+_NO_HASHES = np.empty((0, 2), dtype=np.uint64)
+"""The ``hashes`` argument when not hashing (``words`` 0)."""
 
 
 def _address_typer(typingctx: Any, array: Any) -> Any:
@@ -257,7 +259,7 @@ def _scan(
     return end, h, sink
 
 
-@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+@njit(cache=True, nogil=True, boundscheck=False)
 def _chunk_length(
     data: _Bytes,
     start: np.uint64,
@@ -292,7 +294,6 @@ def _chunk_length(
     return remaining, sink
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
 def cut_points(
     data: _Bytes,
     start: int,
@@ -313,10 +314,11 @@ def cut_points(
     ``max_size`` bytes remain, since the next boundary may depend on bytes not yet read.
     Returns (number of cuts written, offset where the next chunk starts, a value to ignore).
     """
-    return cut_and_hash_points(
+    result: tuple[int, np.int64, np.uint64] = cut_and_hash_points(
         data, start, stop, eof, min_size, avg_size, max_size, mask_s, mask_l, gear, gear_ls,
-        out, np.empty((0, 2), dtype=np.uint64), _ZERO, 0,
+        out, _NO_HASHES, _ZERO, 0,
     )  # fmt: skip
+    return result
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -487,7 +489,6 @@ def _chunk_until(
         count += 1
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
 def cut_span(
     data: _Bytes,
     start: int,
@@ -504,10 +505,11 @@ def cut_span(
     lane_min: int,
 ) -> tuple[int, np.int64, np.uint64]:
     """:func:`cut_and_hash_span` without the hashes."""
-    return cut_and_hash_span(
+    result: tuple[int, np.int64, np.uint64] = cut_and_hash_span(
         data, start, stop, eof, min_size, avg_size, max_size, mask_s, mask_l, gear, gear_ls,
-        out, lane_min, np.empty((0, 2), dtype=np.uint64), _ZERO, 0, not _ASSEMBLY,
+        out, lane_min, _NO_HASHES, _ZERO, 0, PORTABLE,
     )  # fmt: skip
+    return result
 
 
 @njit(cache=True, nogil=True, boundscheck=False)

@@ -217,7 +217,7 @@ def _load() -> ModuleType:
 
 
 def kernel() -> CutPoints:
-    """The jitted ``cut_points`` kernel; imports numba (and compiles or loads) on first use."""
+    """The ``cut_points`` kernel; imports numba (and compiles or loads) on first use."""
     cut_points: CutPoints = _load().cut_points
     return cut_points
 
