@@ -16,6 +16,12 @@ Two groups, each with its baseline measured in the same run (extra_info["baselin
 The 128 MiB buffer is four times the last-level cache, so memory is really read; the
 16 MiB one fits in it. ``-k 128M-avg64K`` runs the main case only.
 Every benchmark also checks its result; CI runs the file with --benchmark-disable.
+
+pytest-benchmark runs each benchmark's rounds back to back, so on a shared machine a
+burst of load can land on one entry of a group. ``PYTHONPATH=src python3
+bench/bench_blocks.py [rounds]`` instead interleaves pyfastcdc and fastplace round by
+round and prints, per content-defined case, the ratio of the best times and the median
+and lowest of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -116,3 +122,51 @@ def test_fastplace_cdc_boundaries_only(benchmark: Any, size: int, avg: int) -> N
         ends, position = benchmark(cutter.cut, array, 0, size, True)
     assert position == int(ends[-1]) == size
     assert np.array_equal(ends, chunk_boundaries(array, params))
+
+
+def _count_chunks(chunker: Any, data: bytes) -> int:
+    return sum(1 for _ in chunker.cut_buf(data))
+
+
+def _interleaved(rounds: int) -> None:
+    import time
+
+    from pyfastcdc import FastCDC
+
+    warm_up()
+    for case in CDC_CASES:
+        size, avg = case.values
+        assert isinstance(size, int) and isinstance(avg, int)
+        data = buffer()[:size]
+        chunker = FastCDC(avg, min_size=avg // 4, max_size=avg * 4)
+        cutter = SpanCutter(CDCParams.from_average(avg))
+        array = np.frombuffer(data, dtype=np.uint8)
+        runs: dict[str, Any] = {
+            "pyfastcdc": functools.partial(_count_chunks, chunker, data),
+            "fingerprints": functools.partial(fingerprint, data, block_size=avg, cdc=True),
+            "fingerprints, 2 threads": functools.partial(
+                fingerprint, data, block_size=avg, cdc=True, threads=2
+            ),
+            "boundaries": functools.partial(cutter.cut, array, 0, size, True),
+        }
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(rounds):
+            for name, run in runs.items():
+                began = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - began)
+        base = times.pop("pyfastcdc")
+        line = [f"{case.id}: pyfastcdc {size / min(base) / 1e9:.2f} GB/s"]
+        for name, values in times.items():
+            ratios = [b / v for b, v in zip(base, values, strict=True)]
+            line.append(
+                f"{name} {min(base) / min(values):.2f}x (rounds: median "
+                f"{float(np.median(ratios)):.2f}x, lowest {min(ratios):.2f}x)"
+            )
+        print("; ".join(line), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _interleaved(int(sys.argv[1]) if len(sys.argv) > 1 else 9)
