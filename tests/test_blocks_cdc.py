@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -77,13 +79,16 @@ def test_kernel_matches_reference_on_arbitrary_bytes(sample: bytes, params: CDCP
     seed=st.integers(0, 2**32 - 1),
     period=st.sampled_from([0, 0, 0, 1, 7, 300]),
     eof=st.booleans(),
+    portable=st.booleans(),
     data=st.data(),
 )
 def test_three_chain_kernel_matches_reference(
-    params: CDCParams, seed: int, period: int, eof: bool, data: st.DataObject
+    params: CDCParams, seed: int, period: int, eof: bool, portable: bool, data: st.DataObject
 ) -> None:
     """cut_span splits the span into three segments and stitches them: any split point
-    (lane_min small, so even short inputs are split) must give the reference's cuts."""
+    (lane_min small, so even short inputs are split) must give the reference's cuts, with
+    the assembly inner loop (x86-64) and with the portable numba one."""
+    portable = portable or cdc_module._load().PORTABLE  # the assembly loop is x86-64 only
     length = data.draw(st.integers(1, 30 * params.max_size), label="length")
     sample = _sample(seed, length, period)
     start = data.draw(st.integers(0, length // 10), label="start")
@@ -94,7 +99,10 @@ def test_three_chain_kernel_matches_reference(
         array, start, length, eof, params.min_size, params.avg_size, params.max_size,
         np.uint64(params.mask_s), np.uint64(params.mask_l), GEAR, GEAR_LS,
     )  # fmt: skip
-    count, position, _ = cdc_module.span_kernel()(*args, out, lane_min)
+    no_hashes = np.empty((0, 2), dtype=np.uint64)
+    count, position, _ = cdc_module._load().cut_and_hash_span(
+        *args, out, lane_min, no_hashes, np.uint64(0), 0, portable
+    )
     expected = [start + end for end in _reference(sample[start:], params)]
     if not eof:  # the last chunks are undecided: at most max_size bytes before the end
         decided, at = [], start
@@ -139,6 +147,85 @@ def test_streaming_equals_in_memory(window: int, length: int) -> None:
     assert streamed.offsets.tolist() == whole.offsets.tolist()
     assert streamed.hashes.tolist() == whole.hashes.tolist()
     assert streamed.total_size == length
+
+
+@pytest.mark.parametrize("window", [1, 5000, 1 << 16])
+@pytest.mark.parametrize("length", [700, 8191, 8192, 8193, 100_000, 300_001])
+def test_mapped_file_equals_in_memory(tmp_path: Path, window: int, length: int) -> None:
+    """Paths are cut through one memory map of a window at a time (each window begins at
+    the first undecided chunk, rounded down to the mapping granularity): same chunks and
+    hashes as one pass over the whole buffer, and progress adds up to the file size."""
+    sample = _sample(length + 1, length, 0)
+    path = tmp_path / "model.bin"
+    path.write_bytes(sample)
+    kwargs = {"block_size": 512, "cdc": True, "min_size": 128, "max_size": 1024}
+    whole = fingerprint(sample, **kwargs)  # type: ignore[arg-type]
+    seen: list[int] = []
+    mapped = fingerprint(path, window=window, progress=seen.append, **kwargs)  # type: ignore[arg-type]
+    assert mapped.offsets.tolist() == whole.offsets.tolist()
+    assert mapped.hashes.tolist() == whole.hashes.tolist()
+    assert sum(seen) == length
+
+
+def _expected_hashes(data: bytes, ends: list[int], hash_bits: int) -> list[list[int]]:
+    words = []
+    start = 0
+    for end in ends:
+        if hash_bits == 64:
+            words.append([xxhash.xxh3_64_intdigest(data[start:end]), 0])
+        else:
+            value = xxhash.xxh3_128_intdigest(data[start:end])
+            words.append([value >> 64, value & (2**64 - 1)])
+        start = end
+    return words
+
+
+@pytest.mark.parametrize("hash_bits", [64, 128])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("eof", [True, False])
+def test_kernel_hashes_are_xxh3_of_each_chunk(hash_bits: int, threads: int, eof: bool) -> None:
+    """Hashed inside the kernel (one chain, three chains, parts on two threads, stitched):
+    the hash of every chunk, as python-xxhash gives it."""
+    params = CDCParams(64, 256, 1024)
+    sample = _sample(5, 200_000, 0)
+    array = cdc_module.readonly(np.frombuffer(sample, dtype=np.uint8))
+    with cdc_module.SpanCutter(params, threads, hash_bits) as cutter:
+        assert cutter.hashing
+        cutter.LANE_MIN = 10_000  # type: ignore[misc]
+        cutter.PART_MIN = 20_000  # type: ignore[misc]
+        for start in (0, 3000):
+            ends, at = [], start
+            for end in (start + end for end in _reference(sample[start:], params)):
+                if not eof and len(sample) - at < params.max_size:
+                    break  # undecided: at most max_size bytes before the end
+                ends.append(end)
+                at = end
+            cuts, hashes, position = cutter.cut_and_hash(array, start, len(sample), eof)
+            assert cuts.tolist() == ends
+            assert position == at
+            assert hashes is not None
+            words = hashes.tolist() if hash_bits == 128 else [[w[0], 0] for w in hashes.tolist()]
+            assert words == _expected_hashes(sample, [start, *ends], hash_bits)[1:]
+
+
+def test_hashing_falls_back_to_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without xxhash's C function (another build of the extension), chunks are hashed
+    from Python, with the same fingerprints."""
+    sample = _sample(9, 300_000, 0)
+    fast = fingerprint(sample, block_size=4096, cdc=True, hash_bits=128, threads=2)
+    monkeypatch.setattr(cdc_module, "xxh3_function", lambda hash_bits: None)
+    for threads in (1, 2):
+        slow = fingerprint(sample, block_size=4096, cdc=True, hash_bits=128, threads=threads)
+        assert slow.offsets.tolist() == fast.offsets.tolist()
+        assert slow.hashes.tolist() == fast.hashes.tolist()
+    with cdc_module.SpanCutter(CDCParams(64, 256, 1024), hash_bits=64) as cutter:
+        assert not cutter.hashing
+
+
+def test_xxh3_function_is_found_and_checked() -> None:
+    assert cdc_module.xxh3_function(64) is not None
+    assert cdc_module.xxh3_function(128) is not None
+    assert cdc_module.xxh3_function(32) is None
 
 
 def test_spread_mask_bits() -> None:

@@ -12,7 +12,11 @@ run on a machine pays the compile time. :func:`warm_up` reports that time.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import importlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +39,7 @@ __all__ = [
     "span_kernel",
     "spread_mask",
     "warm_up",
+    "xxh3_function",
 ]
 
 DEFAULT_AVG_SIZE: Final = 64 << 10
@@ -141,6 +146,60 @@ def _check_positive(field: str, value: int) -> None:
         raise ValueError(f"{field} = {value} must be > 0")
 
 
+_XXH3_NAMES: Final = {
+    64: ("XXH3_64bits_dispatch", "XXH3_64bits"),
+    128: ("XXH3_128bits_dispatch", "XXH3_128bits"),
+}
+
+
+_libraries: list[ctypes.CDLL] = []
+"""Kept open, so the function addresses handed out stay valid."""
+
+
+class _Hash128(ctypes.Structure):
+    _fields_ = [("low", ctypes.c_uint64), ("high", ctypes.c_uint64)]  # XXH128_hash_t
+
+
+@functools.cache
+def xxh3_function(hash_bits: int) -> int | None:
+    """Address of python-xxhash's own C function for xxh3 with ``hash_bits`` (64 or 128),
+    so the kernels can hash each chunk without going back to Python; None if the
+    extension does not export it or it does not give xxhash's results (then chunks are
+    hashed from Python, with the same results)."""
+    import xxhash
+
+    if hash_bits == 128 and sys.platform == "win32":
+        return None  # a 16-byte struct comes back through memory there, not in registers
+    try:
+        library = ctypes.CDLL(importlib.import_module("xxhash._xxhash").__file__)
+    except (ImportError, OSError, TypeError):
+        return None
+    _libraries.append(library)
+    sample = bytes(range(256)) * 9
+    for name in _XXH3_NAMES.get(hash_bits, ()):
+        function = getattr(library, name, None)
+        if function is None:
+            continue
+        function.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        if hash_bits == 64:
+            function.restype = ctypes.c_uint64
+            works = all(
+                function(sample[:n], n) == xxhash.xxh3_64_intdigest(sample[:n])
+                for n in (0, 1, 17, 240, 241, len(sample))
+            )
+        else:
+            function.restype = _Hash128
+            works = all(
+                (lambda v: v.high << 64 | v.low)(function(sample[:n], n))
+                == xxhash.xxh3_128_intdigest(sample[:n])
+                for n in (0, 1, 17, 240, 241, len(sample))
+            )
+        if works:
+            address = ctypes.cast(function, ctypes.c_void_p).value
+            return int(address) if address else None
+    return None
+
+
 CutPoints = Callable[..., tuple[int, Any, Any]]
 CutSpan = Callable[..., tuple[int, Any, Any]]
 
@@ -148,23 +207,30 @@ _kernels: ModuleType | None = None
 _warm_up_seconds: float | None = None
 
 
-def kernel() -> CutPoints:
-    """The jitted ``cut_points`` kernel; imports numba (and compiles or loads) on first use."""
+def _load() -> ModuleType:
     global _kernels
     if _kernels is None:
         from fastplace.blocks import _cdc_kernels
 
         _kernels = _cdc_kernels
-    cut_points: CutPoints = _kernels.cut_points
+    return _kernels
+
+
+def kernel() -> CutPoints:
+    """The ``cut_points`` kernel; imports numba (and compiles or loads) on first use."""
+    cut_points: CutPoints = _load().cut_points
     return cut_points
 
 
 def span_kernel() -> CutSpan:
     """The jitted ``cut_span`` kernel (three hash chains), loaded like :func:`kernel`."""
-    kernel()
-    assert _kernels is not None
-    cut_span: CutSpan = _kernels.cut_span
+    cut_span: CutSpan = _load().cut_span
     return cut_span
+
+
+Cuts = tuple[NDArray[np.int64], NDArray[np.uint64] | None, int]
+"""Chunk end offsets, their xxh3 hashes (None when not hashed) and where the next chunk
+starts."""
 
 
 class SpanCutter:
@@ -174,6 +240,10 @@ class SpanCutter:
     (the kernels release the GIL) and stitched exactly as ``cut_span`` stitches its
     lanes: from the last true cut, chunking goes on until it lands on a cut of the
     next part. The cuts are the same for any number of threads.
+
+    With ``hash_bits`` (64 or 128), :meth:`cut_and_hash` also hashes every chunk with
+    xxh3 inside the kernel, right after cutting it, when python-xxhash's C function can
+    be called from there (:func:`xxh3_function`); ``hashing`` tells whether it can.
     """
 
     PART_MIN: Final = 4 << 20
@@ -181,13 +251,20 @@ class SpanCutter:
     LANE_MIN: Final = 1 << 20
     """Spans shorter than three times this are cut by one hash chain, longer by three."""
 
-    def __init__(self, params: CDCParams, threads: int = 1) -> None:
+    def __init__(self, params: CDCParams, threads: int = 1, hash_bits: int | None = None) -> None:
         _check_positive("threads", threads)
         self.params = params
         self.threads = threads
-        self._cut_span = span_kernel()
-        self._cut_points = kernel()
+        kernels = _load()
+        self._cut_span = kernels.cut_and_hash_span
+        self._cut_points = kernels.cut_and_hash_points
         self._masks = (np.uint64(params.mask_s), np.uint64(params.mask_l))
+        function = None if hash_bits is None else xxh3_function(hash_bits)
+        self.hashing = function is not None
+        """True if :meth:`cut_and_hash` returns hashes (else they are None)."""
+        self._function = np.uint64(function or 0)
+        self._words = 0 if function is None else 1 if hash_bits == 64 else 2
+        self._portable: bool = kernels.PORTABLE
         self.executor = ThreadPoolExecutor(threads) if threads > 1 else None
         """The worker threads (None with one thread); callers may share them, e.g. to hash."""
 
@@ -205,17 +282,26 @@ class SpanCutter:
         p = self.params
         return (stop, eof, p.min_size, p.avg_size, p.max_size, *self._masks, GEAR, GEAR_LS)
 
-    def _cut_one(
-        self, data: NDArray[np.uint8], start: int, stop: int, eof: bool
-    ) -> tuple[NDArray[np.int64], int]:
-        out = np.empty((stop - start) // self.params.min_size + 2, dtype=np.int64)
-        count, position, _ = self._cut_span(data, start, *self._args(stop, eof), out, self.LANE_MIN)
-        return out[:count], int(position)
+    def _hashes(self, count: int) -> NDArray[np.uint64]:
+        return np.empty((count if self._words else 0, 2), dtype=np.uint64)
 
-    def _next_cut(self, data: NDArray[np.uint8], start: int, stop: int, eof: bool) -> int | None:
+    def _cut_one(self, data: NDArray[np.uint8], start: int, stop: int, eof: bool) -> Cuts:
+        capacity = (stop - start) // self.params.min_size + 2
+        out = np.empty(capacity, dtype=np.int64)
+        hashes = self._hashes(capacity)
+        count, position, _ = self._cut_span(
+            data, start, *self._args(stop, eof), out, self.LANE_MIN, hashes, self._function,
+            self._words, self._portable,
+        )  # fmt: skip
+        return out[:count], hashes[:count] if self._words else None, int(position)
+
+    def _next_cut(self, data: NDArray[np.uint8], start: int, stop: int, eof: bool) -> Cuts:
         out = np.empty(1, dtype=np.int64)
-        count, _, _ = self._cut_points(data, start, *self._args(stop, eof), out)
-        return int(out[0]) if count else None
+        hashes = self._hashes(1)
+        count, _, _ = self._cut_points(
+            data, start, *self._args(stop, eof), out, hashes, self._function, self._words
+        )
+        return out[:count], hashes[:count] if self._words else None, int(out[0]) if count else -1
 
     def cut(
         self, data: NDArray[np.uint8], start: int, stop: int, eof: bool
@@ -225,6 +311,12 @@ class SpanCutter:
         Unless ``eof``, chunking stops less than ``max_size`` bytes before ``stop``,
         where a boundary could depend on bytes not yet available.
         """
+        cuts, _, position = self.cut_and_hash(data, start, stop, eof)
+        return cuts, position
+
+    def cut_and_hash(self, data: NDArray[np.uint8], start: int, stop: int, eof: bool) -> Cuts:
+        """As :meth:`cut`, with the chunks' xxh3 hashes when :attr:`hashing`: an (n, 2)
+        uint64 array, (high, low) words for 128 bits, the hash in word 0 for 64 bits."""
         data = readonly(data)
         if self.executor is None or stop - start < self.threads * self.PART_MIN:
             return self._cut_one(data, start, stop, eof)
@@ -236,26 +328,38 @@ class SpanCutter:
             futures.append(
                 self.executor.submit(self._cut_one, data, bounds[i], end, eof and end == stop)
             )
-        parts = [future.result()[0] for future in futures]
-        pieces = [parts[0]]
-        position = int(parts[0][-1]) if parts[0].size else start
-        for cuts in parts[1:]:
+        parts = [future.result() for future in futures]
+        pieces = [parts[0][0]]
+        hash_pieces = [parts[0][1]]
+        position = int(parts[0][0][-1]) if parts[0][0].size else start
+        for cuts, hashes, _ in parts[1:]:
             while True:
                 index = int(np.searchsorted(cuts, position))
                 if index == cuts.size:
                     break  # chunking passed this part's cuts without meeting them
                 if int(cuts[index]) == position:
                     pieces.append(cuts[index + 1 :])
+                    hash_pieces.append(None if hashes is None else hashes[index + 1 :])
                     position = int(cuts[-1])
                     break
-                step = self._next_cut(data, position, stop, eof)
-                if step is None:
-                    return np.concatenate(pieces), position
-                pieces.append(np.array([step], dtype=np.int64))
-                position = step
-        tail, position = self._cut_one(data, position, stop, eof)
+                step, step_hash, next_position = self._next_cut(data, position, stop, eof)
+                if next_position < 0:
+                    return _join(pieces, hash_pieces, position)
+                pieces.append(step)
+                hash_pieces.append(step_hash)
+                position = next_position
+        tail, tail_hashes, position = self._cut_one(data, position, stop, eof)
         pieces.append(tail)
-        return np.concatenate(pieces), position
+        hash_pieces.append(tail_hashes)
+        return _join(pieces, hash_pieces, position)
+
+
+def _join(
+    pieces: list[NDArray[np.int64]], hash_pieces: list[NDArray[np.uint64] | None], position: int
+) -> Cuts:
+    present = [piece for piece in hash_pieces if piece is not None]
+    hashes = np.concatenate(present) if len(present) == len(hash_pieces) else None
+    return np.concatenate(pieces), hashes, position
 
 
 def warm_up() -> float:
@@ -275,6 +379,8 @@ def warm_up() -> float:
             data, 0, 0, True, 64, 256, 512, np.uint64(1), np.uint64(1), GEAR, GEAR_LS,
             np.empty(2, dtype=np.int64), 1,
         )  # fmt: skip
+        with SpanCutter(CDCParams(64, 256, 512), hash_bits=64) as cutter:
+            cutter.cut_and_hash(data, 0, int(data.size), True)
         _warm_up_seconds = time.perf_counter() - began
     return _warm_up_seconds
 

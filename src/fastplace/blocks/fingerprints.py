@@ -8,9 +8,12 @@ then be compared (:mod:`.similarity`).
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import mmap
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -44,7 +47,10 @@ CDC_ALGORITHM: Final = "fastcdc2020-gear64-splitmix-v1"
 """Names the boundary rule and Gear table; chunks from different algorithms never match."""
 FILE_FORMAT: Final = "fastplace-fingerprints-1"
 _SPAN: Final = 64 << 20
-"""Bytes cut at a time (then hashed) when the source is already in memory."""
+"""Bytes cut at a time (at least) when the source is already in memory."""
+_SPAN_CUTS: Final = 1 << 14
+"""... or this many chunks of min_size (up to 1 GiB): fewer, longer spans are cut with
+fewer seams (see cut_span), and the kernel's arrays stay ~(span / min_size) entries."""
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just processed, as fingerprinting goes on."""
@@ -273,7 +279,7 @@ def fingerprint(
 ) -> Fingerprints:
     """Cut ``source`` into blocks and hash each one.
 
-    ``source`` is a path (read in ``window``-byte pieces, never whole), a bytes-like
+    ``source`` is a path (read or mapped ``window`` bytes at a time, never whole), a bytes-like
     object, a numpy array, an mmap or a binary stream. Without ``cdc`` the blocks are
     ``block_size`` bytes (64 KiB by default; the last may be shorter). With ``cdc`` the
     boundaries are content-defined: ``block_size`` is then the average chunk size and
@@ -314,9 +320,10 @@ def fingerprint(
             _check_not_smaller_than_block(reader.name, reader.size, chunking)
         if chunking.method == "fixed":
             hash_values, ends = _fixed_blocks(reader, chunking.block_size, window, hasher, progress)
+            words = _hash_words(hash_values, hash_bits)
         else:
-            hash_values, ends = _cdc_blocks(
-                reader, chunking.cdc_params(), window, hasher, progress, threads
+            words, ends = _cdc_blocks(
+                reader, chunking.cdc_params(), window, hash_bits, progress, threads
             )
         total = int(ends[-1]) if ends.size else 0
         _check_not_smaller_than_block(reader.name, total, chunking)
@@ -326,7 +333,7 @@ def fingerprint(
     offsets[0] = 0
     offsets[1:] = ends[:-1]
     return Fingerprints(
-        hashes=_hash_array(hash_values, hash_bits),
+        hashes=words[:, 0].copy() if hash_bits == 64 else words,
         offsets=offsets,
         sizes=ends - offsets,
         total_size=total,
@@ -347,12 +354,14 @@ def _check_not_smaller_than_block(name: str, size: int, chunking: Chunking) -> N
         )
 
 
-def _hash_array(values: list[int], hash_bits: int) -> NDArray[np.uint64]:
+def _hash_words(values: list[int], hash_bits: int) -> NDArray[np.uint64]:
+    """Hashes as (n, 2) uint64 words: (high, low) for 128 bits, the hash in word 0 for 64."""
+    words = np.zeros((len(values), 2), dtype=np.uint64)
     if hash_bits == 64:
-        return np.array(values, dtype=np.uint64).reshape(-1)
-    words = np.empty((len(values), 2), dtype=np.uint64)
-    words[:, 0] = np.array([value >> 64 for value in values], dtype=np.uint64)
-    words[:, 1] = np.array([value & 0xFFFFFFFFFFFFFFFF for value in values], dtype=np.uint64)
+        words[:, 0] = np.array(values, dtype=np.uint64).reshape(-1)
+    else:
+        words[:, 0] = np.array([value >> 64 for value in values], dtype=np.uint64)
+        words[:, 1] = np.array([value & 0xFFFFFFFFFFFFFFFF for value in values], dtype=np.uint64)
     return words
 
 
@@ -400,13 +409,15 @@ def _cdc_blocks(
     reader: SourceReader,
     params: _cdc.CDCParams,
     window: int,
-    hasher: Callable[[Any], int],
+    hash_bits: int,
     progress: ProgressCallback | None,
     threads: int,
-) -> tuple[list[int], NDArray[np.int64]]:
-    hashes: list[int] = []
+) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
+    """Chunk ends and hashes ((n, 2) words, see SpanCutter.cut_and_hash) of the source."""
+    hashes: list[NDArray[np.uint64]] = []
     ends: list[NDArray[np.int64]] = []
-    cutter = _cdc.SpanCutter(params, threads)
+    cutter = _cdc.SpanCutter(params, threads, hash_bits)
+    hasher = _hasher(hash_bits)
 
     def hash_chunks(view: memoryview, start: int, cuts: list[int]) -> list[int]:
         values = []
@@ -415,31 +426,42 @@ def _cdc_blocks(
             start = cut
         return values
 
-    def cut_and_hash(data: NDArray[np.uint8], stop: int, eof: bool, base: int) -> int:
-        """Cut data[:stop] span by span and hash the chunks; return the offset where the
-        first chunk that cannot be decided yet starts."""
+    def python_hashes(data: NDArray[np.uint8], position: int, cuts: NDArray[np.int64]) -> None:
+        """The slow way, when the kernel cannot call xxh3 itself."""
         view = data.data
-        position = 0
+        listed = cuts.tolist()
+        values: list[int] = []
+        if cutter.executor is not None and len(listed) > 4 * threads:
+            # xxhash releases the GIL: hash contiguous runs of chunks on each thread.
+            bounds = [len(listed) * i // threads for i in range(threads + 1)]
+            jobs = [
+                cutter.executor.submit(
+                    hash_chunks, view, listed[lo - 1] if lo else position, listed[lo:hi]
+                )
+                for lo, hi in itertools.pairwise(bounds)
+            ]
+            for job in jobs:
+                values.extend(job.result())
+        else:
+            values = hash_chunks(view, position, listed)
+        hashes.append(_hash_words(values, hash_bits))
+
+    def cut_and_hash(
+        data: NDArray[np.uint8], stop: int, eof: bool, base: int, position: int = 0
+    ) -> int:
+        """Cut data[position:stop] span by span and hash the chunks (data[0] is byte
+        ``base`` of the source); return the offset where the first chunk that cannot be
+        decided yet starts."""
+        span = max(_SPAN, min(params.min_size * _SPAN_CUTS, 1 << 30))
         while position < stop:
-            end = min(stop, position + _SPAN)
-            cuts, next_position = cutter.cut(data, position, end, eof and end == stop)
-            listed = cuts.tolist()
-            if cutter.executor is not None and len(listed) > 4 * threads:
-                # xxhash releases the GIL: hash contiguous runs of chunks on each thread.
-                bounds = [len(listed) * i // threads for i in range(threads + 1)]
-                jobs = [
-                    cutter.executor.submit(
-                        hash_chunks,
-                        view,
-                        listed[lo - 1] if lo else position,
-                        listed[lo:hi],
-                    )
-                    for lo, hi in itertools.pairwise(bounds)
-                ]
-                for job in jobs:
-                    hashes.extend(job.result())
+            end = min(stop, position + span)
+            cuts, chunk_hashes, next_position = cutter.cut_and_hash(
+                data, position, end, eof and end == stop
+            )
+            if chunk_hashes is not None:
+                hashes.append(chunk_hashes)
             else:
-                hashes.extend(hash_chunks(view, position, listed))
+                python_hashes(data, position, cuts)
             if cuts.size:
                 ends.append(cuts + base)
             if progress is not None and next_position > position:
@@ -453,6 +475,8 @@ def _cdc_blocks(
         if reader.memory is not None:
             data = _cdc.readonly(reader.memory)
             cut_and_hash(data, int(data.size), True, 0)
+        elif _mapped_windows(reader, max(window, 4 * params.max_size), cut_and_hash):
+            pass
         else:
             buffer = np.empty(max(window, 2 * params.max_size), dtype=np.uint8)
             data = _cdc.readonly(buffer)
@@ -473,5 +497,55 @@ def _cdc_blocks(
                 buffer[:carry] = buffer[used:filled]
                 base += used
     if not ends:
-        return hashes, np.empty(0, dtype=np.int64)
-    return hashes, np.concatenate(ends)
+        return np.empty((0, 2), dtype=np.uint64), np.empty(0, dtype=np.int64)
+    return np.concatenate(hashes), np.concatenate(ends)
+
+
+_Cutter = Callable[[NDArray[np.uint8], int, bool, int, int], int]
+
+
+def _mapped_windows(reader: SourceReader, window: int, cut_and_hash: _Cutter) -> bool:
+    """Cut a regular file through read-only memory maps of ``window`` bytes, one at a
+    time (no copy into a buffer, and never more than one window mapped); each next window
+    starts at the first undecided chunk. False, having read nothing, if the source is not
+    a regular file or cannot be mapped (then it is read into a buffer instead).
+
+    The file's size is taken when it is opened; as with any memory map, a file truncated
+    by another process while it is being cut raises SIGBUS instead of a short read."""
+    size = reader.size
+    try:
+        fileno = reader.stream.fileno() if reader.stream is not None else -1
+        regular = size is not None and fileno >= 0 and stat.S_ISREG(os.fstat(fileno).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        regular = False
+    if not regular or size is None:
+        return False
+    granularity = mmap.ALLOCATIONGRANULARITY
+    window = (window + granularity - 1) // granularity * granularity
+    base = 0  # the first byte not yet in a chunk
+    while base < size:
+        offset = base // granularity * granularity
+        length = min(size - offset, window + granularity)
+        try:
+            mapped = mmap.mmap(fileno, length, access=mmap.ACCESS_READ, offset=offset)
+        except (OSError, ValueError):
+            if base == 0:
+                return False
+            raise
+        data: NDArray[np.uint8] | None = None
+        try:
+            if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+                mapped.madvise(mmap.MADV_SEQUENTIAL)
+            data = _cdc.readonly(np.frombuffer(mapped, dtype=np.uint8))
+            eof = offset + length == size
+            used = cut_and_hash(data, length, eof, offset, base - offset)
+        finally:
+            data = None  # the map cannot close while a view of it exists
+            try:
+                mapped.close()
+            except BufferError:  # views still held by an exception's traceback
+                pass
+        if eof:
+            break
+        base = offset + used
+    return True
