@@ -508,10 +508,7 @@ def _mapped_windows(reader: SourceReader, window: int, cut_and_hash: _Cutter) ->
     """Cut a regular file through read-only memory maps of ``window`` bytes, one at a
     time (no copy into a buffer, and never more than one window mapped); each next window
     starts at the first undecided chunk. False, having read nothing, if the source is not
-    a regular file or cannot be mapped (then it is read into a buffer instead).
-
-    The file's size is taken when it is opened; as with any memory map, a file truncated
-    by another process while it is being cut raises SIGBUS instead of a short read."""
+    a regular file or cannot be mapped (then it is read into a buffer instead)."""
     size = reader.size
     try:
         fileno = reader.stream.fileno() if reader.stream is not None else -1
