@@ -279,7 +279,7 @@ def fingerprint(
 ) -> Fingerprints:
     """Cut ``source`` into blocks and hash each one.
 
-    ``source`` is a path (read or mapped ``window`` bytes at a time, never whole), a bytes-like
+    ``source`` is a path (read in ``window``-byte pieces, never whole), a bytes-like
     object, a numpy array, an mmap or a binary stream. Without ``cdc`` the blocks are
     ``block_size`` bytes (64 KiB by default; the last may be shorter). With ``cdc`` the
     boundaries are content-defined: ``block_size`` is then the average chunk size and

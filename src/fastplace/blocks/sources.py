@@ -1,9 +1,8 @@
 """Where bytes come from: paths (read in windows), in-memory buffers and binary streams.
 
 Fingerprinting never loads a file whole: paths and streams are read into one reusable
-window (16 MiB by default), so a 10 GB model needs tens of MB of memory (content-defined
-chunking maps regular files one window at a time instead of reading them: no copy).
-Buffers that are already in memory (bytes, numpy arrays, mmap) are used in place.
+window (16 MiB by default), so a 10 GB model needs tens of MB of memory. Buffers that
+are already in memory (bytes, numpy arrays, mmap) are used in place, without a copy.
 """
 
 from __future__ import annotations
