@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,24 +146,6 @@ def test_streaming_equals_in_memory(window: int, length: int) -> None:
     assert streamed.offsets.tolist() == whole.offsets.tolist()
     assert streamed.hashes.tolist() == whole.hashes.tolist()
     assert streamed.total_size == length
-
-
-@pytest.mark.parametrize("window", [1, 5000, 1 << 16])
-@pytest.mark.parametrize("length", [700, 8191, 8192, 8193, 100_000, 300_001])
-def test_mapped_file_equals_in_memory(tmp_path: Path, window: int, length: int) -> None:
-    """Paths are cut through one memory map of a window at a time (each window begins at
-    the first undecided chunk, rounded down to the mapping granularity): same chunks and
-    hashes as one pass over the whole buffer, and progress adds up to the file size."""
-    sample = _sample(length + 1, length, 0)
-    path = tmp_path / "model.bin"
-    path.write_bytes(sample)
-    kwargs = {"block_size": 512, "cdc": True, "min_size": 128, "max_size": 1024}
-    whole = fingerprint(sample, **kwargs)  # type: ignore[arg-type]
-    seen: list[int] = []
-    mapped = fingerprint(path, window=window, progress=seen.append, **kwargs)  # type: ignore[arg-type]
-    assert mapped.offsets.tolist() == whole.offsets.tolist()
-    assert mapped.hashes.tolist() == whole.hashes.tolist()
-    assert sum(seen) == length
 
 
 def _expected_hashes(data: bytes, ends: list[int], hash_bits: int) -> list[list[int]]:

@@ -8,12 +8,9 @@ then be compared (:mod:`.similarity`).
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
-import mmap
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -446,12 +443,10 @@ def _cdc_blocks(
             values = hash_chunks(view, position, listed)
         hashes.append(_hash_words(values, hash_bits))
 
-    def cut_and_hash(
-        data: NDArray[np.uint8], stop: int, eof: bool, base: int, position: int = 0
-    ) -> int:
-        """Cut data[position:stop] span by span and hash the chunks (data[0] is byte
-        ``base`` of the source); return the offset where the first chunk that cannot be
-        decided yet starts."""
+    def cut_and_hash(data: NDArray[np.uint8], stop: int, eof: bool, base: int) -> int:
+        """Cut data[:stop] span by span and hash the chunks; return the offset where the
+        first chunk that cannot be decided yet starts."""
+        position = 0
         span = max(_SPAN, min(params.min_size * _SPAN_CUTS, 1 << 30))
         while position < stop:
             end = min(stop, position + span)
@@ -475,8 +470,6 @@ def _cdc_blocks(
         if reader.memory is not None:
             data = _cdc.readonly(reader.memory)
             cut_and_hash(data, int(data.size), True, 0)
-        elif _mapped_windows(reader, max(window, 4 * params.max_size), cut_and_hash):
-            pass
         else:
             buffer = np.empty(max(window, 2 * params.max_size), dtype=np.uint8)
             data = _cdc.readonly(buffer)
@@ -499,50 +492,3 @@ def _cdc_blocks(
     if not ends:
         return np.empty((0, 2), dtype=np.uint64), np.empty(0, dtype=np.int64)
     return np.concatenate(hashes), np.concatenate(ends)
-
-
-_Cutter = Callable[[NDArray[np.uint8], int, bool, int, int], int]
-
-
-def _mapped_windows(reader: SourceReader, window: int, cut_and_hash: _Cutter) -> bool:
-    """Cut a regular file through read-only memory maps of ``window`` bytes, one at a
-    time (no copy into a buffer, and never more than one window mapped); each next window
-    starts at the first undecided chunk. False, having read nothing, if the source is not
-    a regular file or cannot be mapped (then it is read into a buffer instead)."""
-    size = reader.size
-    try:
-        fileno = reader.stream.fileno() if reader.stream is not None else -1
-        regular = size is not None and fileno >= 0 and stat.S_ISREG(os.fstat(fileno).st_mode)
-    except (OSError, ValueError, io.UnsupportedOperation):
-        regular = False
-    if not regular or size is None:
-        return False
-    granularity = mmap.ALLOCATIONGRANULARITY
-    window = (window + granularity - 1) // granularity * granularity
-    base = 0  # the first byte not yet in a chunk
-    while base < size:
-        offset = base // granularity * granularity
-        length = min(size - offset, window + granularity)
-        try:
-            mapped = mmap.mmap(fileno, length, access=mmap.ACCESS_READ, offset=offset)
-        except (OSError, ValueError):
-            if base == 0:
-                return False
-            raise
-        data: NDArray[np.uint8] | None = None
-        try:
-            if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
-                mapped.madvise(mmap.MADV_SEQUENTIAL)
-            data = _cdc.readonly(np.frombuffer(mapped, dtype=np.uint8))
-            eof = offset + length == size
-            used = cut_and_hash(data, length, eof, offset, base - offset)
-        finally:
-            data = None  # the map cannot close while a view of it exists
-            try:
-                mapped.close()
-            except BufferError:  # views still held by an exception's traceback
-                pass
-        if eof:
-            break
-        base = offset + used
-    return True
