@@ -44,7 +44,8 @@ def make_capacity(rng: np.random.Generator, n: int, dims: int, style: str) -> li
         for d in range(dims):
             choices = boundary_amounts(int(top[d]), int(top[d]))
             matrix[:, d] = rng.choice(choices, size=n)
-            matrix[rng.integers(n), d] = top[d]
+            if n:  # one server at the top itself (an empty cluster has none)
+                matrix[rng.integers(n), d] = top[d]
     return matrix.astype(np.int64).tolist()
 
 
