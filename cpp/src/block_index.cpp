@@ -273,12 +273,13 @@ Bytes BlockIndex::missing_bytes(ServerId server, const BlockId* blocks, std::siz
     check_blocks(blocks, k);
     size_scratch();
     next_epoch();
+    const BlockLru& lru = servers_[s].lru;
     Bytes missing = 0;
     for (std::size_t i = 0; i < k; ++i) {
         const auto b = static_cast<std::size_t>(blocks[i]);
         if (block_stamp_[b] == epoch_) continue;
         block_stamp_[b] = epoch_;
-        if (entry_of_.find(entry_key(s, blocks[i])) == EntryMap::kAbsent) missing += size_[b];
+        if (lru.find(blocks[i]) == BlockLru::kNone) missing += size_[b];
     }
     return missing;
 }
@@ -295,10 +296,12 @@ std::vector<ServerId> BlockIndex::holders(BlockId block) const {
 
 std::vector<BlockId> BlockIndex::server_blocks(ServerId server) const {
     Lock lock(mutex_);
-    const ServerCache& cache = servers_[check_server(server, "server")];
+    const BlockLru& lru = servers_[check_server(server, "server")].lru;
     std::vector<BlockId> blocks;
-    blocks.reserve(cache.count);
-    for (std::uint32_t e = cache.head; e != kNone; e = entries_[e].next) blocks.push_back(entries_[e].block);
+    blocks.reserve(lru.size());
+    for (BlockLru::Node node = lru.head(); node != BlockLru::kNone; node = lru.next(node)) {
+        blocks.push_back(lru.block(node));
+    }
     return blocks;
 }
 
@@ -318,59 +321,13 @@ std::vector<Bytes> BlockIndex::cache_bytes() const {
 
 // ---- LRU lists and holder sets --------------------------------------------------------
 
-void BlockIndex::link_tail(std::size_t server, std::uint32_t entry) {
-    ServerCache& cache = servers_[server];
-    entries_[entry].prev = cache.tail;
-    entries_[entry].next = kNone;
-    if (cache.tail != kNone) {
-        entries_[cache.tail].next = entry;
-    } else {
-        cache.head = entry;
-    }
-    cache.tail = entry;
-}
-
-void BlockIndex::unlink(std::size_t server, std::uint32_t entry) {
-    ServerCache& cache = servers_[server];
-    const Entry& e = entries_[entry];
-    if (e.prev != kNone) {
-        entries_[e.prev].next = e.next;
-    } else {
-        cache.head = e.next;
-    }
-    if (e.next != kNone) {
-        entries_[e.next].prev = e.prev;
-    } else {
-        cache.tail = e.prev;
-    }
-}
-
-void BlockIndex::insert_block(std::size_t server, BlockId block) {
-    std::uint32_t entry;
-    if (!free_entries_.empty()) {
-        entry = free_entries_.back();
-        free_entries_.pop_back();
-    } else {
-        entry = static_cast<std::uint32_t>(entries_.size());
-        entries_.emplace_back();
-    }
-    entries_[entry].block = block;
-    entries_[entry].server = static_cast<std::int32_t>(server);
-    link_tail(server, entry);
-    entry_of_.insert(entry_key(server, block), entry);
+void BlockIndex::added_block(std::size_t server, BlockId block) {
     servers_[server].used += size_[static_cast<std::size_t>(block)];
-    ++servers_[server].count;
     toggle_holder(block, static_cast<std::int32_t>(server));
 }
 
-void BlockIndex::remove_entry(std::size_t server, std::uint32_t entry) {
-    const BlockId block = entries_[entry].block;
-    unlink(server, entry);
-    entry_of_.erase(entry_key(server, block));
+void BlockIndex::removed_block(std::size_t server, BlockId block) {
     servers_[server].used -= size_[static_cast<std::size_t>(block)];
-    --servers_[server].count;
-    entries_[entry].server = -1;
-    free_entries_.push_back(entry);
     toggle_holder(block, static_cast<std::int32_t>(server));
 }
 
@@ -454,66 +411,85 @@ void BlockIndex::release_empty_sets() {
 
 // ---- mutation -------------------------------------------------------------------------
 
+// All of a fetch's cache accesses stay in the server's own BlockLru (see block_lru.hpp).
+// Nothing changes until every allocation the cache needs is made, and each block is
+// looked up once: its node is remembered for the final "call order" pass.
 Bytes BlockIndex::fetch(ServerId server, const BlockId* blocks, std::size_t k) {
     Lock lock(mutex_);
     const std::size_t s = check_server(server, "server");
     check_blocks(blocks, k);
-    if (k > free_entries_.size() + (std::size_t{kNone} - entries_.size())) {
-        throw InvalidArgument("fetch: the index would hold more than 2^32 - 1 cached blocks");
-    }
     size_scratch();
     next_epoch();
     ServerCache& cache = servers_[s];
+    BlockLru& lru = cache.lru;
 
-    // Distinct blocks in call order; cached ones move to the MRU end, so every block
-    // not in the call sits before them.
+    // Distinct blocks in call order and their nodes. Each lookup is a likely cache
+    // miss, so the home slot of the block kAhead places on is requested early.
+    constexpr std::size_t kAhead = 8;
     call_blocks_.clear();
-    call_missing_.clear();
+    call_nodes_.clear();
+    call_kept_.clear();
+    call_evicted_.clear();
+    for (std::size_t i = 0; i < std::min(k, kAhead); ++i) lru.prefetch_slot(blocks[i]);
     Bytes present = 0;
     Bytes downloaded = 0;
     for (std::size_t i = 0; i < k; ++i) {
+        if (i + kAhead < k) lru.prefetch_slot(blocks[i + kAhead]);
         const BlockId block = blocks[i];
         const auto b = static_cast<std::size_t>(block);
         if (block_stamp_[b] == epoch_) continue;
         block_stamp_[b] = epoch_;
+        const BlockLru::Node node = lru.find(block);
         call_blocks_.push_back(block);
-        const std::uint32_t entry = entry_of_.find(entry_key(s, block));
-        if (entry != EntryMap::kAbsent) {
+        call_nodes_.push_back(node);
+        if (node != BlockLru::kNone) {
             present += size_[b];
-            unlink(s, entry);
-            link_tail(s, entry);
+            lru.prefetch_node(node);
         } else {
             downloaded += size_[b];
-            call_missing_.push_back(block);
         }
     }
 
     // Missing blocks that fit beside the call's cached ones, first come first kept.
     Bytes budget = cache.capacity - present;
     Bytes kept_bytes = 0;
-    std::size_t n_kept = 0;
-    for (const BlockId block : call_missing_) {
-        const Bytes size = size_[static_cast<std::size_t>(block)];
+    for (std::size_t i = 0; i < call_blocks_.size(); ++i) {
+        if (call_nodes_[i] != BlockLru::kNone) continue;
+        const Bytes size = size_[static_cast<std::size_t>(call_blocks_[i])];
         if (size <= budget) {
             budget -= size;
             kept_bytes += size;
-            call_missing_[n_kept++] = block;
+            call_kept_.push_back(static_cast<std::uint32_t>(i));
         }
     }
-    call_missing_.resize(n_kept);
 
-    // Evicting every block outside the call would leave present + kept_bytes <= capacity,
-    // so this loop stops before it reaches a block of the call.
-    while (cache.used + kept_bytes > cache.capacity) remove_entry(s, cache.head);
-    for (const BlockId block : call_missing_) insert_block(s, block);
+    // The blocks to evict: least recently used first, skipping the call's own (stamped)
+    // blocks. Evicting every block outside the call would leave present + kept_bytes <=
+    // capacity, so the walk stops before it runs off the list.
+    Bytes excess = cache.used + kept_bytes - cache.capacity;  // no overflow: <= total_bytes_
+    for (BlockLru::Node node = lru.head(); excess > 0; node = lru.next(node)) {
+        const BlockId block = lru.block(node);
+        if (block_stamp_[static_cast<std::size_t>(block)] == epoch_) continue;
+        excess -= size_[static_cast<std::size_t>(block)];
+        call_evicted_.push_back(block);
+    }
+    lru.reserve(lru.size() - call_evicted_.size() + call_kept_.size());
 
-    if (!call_missing_.empty()) {  // interleave refreshed and new blocks in call order
-        for (const BlockId block : call_blocks_) {
-            const std::uint32_t entry = entry_of_.find(entry_key(s, block));
-            if (entry == EntryMap::kAbsent) continue;
-            unlink(s, entry);
-            link_tail(s, entry);
-        }
+    // Mutation. The call's cached blocks leave the list first, so that the head is
+    // always the next block to evict, and all the call's blocks are appended at the end.
+    for (const BlockLru::Node node : call_nodes_) {
+        if (node != BlockLru::kNone) lru.detach(node);
+    }
+    for (std::size_t i = 0; i < call_evicted_.size(); ++i) {
+        if (i + kAhead < call_evicted_.size()) lru.prefetch_slot(call_evicted_[i + kAhead]);
+        removed_block(s, lru.pop_head());
+    }
+    for (const std::uint32_t i : call_kept_) {
+        call_nodes_[i] = lru.insert_detached(call_blocks_[i]);
+        added_block(s, call_blocks_[i]);
+    }
+    for (const BlockLru::Node node : call_nodes_) {
+        if (node != BlockLru::kNone) lru.append(node);
     }
     release_empty_sets();
     return downloaded;
@@ -521,7 +497,8 @@ Bytes BlockIndex::fetch(ServerId server, const BlockId* blocks, std::size_t k) {
 
 Bytes BlockIndex::evict_server_unlocked(std::size_t server) {
     const Bytes freed = servers_[server].used;
-    while (servers_[server].head != kNone) remove_entry(server, servers_[server].head);
+    BlockLru& lru = servers_[server].lru;
+    while (lru.size() != 0) removed_block(server, lru.pop_head());
     return freed;
 }
 
@@ -539,7 +516,12 @@ void BlockIndex::rebuild(const std::vector<std::vector<BlockId>>& lru_lists) {
     size_scratch();
     for (std::size_t s = 0; s < lru_lists.size(); ++s) {
         next_epoch();  // one toggled server per epoch (see toggle_holder)
-        for (const BlockId block : lru_lists[s]) insert_block(s, block);
+        BlockLru& lru = servers_[s].lru;
+        lru.reserve(lru_lists[s].size());
+        for (const BlockId block : lru_lists[s]) {
+            lru.append(lru.insert_detached(block));
+            added_block(s, block);
+        }
         release_empty_sets();
     }
 }

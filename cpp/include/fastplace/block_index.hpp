@@ -32,8 +32,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fastplace/block_lru.hpp"
 #include "fastplace/cluster_state.hpp"  // InvalidArgument, CorruptSnapshot, ServerId
-#include "fastplace/entry_map.hpp"
 
 namespace fastplace {
 
@@ -110,21 +110,10 @@ public:
     std::string validate() const;
 
 private:
-    static constexpr std::uint32_t kNone = ~std::uint32_t{0};
-
-    // One cached block on one server: a node of the server's LRU list.
-    struct Entry {
-        BlockId block;
-        std::int32_t server;  // -1 while the entry is on the free list
-        std::uint32_t prev;   // towards least recently used, kNone at the head
-        std::uint32_t next;   // towards most recently used, kNone at the tail
-    };
     struct ServerCache {
         Bytes capacity = 0;
         Bytes used = 0;
-        std::uint32_t head = kNone;  // least recently used
-        std::uint32_t tail = kNone;  // most recently used
-        std::size_t count = 0;
+        BlockLru lru;  // the cached blocks, least recently used first
     };
     struct HolderSet {
         std::vector<std::int32_t> servers;  // strictly increasing
@@ -132,9 +121,6 @@ private:
         std::size_t n_blocks = 0;           // blocks whose holders are this set; 0 = free
     };
 
-    static std::uint64_t entry_key(std::size_t server, BlockId block) {
-        return (static_cast<std::uint64_t>(server) << 32) | static_cast<std::uint32_t>(block);
-    }
     static std::uint64_t server_key(std::int32_t server);
 
     void check_cache_bytes(const Bytes* cache_bytes, std::size_t n) const;
@@ -144,17 +130,16 @@ private:
     void next_epoch() const;
     void size_scratch() const;
 
-    void link_tail(std::size_t server, std::uint32_t entry);
-    void unlink(std::size_t server, std::uint32_t entry);
-    void insert_block(std::size_t server, BlockId block);
-    void remove_entry(std::size_t server, std::uint32_t entry);
+    // Byte accounting and holder set of one block entering or leaving server's cache.
+    void added_block(std::size_t server, BlockId block);
+    void removed_block(std::size_t server, BlockId block);
     // Moves block into the holder set that differs from its current one by server
     // (memoised per call through the epoch stamps).
     void toggle_holder(BlockId block, std::int32_t server);
     std::uint32_t find_or_add_set(std::vector<std::int32_t>&& servers, std::uint64_t hash);
     void release_empty_sets();
     Bytes evict_server_unlocked(std::size_t server);
-    // Entries, map and holder sets from the blocks and the per-server LRU lists.
+    // Caches and holder sets from the blocks and the per-server LRU lists.
     void rebuild(const std::vector<std::vector<BlockId>>& lru_lists);
     std::string validate_unlocked() const;
 
@@ -164,9 +149,6 @@ private:
     Bytes total_bytes_ = 0;        // sum of size_, kept <= INT64_MAX so no byte sum overflows
     std::unordered_map<BlockHash, BlockId> id_of_;
     std::vector<ServerCache> servers_;
-    std::vector<Entry> entries_;
-    std::vector<std::uint32_t> free_entries_;
-    EntryMap entry_of_;  // entry_key(server, block) -> entry
     std::vector<HolderSet> sets_;  // sets_[0] is the empty set, never released
     std::vector<std::uint32_t> free_sets_;
     std::unordered_multimap<std::uint64_t, std::uint32_t> set_by_hash_;
@@ -182,8 +164,10 @@ private:
     mutable std::vector<Bytes> set_bytes_;         // query bytes of a stamped set (queries)
     mutable std::vector<std::uint32_t> touched_sets_;
     mutable std::vector<Bytes> server_scratch_;  // all zero between calls
-    std::vector<BlockId> call_blocks_;           // distinct blocks of the current fetch
-    std::vector<BlockId> call_missing_;
+    std::vector<BlockId> call_blocks_;         // distinct blocks of the current fetch
+    std::vector<BlockLru::Node> call_nodes_;  // their cache nodes, kNone while missing
+    std::vector<std::uint32_t> call_kept_;    // positions of the missing blocks kept
+    std::vector<BlockId> call_evicted_;       // blocks the current fetch evicts, LRU first
 };
 
 }  // namespace fastplace
