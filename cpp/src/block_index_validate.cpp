@@ -42,7 +42,9 @@ std::string BlockIndex::validate_unlocked() const {
         Bytes used = 0;
         for (BlockLru::Node node = cache.lru.head(); node != BlockLru::kNone; node = cache.lru.next(node)) {
             const BlockId block = cache.lru.block(node);
-            if (static_cast<std::size_t>(block) >= n_blocks) return at + " caches unknown block " + std::to_string(block);
+            if (static_cast<std::size_t>(block) >= n_blocks) {
+                return at + " caches unknown block " + std::to_string(block);
+            }
             const auto b = static_cast<std::size_t>(block);
             expected[b].push_back(static_cast<std::int32_t>(s));  // check() rules out repeats
             used += size_[b];
