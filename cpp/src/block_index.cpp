@@ -321,49 +321,48 @@ std::vector<Bytes> BlockIndex::cache_bytes() const {
 
 // ---- LRU lists and holder sets --------------------------------------------------------
 
-void BlockIndex::added_block(std::size_t server, BlockId block) {
-    servers_[server].used += size_[static_cast<std::size_t>(block)];
-    toggle_holder(block, static_cast<std::int32_t>(server));
-}
-
-void BlockIndex::removed_block(std::size_t server, BlockId block) {
-    servers_[server].used -= size_[static_cast<std::size_t>(block)];
-    toggle_holder(block, static_cast<std::int32_t>(server));
-}
-
 // Every mutating call toggles one server only (fetch, evict_server, one server of a
 // rebuild per epoch), so within an epoch a set's neighbour is a function of the set
 // alone and the first block of a set pays for building it; the others reuse it.
-void BlockIndex::toggle_holder(BlockId block, std::int32_t server) {
-    const auto b = static_cast<std::size_t>(block);
-    const std::uint32_t old = set_of_[b];
-    std::uint32_t target;
-    if (set_stamp_[old] == epoch_) {
-        target = set_next_[old];
+std::uint32_t BlockIndex::toggled_set(std::uint32_t old, std::int32_t server) {
+    if (set_stamp_[old] == epoch_) return set_next_[old];
+    const std::vector<std::int32_t>& members = sets_[old].servers;
+    std::vector<std::int32_t> toggled;
+    const auto at = std::lower_bound(members.begin(), members.end(), server);
+    std::uint64_t hash = sets_[old].hash;
+    if (at != members.end() && *at == server) {
+        toggled.reserve(members.size() - 1);
+        toggled.insert(toggled.end(), members.begin(), at);
+        toggled.insert(toggled.end(), at + 1, members.end());
+        hash -= server_key(server);
     } else {
-        const std::vector<std::int32_t>& members = sets_[old].servers;
-        std::vector<std::int32_t> toggled;
-        const auto at = std::lower_bound(members.begin(), members.end(), server);
-        std::uint64_t hash = sets_[old].hash;
-        if (at != members.end() && *at == server) {
-            toggled.reserve(members.size() - 1);
-            toggled.insert(toggled.end(), members.begin(), at);
-            toggled.insert(toggled.end(), at + 1, members.end());
-            hash -= server_key(server);
-        } else {
-            toggled.reserve(members.size() + 1);
-            toggled.insert(toggled.end(), members.begin(), at);
-            toggled.push_back(server);
-            toggled.insert(toggled.end(), at, members.end());
-            hash += server_key(server);
-        }
-        target = find_or_add_set(std::move(toggled), hash);
-        set_stamp_[old] = epoch_;
-        set_next_[old] = target;
+        toggled.reserve(members.size() + 1);
+        toggled.insert(toggled.end(), members.begin(), at);
+        toggled.push_back(server);
+        toggled.insert(toggled.end(), at, members.end());
+        hash += server_key(server);
     }
-    set_of_[b] = target;
-    ++sets_[target].n_blocks;
-    if (--sets_[old].n_blocks == 0 && old != 0) pending_release_.push_back(old);
+    const std::uint32_t target = find_or_add_set(std::move(toggled), hash);
+    set_stamp_[old] = epoch_;
+    set_next_[old] = target;
+    return target;
+}
+
+// A version's blocks mostly share one holder set and are added or evicted together, so
+// the counts of the two sets change once per run of blocks leaving the same set, not
+// once per block (two fewer scattered writes per block).
+void BlockIndex::toggle_holders(const BlockId* blocks, std::size_t n, std::int32_t server) {
+    for (std::size_t i = 0; i < n;) {
+        const std::uint32_t old = set_of_[static_cast<std::size_t>(blocks[i])];
+        const std::uint32_t target = toggled_set(old, server);
+        std::size_t run = 0;
+        for (; i < n && set_of_[static_cast<std::size_t>(blocks[i])] == old; ++i, ++run) {
+            set_of_[static_cast<std::size_t>(blocks[i])] = target;
+        }
+        sets_[target].n_blocks += run;
+        sets_[old].n_blocks -= run;
+        if (sets_[old].n_blocks == 0 && old != 0) pending_release_.push_back(old);
+    }
 }
 
 std::uint32_t BlockIndex::find_or_add_set(std::vector<std::int32_t>&& servers, std::uint64_t hash) {
@@ -450,7 +449,9 @@ Bytes BlockIndex::fetch(ServerId server, const BlockId* blocks, std::size_t k) {
         }
     }
 
-    // Missing blocks that fit beside the call's cached ones, first come first kept.
+    // Missing blocks that fit beside the call's cached ones, first come first kept;
+    // their nodes are marked kKeep until they are inserted.
+    constexpr BlockLru::Node kKeep = BlockLru::kNone - 1;  // node ids stay below 2^31
     Bytes budget = cache.capacity - present;
     Bytes kept_bytes = 0;
     for (std::size_t i = 0; i < call_blocks_.size(); ++i) {
@@ -459,7 +460,8 @@ Bytes BlockIndex::fetch(ServerId server, const BlockId* blocks, std::size_t k) {
         if (size <= budget) {
             budget -= size;
             kept_bytes += size;
-            call_kept_.push_back(static_cast<std::uint32_t>(i));
+            call_nodes_[i] = kKeep;
+            call_kept_.push_back(call_blocks_[i]);
         }
     }
 
@@ -467,10 +469,11 @@ Bytes BlockIndex::fetch(ServerId server, const BlockId* blocks, std::size_t k) {
     // blocks. Evicting every block outside the call would leave present + kept_bytes <=
     // capacity, so the walk stops before it runs off the list.
     Bytes excess = cache.used + kept_bytes - cache.capacity;  // no overflow: <= total_bytes_
-    for (BlockLru::Node node = lru.head(); excess > 0; node = lru.next(node)) {
+    Bytes evicted_bytes = 0;
+    for (BlockLru::Node node = lru.head(); excess > evicted_bytes; node = lru.next(node)) {
         const BlockId block = lru.block(node);
         if (block_stamp_[static_cast<std::size_t>(block)] == epoch_) continue;
-        excess -= size_[static_cast<std::size_t>(block)];
+        evicted_bytes += size_[static_cast<std::size_t>(block)];
         call_evicted_.push_back(block);
     }
     lru.reserve(lru.size() - call_evicted_.size() + call_kept_.size());
@@ -478,19 +481,21 @@ Bytes BlockIndex::fetch(ServerId server, const BlockId* blocks, std::size_t k) {
     // Mutation. The call's cached blocks leave the list first, so that the head is
     // always the next block to evict, and all the call's blocks are appended at the end.
     for (const BlockLru::Node node : call_nodes_) {
-        if (node != BlockLru::kNone) lru.detach(node);
+        if (node != BlockLru::kNone && node != kKeep) lru.detach(node);
     }
     for (std::size_t i = 0; i < call_evicted_.size(); ++i) {
         if (i + kAhead < call_evicted_.size()) lru.prefetch_slot(call_evicted_[i + kAhead]);
-        removed_block(s, lru.pop_head());
+        lru.pop_head();
     }
-    for (const std::uint32_t i : call_kept_) {
-        call_nodes_[i] = lru.insert_detached(call_blocks_[i]);
-        added_block(s, call_blocks_[i]);
+    for (std::size_t i = 0; i < call_blocks_.size(); ++i) {
+        if (call_nodes_[i] == kKeep) call_nodes_[i] = lru.insert_detached(call_blocks_[i]);
     }
     for (const BlockLru::Node node : call_nodes_) {
         if (node != BlockLru::kNone) lru.append(node);
     }
+    cache.used += kept_bytes - evicted_bytes;
+    toggle_holders(call_evicted_.data(), call_evicted_.size(), static_cast<std::int32_t>(s));
+    toggle_holders(call_kept_.data(), call_kept_.size(), static_cast<std::int32_t>(s));
     release_empty_sets();
     return downloaded;
 }
@@ -498,7 +503,10 @@ Bytes BlockIndex::fetch(ServerId server, const BlockId* blocks, std::size_t k) {
 Bytes BlockIndex::evict_server_unlocked(std::size_t server) {
     const Bytes freed = servers_[server].used;
     BlockLru& lru = servers_[server].lru;
-    while (lru.size() != 0) removed_block(server, lru.pop_head());
+    call_evicted_.clear();
+    while (lru.size() != 0) call_evicted_.push_back(lru.pop_head());
+    servers_[server].used = 0;
+    toggle_holders(call_evicted_.data(), call_evicted_.size(), static_cast<std::int32_t>(server));
     return freed;
 }
 
@@ -515,13 +523,14 @@ Bytes BlockIndex::evict_server(ServerId server) {
 void BlockIndex::rebuild(const std::vector<std::vector<BlockId>>& lru_lists) {
     size_scratch();
     for (std::size_t s = 0; s < lru_lists.size(); ++s) {
-        next_epoch();  // one toggled server per epoch (see toggle_holder)
+        next_epoch();  // one toggled server per epoch (see toggled_set)
         BlockLru& lru = servers_[s].lru;
         lru.reserve(lru_lists[s].size());
         for (const BlockId block : lru_lists[s]) {
             lru.append(lru.insert_detached(block));
-            added_block(s, block);
+            servers_[s].used += size_[static_cast<std::size_t>(block)];
         }
+        toggle_holders(lru_lists[s].data(), lru_lists[s].size(), static_cast<std::int32_t>(s));
         release_empty_sets();
     }
 }

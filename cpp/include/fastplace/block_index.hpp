@@ -130,12 +130,12 @@ private:
     void next_epoch() const;
     void size_scratch() const;
 
-    // Byte accounting and holder set of one block entering or leaving server's cache.
-    void added_block(std::size_t server, BlockId block);
-    void removed_block(std::size_t server, BlockId block);
-    // Moves block into the holder set that differs from its current one by server
-    // (memoised per call through the epoch stamps).
-    void toggle_holder(BlockId block, std::int32_t server);
+    // The holder set that differs from old by server (memoised per call through the
+    // epoch stamps).
+    std::uint32_t toggled_set(std::uint32_t old, std::int32_t server);
+    // Moves each of the n blocks into the holder set that differs from its current one
+    // by server: a block entering or leaving server's cache.
+    void toggle_holders(const BlockId* blocks, std::size_t n, std::int32_t server);
     std::uint32_t find_or_add_set(std::vector<std::int32_t>&& servers, std::uint64_t hash);
     void release_empty_sets();
     Bytes evict_server_unlocked(std::size_t server);
@@ -166,8 +166,8 @@ private:
     mutable std::vector<Bytes> server_scratch_;  // all zero between calls
     std::vector<BlockId> call_blocks_;         // distinct blocks of the current fetch
     std::vector<BlockLru::Node> call_nodes_;  // their cache nodes, kNone while missing
-    std::vector<std::uint32_t> call_kept_;    // positions of the missing blocks kept
-    std::vector<BlockId> call_evicted_;       // blocks the current fetch evicts, LRU first
+    std::vector<BlockId> call_kept_;          // the missing blocks kept, in call order
+    std::vector<BlockId> call_evicted_;       // blocks the current call evicts, LRU first
 };
 
 }  // namespace fastplace
