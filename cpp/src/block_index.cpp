@@ -423,8 +423,9 @@ Bytes BlockIndex::fetch(ServerId server, const BlockId* blocks, std::size_t k) {
     BlockLru& lru = cache.lru;
 
     // Distinct blocks in call order and their nodes. Each lookup is a likely cache
-    // miss, so the home slot of the block kAhead places on is requested early.
-    constexpr std::size_t kAhead = 8;
+    // miss, so the home slot of the block kAhead places on is requested early (16 was
+    // ~5% faster than 8 and no worse than 32 or 64 on replayed simulator fetches).
+    constexpr std::size_t kAhead = 16;
     call_blocks_.clear();
     call_nodes_.clear();
     call_kept_.clear();
