@@ -505,6 +505,7 @@ Bytes BlockIndex::evict_server_unlocked(std::size_t server) {
     const Bytes freed = servers_[server].used;
     BlockLru& lru = servers_[server].lru;
     call_evicted_.clear();
+    call_evicted_.reserve(lru.size());  // allocate before the cache changes
     while (lru.size() != 0) call_evicted_.push_back(lru.pop_head());
     servers_[server].used = 0;
     toggle_holders(call_evicted_.data(), call_evicted_.size(), static_cast<std::int32_t>(server));

@@ -16,6 +16,8 @@
 // blocks each have a different, long holder set (no shared history), a fetch costs
 // the summed length of those sets, where per-block holder lists would cost O(k).
 // Memory: one server list per distinct holder set, never more than per-block lists.
+// Each server's cache is its own LRU list and block table (BlockLru, 28-44 bytes per
+// cached block), so a fetch touches only that server's cache memory.
 //
 // Threading contract: every public member function takes an internal mutex, so any
 // number of threads may call any operation concurrently; each operation is atomic.
