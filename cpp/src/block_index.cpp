@@ -323,26 +323,30 @@ std::vector<Bytes> BlockIndex::cache_bytes() const {
 
 // Every mutating call toggles one server only (fetch, evict_server, one server of a
 // rebuild per epoch), so within an epoch a set's neighbour is a function of the set
-// alone and the first block of a set pays for building it; the others reuse it.
+// alone and the first block of a set pays for finding it; the others reuse it. An
+// existing neighbour is found by its hash and compared in place; only a new one is
+// built (a copy of the set's servers, with server added or removed).
 std::uint32_t BlockIndex::toggled_set(std::uint32_t old, std::int32_t server) {
     if (set_stamp_[old] == epoch_) return set_next_[old];
     const std::vector<std::int32_t>& members = sets_[old].servers;
-    std::vector<std::int32_t> toggled;
     const auto at = std::lower_bound(members.begin(), members.end(), server);
-    std::uint64_t hash = sets_[old].hash;
-    if (at != members.end() && *at == server) {
-        toggled.reserve(members.size() - 1);
-        toggled.insert(toggled.end(), members.begin(), at);
-        toggled.insert(toggled.end(), at + 1, members.end());
-        hash -= server_key(server);
-    } else {
-        toggled.reserve(members.size() + 1);
-        toggled.insert(toggled.end(), members.begin(), at);
-        toggled.push_back(server);
-        toggled.insert(toggled.end(), at, members.end());
-        hash += server_key(server);
+    const bool removes = at != members.end() && *at == server;
+    const std::uint64_t hash = removes ? sets_[old].hash - server_key(server) : sets_[old].hash + server_key(server);
+    const std::size_t size = removes ? members.size() - 1 : members.size() + 1;
+    const auto [first, last] = set_by_hash_.equal_range(hash);
+    std::uint32_t target = kNoSet;
+    for (auto it = first; it != last && target == kNoSet; ++it) {
+        const std::vector<std::int32_t>& other = sets_[it->second].servers;
+        if (other.size() != size || !std::equal(members.begin(), at, other.begin())) continue;
+        const auto mid = other.begin() + (at - members.begin());  // at most other.end()
+        const bool same = removes ? std::equal(at + 1, members.end(), mid)
+                                  : *mid == server && std::equal(at, members.end(), mid + 1);
+        if (same) target = it->second;
     }
-    const std::uint32_t target = find_or_add_set(std::move(toggled), hash);
+    if (target == kNoSet) {
+        // May move sets_: members and at are stale afterwards.
+        target = add_toggled_set(old, static_cast<std::size_t>(at - members.begin()), server, hash);
+    }
     set_stamp_[old] = epoch_;
     set_next_[old] = target;
     return target;
@@ -365,11 +369,10 @@ void BlockIndex::toggle_holders(const BlockId* blocks, std::size_t n, std::int32
     }
 }
 
-std::uint32_t BlockIndex::find_or_add_set(std::vector<std::int32_t>&& servers, std::uint64_t hash) {
-    const auto [first, last] = set_by_hash_.equal_range(hash);
-    for (auto it = first; it != last; ++it) {
-        if (sets_[it->second].servers == servers) return it->second;
-    }
+// A released set keeps its list's memory and is reused first, so that the steady churn
+// of holder sets (a fetch creates a few, evictions release a few) does not allocate.
+std::uint32_t BlockIndex::add_toggled_set(std::uint32_t old, std::size_t pos, std::int32_t server,
+                                          std::uint64_t hash) {
     std::uint32_t id;
     if (!free_sets_.empty()) {
         id = free_sets_.back();
@@ -379,7 +382,13 @@ std::uint32_t BlockIndex::find_or_add_set(std::vector<std::int32_t>&& servers, s
         sets_.emplace_back();
         size_scratch();
     }
-    sets_[id].servers = std::move(servers);
+    const std::vector<std::int32_t>& from = sets_[old].servers;  // old is live, so id != old
+    std::vector<std::int32_t>& to = sets_[id].servers;           // empty
+    const bool removes = pos < from.size() && from[pos] == server;
+    to.reserve(removes ? from.size() - 1 : from.size() + 1);
+    to.insert(to.end(), from.begin(), from.begin() + static_cast<std::ptrdiff_t>(pos));
+    if (!removes) to.push_back(server);
+    to.insert(to.end(), from.begin() + static_cast<std::ptrdiff_t>(removes ? pos + 1 : pos), from.end());
     sets_[id].hash = hash;
     sets_[id].n_blocks = 0;
     set_by_hash_.emplace(hash, id);
@@ -401,7 +410,7 @@ void BlockIndex::release_empty_sets() {
                 break;
             }
         }
-        std::vector<std::int32_t>().swap(set.servers);
+        set.servers.clear();  // keeps its memory for add_toggled_set
         set.hash = 0;
         free_sets_.push_back(id);
     }

@@ -117,6 +117,8 @@ private:
         Bytes used = 0;
         BlockLru lru;  // the cached blocks, least recently used first
     };
+    static constexpr std::uint32_t kNoSet = ~std::uint32_t{0};
+
     struct HolderSet {
         std::vector<std::int32_t> servers;  // strictly increasing
         std::uint64_t hash = 0;             // sum of server_key() over servers
@@ -138,7 +140,9 @@ private:
     // Moves each of the n blocks into the holder set that differs from its current one
     // by server: a block entering or leaving server's cache.
     void toggle_holders(const BlockId* blocks, std::size_t n, std::int32_t server);
-    std::uint32_t find_or_add_set(std::vector<std::int32_t>&& servers, std::uint64_t hash);
+    // Stores the servers of set old with server inserted at, or removed from, position
+    // pos as a new holder set of the given hash; returns its id.
+    std::uint32_t add_toggled_set(std::uint32_t old, std::size_t pos, std::int32_t server, std::uint64_t hash);
     void release_empty_sets();
     Bytes evict_server_unlocked(std::size_t server);
     // Caches and holder sets from the blocks and the per-server LRU lists.
