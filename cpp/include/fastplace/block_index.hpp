@@ -117,7 +117,7 @@ private:
         Bytes used = 0;
         BlockLru lru;  // the cached blocks, least recently used first
     };
-    static constexpr std::uint32_t kNoSet = ~std::uint32_t{0};
+    static constexpr std::uint32_t kNoSet = ~std::uint32_t{0};  // no holder set id
 
     struct HolderSet {
         std::vector<std::int32_t> servers;  // strictly increasing
