@@ -105,6 +105,46 @@ def test_versions_sharing_blocks_match_model(n_servers: int, seed: int) -> None:
     assert_same_state(index, model)
 
 
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_caches_of_thousands_of_blocks_match_model(seed: int) -> None:
+    """Each server caches ~1,000-2,000 blocks, so its block table grows through several
+    sizes and evictions shift long probe runs (also across the table's end); the other
+    tests keep a handful of blocks per server."""
+    rng = np.random.default_rng(seed)
+    n_servers = 3
+    cache = [int(c) for c in rng.integers(2_000, 5_000, size=n_servers)]
+    index = BlockIndex(n_servers, cache)
+    model = ReferenceBlockIndex(cache)
+    hashes = rng.permutation(np.arange(1, 8_001, dtype=np.uint64))
+    sizes = (hashes % np.uint64(4)).astype(np.int64) + 1
+    ids = index.intern(hashes, sizes)
+    assert ids.tolist() == model.intern(hashes.tolist(), sizes.tolist())
+    for step in range(30):
+        server = int(rng.integers(0, n_servers))
+        if step % 11 == 10:
+            assert index.evict_server(server) == model.evict_server(server)
+            continue
+        # A run of consecutive ids (a version's new blocks) plus scattered older ones
+        # and a few repeats, as a cold start sends them.
+        start = int(rng.integers(0, ids.size - 900))
+        run = np.arange(start, start + int(rng.integers(200, 900)))
+        scattered = rng.integers(0, ids.size, size=int(rng.integers(0, 300)))
+        blocks = np.concatenate([run, scattered, run[:20]])
+        rng.shuffle(blocks[: run.size // 2])
+        assert index.fetch(server, blocks) == model.fetch(server, blocks.tolist())
+        assert index.missing_bytes(server, scattered) == model.missing_bytes(
+            server, scattered.tolist()
+        )
+        index.validate()
+    for server in range(n_servers):
+        assert index.server_blocks(server).tolist() == model.server_blocks(server)
+    assert index.used_bytes().tolist() == model.used_bytes()
+    restored = BlockIndex.restore(index.snapshot())
+    restored.validate()
+    assert restored.snapshot() == index.snapshot()
+
+
 class BlockIndexMachine(RuleBasedStateMachine):
     """Every operation on the index and the model; the snapshot rule swaps the index for
     its restored (or unpickled) copy, which must behave identically from then on."""

@@ -3,7 +3,7 @@
 //   per block: u64 hash, i64 size
 //   per server: i64 cache bytes, u64 n cached, n i32 block ids (least recently used first)
 //   u64 FNV-1a checksum of every byte before it
-// Cache entries, the (server, block) map and the holder sets are derived, so they are
+// The per-server cache tables and the holder sets are derived, so they are
 // rebuilt rather than stored.
 #include <limits>
 #include <string>
@@ -36,8 +36,10 @@ std::vector<std::uint8_t> BlockIndex::snapshot() const {
     }
     for (const ServerCache& cache : servers_) {
         w.put<std::int64_t>(cache.capacity);
-        w.put<std::uint64_t>(cache.count);
-        for (std::uint32_t e = cache.head; e != kNone; e = entries_[e].next) w.put<std::int32_t>(entries_[e].block);
+        w.put<std::uint64_t>(cache.lru.size());
+        for (BlockLru::Node node = cache.lru.head(); node != BlockLru::kNone; node = cache.lru.next(node)) {
+            w.put<std::int32_t>(cache.lru.block(node));
+        }
     }
     w.put_checksum();
     return std::move(w.bytes());

@@ -31,40 +31,23 @@ std::string BlockIndex::validate_unlocked() const {
         return "total block bytes is " + std::to_string(total_bytes_) + ", expected " + std::to_string(total);
     }
 
-    // Walk every LRU list; collect each block's holders in increasing server order.
+    // Check every server's cache structure, then walk its LRU list; collect each
+    // block's holders in increasing server order.
     std::vector<std::vector<std::int32_t>> expected(n_blocks);
-    std::vector<std::uint64_t> seen_on(n_blocks, 0);  // server + 1 that last listed the block
-    std::vector<std::uint8_t> on_list(entries_.size(), 0);
-    std::size_t live = 0;
     for (std::size_t s = 0; s < servers_.size(); ++s) {
         const ServerCache& cache = servers_[s];
         const std::string at = "server " + std::to_string(s);
+        const std::string broken = cache.lru.check();
+        if (!broken.empty()) return at + " cache: " + broken;
         Bytes used = 0;
-        std::size_t count = 0;
-        std::uint32_t prev = kNone;
-        for (std::uint32_t e = cache.head; e != kNone; prev = e, e = entries_[e].next) {
-            if (e >= entries_.size()) return at + " links to entry " + std::to_string(e) + " beyond the pool";
-            if (on_list[e]++) return at + " reaches entry " + std::to_string(e) + " twice (a cycle or a shared node)";
-            const Entry& entry = entries_[e];
-            if (entry.server != static_cast<std::int32_t>(s)) return at + " lists an entry of server " +
-                                                                      std::to_string(entry.server);
-            if (entry.prev != prev) return at + " entry " + std::to_string(e) + " has a wrong prev link";
-            if (entry.block < 0 || static_cast<std::size_t>(entry.block) >= n_blocks) {
-                return at + " caches unknown block " + std::to_string(entry.block);
+        for (BlockLru::Node node = cache.lru.head(); node != BlockLru::kNone; node = cache.lru.next(node)) {
+            const BlockId block = cache.lru.block(node);
+            if (static_cast<std::size_t>(block) >= n_blocks) {
+                return at + " caches unknown block " + std::to_string(block);
             }
-            const auto b = static_cast<std::size_t>(entry.block);
-            if (seen_on[b] == s + 1) return at + " caches block " + std::to_string(b) + " twice";
-            seen_on[b] = s + 1;
-            if (entry_of_.find(entry_key(s, entry.block)) != e) {
-                return at + " block " + std::to_string(b) + " is not found under its entry in the map";
-            }
-            expected[b].push_back(static_cast<std::int32_t>(s));
+            const auto b = static_cast<std::size_t>(block);
+            expected[b].push_back(static_cast<std::int32_t>(s));  // check() rules out repeats
             used += size_[b];
-            ++count;
-        }
-        if (cache.tail != prev) return at + " tail is not the last entry of its list";
-        if (count != cache.count) {
-            return at + " counts " + std::to_string(cache.count) + " blocks but lists " + std::to_string(count);
         }
         if (used != cache.used) {
             return at + " used bytes is " + std::to_string(cache.used) + " but its blocks hold " + std::to_string(used);
@@ -73,19 +56,6 @@ std::string BlockIndex::validate_unlocked() const {
         if (used > cache.capacity) {
             return at + " caches " + std::to_string(used) + " bytes, more than its " + std::to_string(cache.capacity);
         }
-        live += count;
-    }
-    if (entry_of_.size() != live) {
-        return "the entry map holds " + std::to_string(entry_of_.size()) + " keys for " + std::to_string(live) +
-               " cached blocks";
-    }
-    for (const std::uint32_t e : free_entries_) {
-        if (e >= entries_.size() || on_list[e]++ || entries_[e].server != -1) {
-            return "free entry " + std::to_string(e) + " is out of range, listed twice or in use";
-        }
-    }
-    if (live + free_entries_.size() != entries_.size()) {
-        return "entry pool leaks " + std::to_string(entries_.size() - live - free_entries_.size()) + " entries";
     }
 
     // Holder sets: each block's set lists exactly its holders; counts, hashes, the hash

@@ -16,6 +16,8 @@
 // blocks each have a different, long holder set (no shared history), a fetch costs
 // the summed length of those sets, where per-block holder lists would cost O(k).
 // Memory: one server list per distinct holder set, never more than per-block lists.
+// Each server's cache is its own LRU list and block table (BlockLru, 28-44 bytes per
+// cached block), so a fetch touches only that server's cache memory.
 //
 // Threading contract: every public member function takes an internal mutex, so any
 // number of threads may call any operation concurrently; each operation is atomic.
@@ -32,8 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fastplace/block_lru.hpp"
 #include "fastplace/cluster_state.hpp"  // InvalidArgument, CorruptSnapshot, ServerId
-#include "fastplace/entry_map.hpp"
 
 namespace fastplace {
 
@@ -119,31 +121,19 @@ public:
     std::string validate() const;
 
 private:
-    static constexpr std::uint32_t kNone = ~std::uint32_t{0};
-
-    // One cached block on one server: a node of the server's LRU list.
-    struct Entry {
-        BlockId block;
-        std::int32_t server;  // -1 while the entry is on the free list
-        std::uint32_t prev;   // towards least recently used, kNone at the head
-        std::uint32_t next;   // towards most recently used, kNone at the tail
-    };
     struct ServerCache {
         Bytes capacity = 0;
         Bytes used = 0;
-        std::uint32_t head = kNone;  // least recently used
-        std::uint32_t tail = kNone;  // most recently used
-        std::size_t count = 0;
+        BlockLru lru;  // the cached blocks, least recently used first
     };
+    static constexpr std::uint32_t kNoSet = ~std::uint32_t{0};  // no holder set id
+
     struct HolderSet {
         std::vector<std::int32_t> servers;  // strictly increasing
         std::uint64_t hash = 0;             // sum of server_key() over servers
         std::size_t n_blocks = 0;           // blocks whose holders are this set; 0 = free
     };
 
-    static std::uint64_t entry_key(std::size_t server, BlockId block) {
-        return (static_cast<std::uint64_t>(server) << 32) | static_cast<std::uint32_t>(block);
-    }
     static std::uint64_t server_key(std::int32_t server);
 
     void check_cache_bytes(const Bytes* cache_bytes, std::size_t n) const;
@@ -153,17 +143,18 @@ private:
     void next_epoch() const;
     void size_scratch() const;
 
-    void link_tail(std::size_t server, std::uint32_t entry);
-    void unlink(std::size_t server, std::uint32_t entry);
-    void insert_block(std::size_t server, BlockId block);
-    void remove_entry(std::size_t server, std::uint32_t entry);
-    // Moves block into the holder set that differs from its current one by server
-    // (memoised per call through the epoch stamps).
-    void toggle_holder(BlockId block, std::int32_t server);
-    std::uint32_t find_or_add_set(std::vector<std::int32_t>&& servers, std::uint64_t hash);
+    // The holder set that differs from old by server (memoised per call through the
+    // epoch stamps).
+    std::uint32_t toggled_set(std::uint32_t old, std::int32_t server);
+    // Moves each of the n blocks into the holder set that differs from its current one
+    // by server: a block entering or leaving server's cache.
+    void toggle_holders(const BlockId* blocks, std::size_t n, std::int32_t server);
+    // Stores the servers of set old with server inserted at, or removed from, position
+    // pos as a new holder set of the given hash; returns its id.
+    std::uint32_t add_toggled_set(std::uint32_t old, std::size_t pos, std::int32_t server, std::uint64_t hash);
     void release_empty_sets();
     Bytes evict_server_unlocked(std::size_t server);
-    // Entries, map and holder sets from the blocks and the per-server LRU lists.
+    // Caches and holder sets from the blocks and the per-server LRU lists.
     void rebuild(const std::vector<std::vector<BlockId>>& lru_lists);
     std::string validate_unlocked() const;
 
@@ -173,9 +164,6 @@ private:
     Bytes total_bytes_ = 0;        // sum of size_, kept <= INT64_MAX so no byte sum overflows
     std::unordered_map<BlockHash, BlockId> id_of_;
     std::vector<ServerCache> servers_;
-    std::vector<Entry> entries_;
-    std::vector<std::uint32_t> free_entries_;
-    EntryMap entry_of_;  // entry_key(server, block) -> entry
     std::vector<HolderSet> sets_;  // sets_[0] is the empty set, never released
     std::vector<std::uint32_t> free_sets_;
     std::unordered_multimap<std::uint64_t, std::uint32_t> set_by_hash_;
@@ -191,8 +179,10 @@ private:
     mutable std::vector<Bytes> set_bytes_;         // query bytes of a stamped set (queries)
     mutable std::vector<std::uint32_t> touched_sets_;
     mutable std::vector<Bytes> server_scratch_;  // all zero between calls
-    std::vector<BlockId> call_blocks_;           // distinct blocks of the current fetch
-    std::vector<BlockId> call_missing_;
+    std::vector<BlockId> call_blocks_;         // distinct blocks of the current fetch
+    std::vector<BlockLru::Node> call_nodes_;  // their cache nodes, kNone while missing
+    std::vector<BlockId> call_kept_;          // the missing blocks kept, in call order
+    std::vector<BlockId> call_evicted_;       // blocks the current call evicts, LRU first
 };
 
 }  // namespace fastplace
