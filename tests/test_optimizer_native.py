@@ -193,3 +193,41 @@ def test_serves_as_the_allocator_optimizer(native: NativeScorer) -> None:
     result = allocator.allocate([512, 289], ids)
     assert result.source == "ro"
     assert result.server >= 0
+
+
+def decision_rows(n_servers: int, seed: int) -> list[np.ndarray]:
+    """Feature rows of three real decisions: a churned cluster with cached blocks."""
+    rng = np.random.default_rng(seed)
+    cluster = Cluster([[16384, 8000]] * n_servers)
+    blocks = BlockIndex(n_servers, 1 << 30)
+    ids = np.asarray(blocks.intern(np.arange(1, 41), [1 << 20] * 40), dtype=np.int64)
+    for server in rng.choice(n_servers, size=n_servers // 3, replace=False):
+        blocks.fetch(int(server), ids[: int(rng.integers(1, 41))])
+        for _ in range(int(rng.integers(0, 4))):
+            cluster.place(int(server), [int(rng.integers(256, 4096)), int(rng.integers(100, 2000))])
+    return [decision(cluster, blocks, [int(m), int(m) // 2], ids)[1] for m in (512, 2048, 6144)]
+
+
+@pytest.mark.parametrize("n_servers", [5, 64, 300])
+def test_decision_path_equals_the_dense_path(native: NativeScorer, n_servers: int) -> None:
+    """The decision path (global columns folded once, zero units skipped) scores real
+    decision rows, random rows, rows whose global columns differ, and NaN rows as the
+    dense path does, up to float32 rounding."""
+    decisions = decision_rows(n_servers, seed=n_servers)
+    real = np.concatenate(decisions)  # three decisions: their global columns differ
+    rng = np.random.default_rng(n_servers)
+    random_rows = rng.uniform(-0.5, 1.5, (70, N_FEATURES)).astype(np.float32)
+    shared = random_rows.copy()
+    shared[:, -4:] = random_rows[0, -4:]  # one decision's cluster-wide columns
+    partly = shared.copy()
+    partly[5, -3] += 0.25  # only the last two columns stay shared
+    for rows in (*decisions, real, random_rows, shared, partly, real[:1], real[:0]):
+        assert_close(native.decision_scores(rows), native.scores(rows))
+    with_nan = real.copy()
+    with_nan[0, 3] = np.nan
+    got = native.decision_scores(with_nan)
+    assert np.isnan(got[0]) and np.isfinite(got[1:]).all()
+    with pytest.raises(ValueError, match="shape"):
+        native.decision_scores(np.zeros((3, N_FEATURES + 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="shared_tail = 18 exceeds"):
+        native.core.score_decision(real, 18)

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,7 +56,10 @@ std::unique_ptr<MlpScorer> make_scorer(const py::sequence& weights, const py::se
                                        std::vector<float>(s.data(), s.data() + s.size()));
 }
 
-py::array_t<float> score(const MlpScorer& scorer, const py::handle& obj) {
+// score() and score_decision() share the argument handling; decision selects the entry
+// point (and shared_tail, the cluster-wide columns, is used only there).
+py::array_t<float> score_rows(const MlpScorer& scorer, const py::handle& obj, bool decision,
+                              std::size_t shared_tail) {
     Floats features = as_floats(obj, "features");
     if (features.ndim() != 2) {
         throw py::value_error("features must have shape (k, " + std::to_string(scorer.n_features()) + "), got " +
@@ -66,13 +70,41 @@ py::array_t<float> score(const MlpScorer& scorer, const py::handle& obj) {
     py::array_t<float> out(static_cast<py::ssize_t>(k));
     const float* in = features.data();
     float* dst = out.mutable_data();
+    if (shared_tail > f) {
+        throw py::value_error("shared_tail = " + std::to_string(shared_tail) + " exceeds the " + std::to_string(f) +
+                              " feature columns");
+    }
+    // Fold only the trailing columns that really are equal on every row (here, not in
+    // numpy: a numpy check costs more than the scoring it would save).
+    for (std::size_t row = 1; row < k && shared_tail > 0; ++row) {
+        const float* first = in + f - shared_tail;
+        const float* other = in + row * f + f - shared_tail;
+        while (shared_tail > 0 && std::memcmp(first, other, shared_tail * sizeof(float)) != 0) {
+            --shared_tail;
+            ++first;
+            ++other;
+        }
+    }
+    const auto run = [&] {
+        if (decision) {
+            scorer.score_decision(in, k, f, dst, shared_tail);
+        } else {
+            scorer.score(in, k, f, dst);
+        }
+    };
     if (k >= kReleaseGilFromRows) {
         py::gil_scoped_release release;
-        scorer.score(in, k, f, dst);
+        run();
     } else {
-        scorer.score(in, k, f, dst);
+        run();
     }
     return out;
+}
+
+py::array_t<float> score(const MlpScorer& scorer, const py::handle& obj) { return score_rows(scorer, obj, false, 0); }
+
+py::array_t<float> score_decision(const MlpScorer& scorer, const py::handle& obj, std::size_t shared_tail) {
+    return score_rows(scorer, obj, true, shared_tail);
 }
 
 }  // namespace
@@ -81,6 +113,10 @@ void register_scorer(py::module_& m) {
     py::class_<MlpScorer>(m, "MlpScorerCore")
         .def(py::init(&make_scorer), py::arg("weights"), py::arg("biases"), py::arg("mean"), py::arg("std"))
         .def("score", &score, py::arg("features"))
+        .def("score_decision", &score_decision, py::arg("features"), py::arg("shared_tail") = 0,
+             "The rows of one decision: the same scores up to float32 rounding, skipping hidden units that "
+             "are zero on whole blocks of rows; of the last shared_tail columns, those equal (bit for bit) on "
+             "every row go into the first layer once.")
         .def_property_readonly("n_features", &MlpScorer::n_features)
         .def_property_readonly("sizes", &MlpScorer::sizes)
         .def_property_readonly("kernel", &MlpScorer::kernel_name);

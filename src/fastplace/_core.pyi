@@ -105,6 +105,9 @@ class MlpScorerCore:
         std: npt.NDArray[np.float32],
     ) -> None: ...
     def score(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+    def score_decision(
+        self, features: npt.NDArray[np.float32], shared_tail: int = 0
+    ) -> npt.NDArray[np.float32]: ...
 
 # ---- ro_decide (cpp/bindings/register_decision.cpp) ---------------------------------
 

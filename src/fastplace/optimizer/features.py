@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_K",
     "FEATURE_NAMES",
     "N_FEATURES",
+    "N_GLOBAL_FEATURES",
     "SCHEMA_VERSION",
     "candidate_features",
     "candidates",
@@ -77,6 +78,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "feasible_share",  # servers that fit the request / servers
 )
 N_FEATURES = len(FEATURE_NAMES)
+#: The cluster's features: the last columns, equal on every row of one decision.
+N_GLOBAL_FEATURES = len(FEATURE_NAMES) - FEATURE_NAMES.index("cluster_memory_load")
 
 _MAX_CONTAINERS = 32.0
 _RANK_SCALE = 64.0

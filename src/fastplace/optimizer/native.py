@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastplace._core import MlpScorerCore, ro_decide
-from fastplace.optimizer.features import N_FEATURES, Request
+from fastplace.optimizer.features import N_FEATURES, N_GLOBAL_FEATURES, Request
 
 if TYPE_CHECKING:
     from fastplace.block_index import BlockIndex
@@ -172,6 +172,22 @@ class NativeScorer:
                 f"features must have shape (n, {self._n_features}), got {matrix.shape}"
             )
         return self._core.score(matrix)
+
+    def decision_scores(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """``scores`` for the candidate rows of one decision, by the path ``ro_decide``
+        uses: those of the cluster-wide columns (the last ``N_GLOBAL_FEATURES``) that are
+        equal on every row go into the first layer once, and hidden units that are zero
+        on a whole block of rows are skipped. Equal to ``scores`` up to float32 rounding (the
+        additions run in another order); faster on real decision rows, where about half
+        the hidden units are off, and no faster on dense random ones."""
+        matrix = np.ascontiguousarray(features, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != self._n_features:
+            raise ValueError(
+                f"features must have shape (n, {self._n_features}), got {matrix.shape}"
+            )
+        # The core folds only those of these columns that are equal on every row.
+        tail = N_GLOBAL_FEATURES if self._n_features == N_FEATURES else 0
+        return self._core.score_decision(matrix, tail)
 
     def __repr__(self) -> str:
         return f"NativeScorer(path={self.path!r}, kernel={self.kernel!r})"
