@@ -53,13 +53,18 @@ void check_damaged_snapshots(const std::vector<std::uint8_t>& good, const std::s
     }
 }
 
-void random_operations(std::size_t n_servers, std::size_t dims, unsigned seed) {
-    std::mt19937_64 rng(seed);
+// n_servers servers of dims resources "r0", "r1", ... with random capacities below max_amount.
+ClusterState random_cluster(std::mt19937_64& rng, std::size_t n_servers, std::size_t dims, Amount max_amount) {
     std::vector<std::string> names;
     for (std::size_t d = 0; d < dims; ++d) names.push_back("r" + std::to_string(d));
     std::vector<Amount> capacity(n_servers * dims);
-    for (auto& c : capacity) c = static_cast<Amount>(rng() % 5000);
-    ClusterState state(names, capacity.data(), n_servers);
+    for (auto& c : capacity) c = static_cast<Amount>(rng() % static_cast<std::uint64_t>(max_amount));
+    return ClusterState(names, capacity.data(), n_servers);
+}
+
+void random_operations(std::size_t n_servers, std::size_t dims, unsigned seed) {
+    std::mt19937_64 rng(seed);
+    ClusterState state = random_cluster(rng, n_servers, dims, 5000);
     std::vector<ContainerId> live;
     std::vector<Amount> request(dims * 3);
     for (int step = 0; step < 500; ++step) {
@@ -244,11 +249,7 @@ MlpScorer random_scorer(std::mt19937_64& rng, bool poisoned) {
 // within rounding (and NaN exactly where score is, with a non-finite weight).
 void decision_checks(std::size_t n_servers, std::size_t dims, unsigned seed) {
     std::mt19937_64 rng(seed);
-    std::vector<std::string> names;
-    for (std::size_t d = 0; d < dims; ++d) names.push_back("r" + std::to_string(d));
-    std::vector<Amount> capacity(n_servers * dims);
-    for (auto& c : capacity) c = static_cast<Amount>(rng() % 1000);
-    ClusterState state(names, capacity.data(), n_servers);
+    ClusterState state = random_cluster(rng, n_servers, dims, 1000);
     std::vector<Bytes> cache(n_servers, 500);
     BlockIndex index(cache.data(), n_servers);
     const BlockHash hashes[5] = {1, 2, 3, 4, 5};
