@@ -179,20 +179,16 @@ std::vector<BlockHash> BlockIndex::block_hashes() const {
 
 // ---- queries ------------------------------------------------------------------------
 
-std::size_t BlockIndex::cached_bytes(const BlockId* blocks, std::size_t k, Bytes* out,
-                                     std::size_t out_size) const {
-    Lock lock(mutex_);
-    check_blocks(blocks, k);
-    if (out_size != servers_.size()) return servers_.size();
+Bytes BlockIndex::group_by_holder_set(const BlockId* blocks, std::size_t k) const {
     size_scratch();
     next_epoch();
-    // Group the distinct blocks by holder set, then add each set's bytes to its servers
-    // once: the per-server work is one pass over each distinct set, not one per block.
+    Bytes total = 0;
     touched_sets_.clear();
     for (std::size_t i = 0; i < k; ++i) {
         const auto b = static_cast<std::size_t>(blocks[i]);
         if (block_stamp_[b] == epoch_) continue;
         block_stamp_[b] = epoch_;
+        total += size_[b];
         const std::uint32_t set = set_of_[b];
         if (set == 0) continue;
         if (set_stamp_[set] != epoch_) {
@@ -202,6 +198,17 @@ std::size_t BlockIndex::cached_bytes(const BlockId* blocks, std::size_t k, Bytes
         }
         set_bytes_[set] += size_[b];
     }
+    return total;
+}
+
+std::size_t BlockIndex::cached_bytes(const BlockId* blocks, std::size_t k, Bytes* out,
+                                     std::size_t out_size) const {
+    Lock lock(mutex_);
+    check_blocks(blocks, k);
+    if (out_size != servers_.size()) return servers_.size();
+    // Each distinct set's bytes go to its servers once: the per-server work is one pass
+    // over each distinct set, not one per block.
+    group_by_holder_set(blocks, k);
     std::fill(out, out + servers_.size(), Bytes{0});
     for (const std::uint32_t set : touched_sets_) {
         const Bytes bytes = set_bytes_[set];
@@ -219,22 +226,7 @@ void BlockIndex::cached_bytes_on(const ServerId* servers, std::size_t m, const B
         }
     }
     check_blocks(blocks, k);
-    size_scratch();
-    next_epoch();
-    touched_sets_.clear();
-    for (std::size_t i = 0; i < k; ++i) {
-        const auto b = static_cast<std::size_t>(blocks[i]);
-        if (block_stamp_[b] == epoch_) continue;
-        block_stamp_[b] = epoch_;
-        const std::uint32_t set = set_of_[b];
-        if (set == 0) continue;
-        if (set_stamp_[set] != epoch_) {
-            set_stamp_[set] = epoch_;
-            set_bytes_[set] = 0;
-            touched_sets_.push_back(set);
-        }
-        set_bytes_[set] += size_[b];
-    }
+    group_by_holder_set(blocks, k);
     // Either probe each listed server in each set (binary search), or scatter the sets
     // into the all-zero scratch row, gather, and zero exactly what the scatter touched;
     // whichever reads fewer entries. Neither makes a pass over all servers.

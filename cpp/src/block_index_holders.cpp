@@ -1,8 +1,7 @@
 // BlockIndex::holder_bytes: the servers caching any block of a version and how many of
 // its bytes each holds, from the hash-consed holder sets alone (no pass over servers).
-// Kept apart from block_index.cpp: it only reads size_, set_of_ and sets_ under the lock.
-#include <algorithm>
-#include <string>
+// The blocks are grouped by holder set as for cached_bytes (group_by_holder_set); the
+// sets' server lists are then merged, so the result lists only servers that hold some.
 #include <utility>
 #include <vector>
 
@@ -45,38 +44,16 @@ Bytes BlockIndex::holder_bytes(const BlockId* blocks, std::size_t k, std::vector
                                std::vector<Bytes>& bytes_out) const {
     servers_out.clear();
     bytes_out.clear();
-    std::vector<BlockId> distinct(blocks, blocks + k);
-    std::sort(distinct.begin(), distinct.end());
-    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-
     std::lock_guard<std::mutex> lock(mutex_);
-    const auto n_blocks = static_cast<BlockId>(size_.size());
-    if (!distinct.empty() && (distinct.front() < 0 || distinct.back() >= n_blocks)) {
-        for (std::size_t i = 0; i < k; ++i) {
-            if (blocks[i] < 0 || blocks[i] >= n_blocks) {
-                throw InvalidArgument("block_ids[" + std::to_string(i) + "] = " + std::to_string(blocks[i]) +
-                                      " is not a block id: must be in [0, " + std::to_string(n_blocks) + ")");
-            }
-        }
-    }
-    // Bytes per holder set: blocks sharing a set add to the same servers.
-    Bytes total = 0;
-    std::vector<std::pair<std::uint32_t, Bytes>> per_set;
-    for (const BlockId block : distinct) {
-        const auto b = static_cast<std::size_t>(block);
-        total += size_[b];
-        if (set_of_[b] != 0) per_set.emplace_back(set_of_[b], size_[b]);
-    }
-    std::sort(per_set.begin(), per_set.end());
+    check_blocks(blocks, k);
+    const Bytes total = group_by_holder_set(blocks, k);
     std::vector<Run> runs;
-    for (std::size_t i = 0; i < per_set.size();) {
-        const std::uint32_t set = per_set[i].first;
-        Bytes bytes = 0;
-        for (; i < per_set.size() && per_set[i].first == set; ++i) bytes += per_set[i].second;
+    runs.reserve(touched_sets_.size());
+    for (const std::uint32_t set : touched_sets_) {
         const std::vector<std::int32_t>& members = sets_[set].servers;
         Run run;
         run.servers.assign(members.begin(), members.end());
-        run.bytes.assign(members.size(), bytes);
+        run.bytes.assign(members.size(), set_bytes_[set]);
         runs.push_back(std::move(run));
     }
     if (runs.empty()) return total;

@@ -142,6 +142,11 @@ private:
     void check_blocks(const BlockId* blocks, std::size_t k, const char* what = "block_ids") const;
     void next_epoch() const;
     void size_scratch() const;
+    // The distinct blocks of a query grouped by holder set: set_bytes_[set] = bytes of
+    // the query's blocks held by exactly the servers of set, for every non-empty set in
+    // touched_sets_ (first-seen order). Returns the bytes of all the distinct blocks.
+    // Blocks must be checked; needs the lock.
+    Bytes group_by_holder_set(const BlockId* blocks, std::size_t k) const;
 
     // The holder set that differs from old by server (memoised per call through the
     // epoch stamps).
