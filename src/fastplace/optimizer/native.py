@@ -117,17 +117,16 @@ class NativeScorer:
         expected = ["Linear", "ReLU"] * ((len(kinds) + 1) // 2)
         if not kinds or kinds != expected[:-1]:
             raise ValueError(f"{where}layers {kinds} are not Linear and ReLU alternating")
-        buffers = {name: tensor for name, tensor in module.named_buffers()}
-        params = {name: tensor for name, tensor in module.named_parameters()}
-        children = module.layers.named_children()
-        linears = [name for name, child in children if child.original_name == "Linear"]
-        try:
-            weights = [params[f"layers.{n}.weight"].detach().numpy() for n in linears]
-            biases = [params[f"layers.{n}.bias"].detach().numpy() for n in linears]
-            mean, std = buffers["mean"].detach().numpy(), buffers["std"].detach().numpy()
-        except KeyError as error:
-            raise ValueError(f"{where}missing tensor {error.args[0]}") from None
-        scorer = cls(weights, biases, mean, std, path=optimizer.path)
+        # The same plain arrays save_model writes to the .npz (ScoreNet.arrays).
+        arrays = optimizer.network().arrays()
+        n_layers = sum(1 for name in arrays if name.startswith("weight_"))
+        scorer = cls(
+            [arrays[f"weight_{i}"] for i in range(n_layers)],
+            [arrays[f"bias_{i}"] for i in range(n_layers)],
+            arrays["mean"],
+            arrays["std"],
+            path=optimizer.path,
+        )
         if scorer.n_features != N_FEATURES:
             raise ValueError(f"{where}takes {scorer.n_features} features, not {N_FEATURES}")
         probe = np.random.default_rng(0).uniform(-0.5, 1.5, (64, N_FEATURES)).astype(np.float32)
