@@ -92,6 +92,12 @@ def run(
     return result
 
 
+def assert_scores_close(actual: npt.NDArray[np.float32], expected: npt.NDArray[np.float32]) -> None:
+    """Within the native scorer's tolerance of TorchScript: 1e-5 times max(1, |score|)."""
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5 * scale)
+
+
 @pytest.fixture(scope="module")
 def torchscript() -> Any:
     pytest.importorskip("torch", reason="torch is not installed: no TorchScript baseline")
@@ -108,17 +114,13 @@ def native() -> NativeScorer:
 @pytest.mark.benchmark(group=GROUP)
 def test_torchscript(benchmark: Any, torchscript: Any, native: NativeScorer) -> None:
     result = run(benchmark, torchscript.scores, baseline=True)
-    expected = native.scores(features())
-    scale = max(1.0, float(np.abs(expected).max()))
-    np.testing.assert_allclose(result, expected, rtol=0, atol=1e-5 * scale)
+    assert_scores_close(native.scores(features()), result)
 
 
 @pytest.mark.benchmark(group=GROUP)
 def test_native(benchmark: Any, torchscript: Any, native: NativeScorer) -> None:
     result = run(benchmark, native.scores, baseline=False)
-    expected = torchscript.scores(features())
-    scale = max(1.0, float(np.abs(expected).max()))
-    np.testing.assert_allclose(result, expected, rtol=0, atol=1e-5 * scale)
+    assert_scores_close(result, torchscript.scores(features()))
 
 
 DECISION_GROUP = "RO scoring, the 64 candidates of a real decision (10,000 servers)"
@@ -128,8 +130,7 @@ DECISION_GROUP = "RO scoring, the 64 candidates of a real decision (10,000 serve
 def test_torchscript_decision(benchmark: Any, torchscript: Any, native: NativeScorer) -> None:
     x = decision_features()
     result = run(benchmark, torchscript.scores, baseline=True, x=x)
-    scale = max(1.0, float(np.abs(result).max()))
-    np.testing.assert_allclose(native.scores(x), result, rtol=0, atol=1e-5 * scale)
+    assert_scores_close(native.scores(x), result)
 
 
 @pytest.mark.benchmark(group=DECISION_GROUP)
@@ -140,6 +141,4 @@ def test_native_decision_rows(
     x = decision_features()
     scores = native.scores if path == "dense" else native.decision_scores
     result = run(benchmark, scores, baseline=False, x=x)
-    expected = torchscript.scores(x)
-    scale = max(1.0, float(np.abs(expected).max()))
-    np.testing.assert_allclose(result, expected, rtol=0, atol=1e-5 * scale)
+    assert_scores_close(result, torchscript.scores(x))
