@@ -1,9 +1,11 @@
 """Quality of the resource optimizer against the heuristics, on unseen seeds and workloads.
 
-Runs the simulator (``fastplace.sim.compare``) with first_fit, similarity and the RO
-("ro", the shipped model unless --model is given) on workload seeds and workloads not
-used in training (training uses synthetic workload seeds >= 1000, validation 900-999),
-and writes a markdown report with the numbers, the goal check and the command.
+Runs the simulator (``fastplace.sim.compare``) with first_fit, the heuristics
+similarity and locality, and the RO alone ("ro") and behind the server allocator
+("hybrid"), both with the shipped model unless --model is given, on workload seeds
+and workloads not used in training (training uses synthetic workload seeds >= 1000,
+validation 900-999), and writes a markdown report with the numbers, the goal check and
+the command.
 
 Goal (issue 5): >= 5% fewer mean active servers or >= 20% fewer cold-start bytes than
 first_fit, and never worse than first_fit by more than 2% on either.
@@ -29,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, default=None, help="model file (default: shipped)")
     parser.add_argument("--seeds", default="100,101,102", help="workload/cluster seeds")
     parser.add_argument("--workloads", default="synthetic,azure2019")
-    parser.add_argument("--policies", default="first_fit,similarity,ro")
+    parser.add_argument("--policies", default="first_fit,similarity,locality,ro,hybrid")
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
     parser.add_argument("--servers", type=int, default=150)
     parser.add_argument("--out", type=Path, default=None, help="markdown report to write")
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
     from fastplace.optimizer import ResourceOptimizer
     from fastplace.optimizer.policy import ResourceOptimizerPolicy
     from fastplace.sim import SimConfig, compare, load_workload
+    from fastplace.sim.policies import Hybrid
 
     optimizer = (
         ResourceOptimizer.default() if args.model is None else ResourceOptimizer.load(args.model)
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                 if name == "ro":
                     ro_policy = ResourceOptimizerPolicy(optimizer)
                     policies.append(ro_policy)
+                elif name == "hybrid":
+                    policies.append(Hybrid(optimizer))
                 else:
                     policies.append(name)
             started = time.perf_counter()

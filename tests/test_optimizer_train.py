@@ -41,8 +41,8 @@ def test_a_short_run_beats_a_random_policy_and_writes_its_files(tmp_path: Path) 
     assert [s.episode for s in seen] == [0, 1, 2]
     assert 300 <= seen[-1].total_steps <= 2_000  # a few hundred decisions
     # Greedy return on the validation seed (returns are negative costs). Here the
-    # trained policy scores -108, first fit -116, random -148; an untrained network
-    # -144, which fails the first assertion.
+    # trained policy scores -94 (-108 without the demonstrator), first fit -116,
+    # random -148; an untrained network -144, which fails the first assertion.
     random_return, first_fit_return = result.baselines["random"], result.baselines["first_fit"]
     assert result.best_validation_return > 0.85 * random_return
     assert result.best_validation_return > 1.05 * first_fit_return
@@ -94,3 +94,52 @@ def test_a_model_file_is_not_a_checkpoint(tmp_path: Path) -> None:
     )
     with pytest.raises(OptimizerLoadError):
         ResourceOptimizer.load(result.checkpoints[-1])
+
+
+def test_margin_loss_pushes_the_demonstrators_candidate_up() -> None:
+    from fastplace.optimizer.network import ScoreNet
+    from fastplace.optimizer.train import _loss
+
+    torch.manual_seed(0)
+    net = ScoreNet(17, (8,))
+    features = torch.randn(4, 5, 17)
+    mask = torch.ones(4, 5, dtype=torch.bool)
+    mask[3, 4] = False  # padding never counts as the best alternative
+    batch = {
+        "features": features,
+        "mask": mask,
+        "next_features": features,
+        "next_mask": torch.zeros(4, 5, dtype=torch.bool),
+        "action": torch.tensor([0, 1, 2, 3]),
+        "demo": torch.tensor([4, 0, 2, 1]),
+        "reward": torch.zeros(4),
+        "done": torch.ones(4),
+    }
+    config = TrainConfig(demo_weight=0.0, demonstrator="locality")
+    with torch.no_grad():
+        td = _loss(net, net, batch, config)
+        with_margin = _loss(net, net, batch, TrainConfig(demo_weight=2.0, demo_margin=0.3))
+    q = net(features).detach()
+    expected = 0.0
+    for row, demo in enumerate([4, 0, 2, 1]):
+        others = [q[row, a] + 0.3 for a in range(5) if a != demo and mask[row, a]]
+        expected += max([q[row, demo], *others]) - q[row, demo]
+    assert float(with_margin - td) == pytest.approx(2.0 * float(expected) / 4, rel=1e-5)
+    assert float(with_margin - td) > 0
+
+    # A few steps on the margin loss alone make each demonstrated candidate the argmax.
+    optimiser = torch.optim.Adam(net.parameters(), lr=0.05)
+    margin_only = TrainConfig(demo_weight=1.0, demo_margin=0.3, lr=0.05)
+    for _ in range(300):
+        loss = _loss(net, net, batch, margin_only) - _loss(net, net, batch, config)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert net(features).argmax(dim=1).tolist() == [4, 0, 2, 1]
+
+
+def test_demonstrator_is_checked() -> None:
+    with pytest.raises(ValueError, match="demonstrator = 'nope'"):
+        TrainConfig(demonstrator="nope")
+    with pytest.raises(ValueError, match="demo_weight = -1"):
+        TrainConfig(demo_weight=-1)

@@ -10,7 +10,7 @@ from fastplace.cli.common import positive_int
 
 __all__ = ["add_parser", "run"]
 
-DEFAULT_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,random,hybrid"
+DEFAULT_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,locality,random,hybrid"
 
 
 def add_parser(subparsers: Any) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastplace.cli.common import positive_int
+from fastplace.optimizer.demonstrator import DEMONSTRATORS
 
 __all__ = ["add_parser", "run"]
 
@@ -102,10 +103,22 @@ def add_parser(subparsers: Any) -> None:
         help="reward weight per model file downloaded (0.0625)",
     )
     parser.add_argument(
-        "--greedy-weight",
+        "--demonstrator",
+        choices=sorted(DEMONSTRATORS),
+        default="locality",
+        help="the rule the margin loss teaches (locality)",
+    )
+    parser.add_argument(
+        "--demo-weight",
         type=_non_negative,
-        default=0.0,
-        help="weight of a DQfD-style margin loss towards first fit's choice (0: off)",
+        default=5.0,
+        help="weight of a DQfD-style margin loss towards the demonstrator's choice (5.0; 0: off)",
+    )
+    parser.add_argument(
+        "--demo-margin",
+        type=_non_negative,
+        default=0.1,
+        help="margin of that loss (0.1)",
     )
     parser.add_argument("--servers", type=positive_int, default=150, help="cluster size (150)")
     parser.add_argument(
@@ -164,7 +177,9 @@ def run(args: argparse.Namespace) -> int:
         w_servers=args.w_servers,
         w_bytes=args.w_bytes,
         credit=args.credit,
-        greedy_weight=args.greedy_weight,
+        demonstrator=args.demonstrator,
+        demo_weight=args.demo_weight,
+        demo_margin=args.demo_margin,
         servers=args.servers,
         duration_s=args.duration,
         max_steps=args.max_steps,
@@ -250,7 +265,9 @@ def _command(args: argparse.Namespace) -> str:
         "--credit": args.credit,
         "--w-servers": args.w_servers,
         "--w-bytes": args.w_bytes,
-        "--greedy-weight": args.greedy_weight,
+        "--demonstrator": args.demonstrator,
+        "--demo-weight": args.demo_weight,
+        "--demo-margin": args.demo_margin,
         "--servers": args.servers,
         "--duration": args.duration,
         "--max-steps": args.max_steps,

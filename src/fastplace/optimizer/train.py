@@ -12,12 +12,13 @@ learner is a standard DQN with the usual stabilisers:
   (several steps, because a placement's effect on when servers empty shows up many
   decisions later);
 * epsilon-greedy exploration (uniform over the candidates), epsilon decaying linearly;
-* optionally, the greedy finder as a demonstrator (as in DQfD, Hester et al. 2018):
-  a large-margin loss ``max_a [Q(s, a) + margin * (a != g)] - Q(s, g)``, weighted by
-  ``greedy_weight``, where g is first fit's candidate (always candidate 0: candidates
-  are sorted by server index). The RO then follows first fit unless its learned values
-  say another candidate is better by more than the margin — first fit's consolidation
-  is a long-term effect a short-horizon TD target hardly sees;
+* optionally, a demonstrator (as in DQfD, Hester et al. 2018): a large-margin loss
+  ``max_a [Q(s, a) + margin * (a != d)] - Q(s, d)``, weighted by ``demo_weight``,
+  where d is the candidate a hand-written rule over the same features would choose
+  (``fastplace.optimizer.demonstrator``: first fit, or locality-aware first fit). The
+  RO then follows the rule unless its learned values say another candidate is better
+  by more than the margin — consolidation is a long-term effect a short-horizon TD
+  target hardly sees;
 * features standardised with the mean/std of the first ``learn_start`` decisions,
   frozen into the network (and so into the exported model).
 
@@ -49,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from fastplace.optimizer.demonstrator import DEMONSTRATORS
 from fastplace.optimizer.env import EnvConfig, Observation, PlacementEnv
 from fastplace.optimizer.features import DEFAULT_K, N_FEATURES
 from fastplace.optimizer.model import _JIT_DEPRECATION, save_model
@@ -67,9 +69,12 @@ class TrainConfig:
     gamma: float = 0.9
     #: Rewards summed per transition before bootstrapping (n-step DQN).
     n_step: int = 1
-    #: Weight and margin of the large-margin loss towards first fit's candidate (0: off).
-    greedy_weight: float = 0.0
-    greedy_margin: float = 0.1
+    #: Weight and margin of the large-margin loss towards the demonstrator's
+    #: candidate (0: off), and the demonstrator (fastplace.optimizer.demonstrator).
+    #: The shipped model learned from the locality rule (docs/optimizer.md).
+    demo_weight: float = 5.0
+    demo_margin: float = 0.1
+    demonstrator: str = "locality"
     lr: float = 1e-3
     batch: int = 64
     buffer: int = 20_000
@@ -124,8 +129,16 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} must be > 0")
         if not 0.0 <= self.gamma < 1.0:
             raise ValueError(f"TrainConfig.gamma = {self.gamma} must be in [0, 1)")
-        if self.greedy_weight < 0 or self.greedy_margin < 0:
-            raise ValueError("TrainConfig: greedy_weight and greedy_margin must be >= 0")
+        if self.demo_weight < 0 or self.demo_margin < 0:
+            raise ValueError(
+                f"TrainConfig: demo_weight = {self.demo_weight} and demo_margin = "
+                f"{self.demo_margin} must be >= 0"
+            )
+        if self.demonstrator not in DEMONSTRATORS:
+            raise ValueError(
+                f"TrainConfig.demonstrator = {self.demonstrator!r}: choose one of "
+                f"{', '.join(DEMONSTRATORS)}"
+            )
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr = {self.lr} must be > 0")
         if not 0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0:
@@ -213,6 +226,7 @@ class ReplayBuffer:
         self.next_features = np.zeros((capacity, k, n_features), dtype=np.float32)
         self.next_mask = np.zeros((capacity, k), dtype=np.bool_)
         self.action = np.zeros(capacity, dtype=np.int64)
+        self.demo = np.zeros(capacity, dtype=np.int64)  # the demonstrator's candidate
         self.reward = np.zeros(capacity, dtype=np.float32)
         self.done = np.zeros(capacity, dtype=np.float32)
         self.size = 0
@@ -225,6 +239,7 @@ class ReplayBuffer:
         reward: float,
         next_features: npt.NDArray[np.float32],
         done: bool,
+        demo: int = 0,
     ) -> None:
         i = self.position
         n, m = features.shape[0], next_features.shape[0]
@@ -237,6 +252,7 @@ class ReplayBuffer:
         self.next_mask[i] = False
         self.next_mask[i, :m] = True
         self.action[i] = action
+        self.demo[i] = demo
         self.reward[i] = reward
         self.done[i] = float(done or m == 0)
         self.position = (i + 1) % self.capacity
@@ -250,6 +266,7 @@ class ReplayBuffer:
             "next_features": torch.from_numpy(self.next_features[rows]),
             "next_mask": torch.from_numpy(self.next_mask[rows]),
             "action": torch.from_numpy(self.action[rows]),
+            "demo": torch.from_numpy(self.demo[rows]),
             "reward": torch.from_numpy(self.reward[rows]),
             "done": torch.from_numpy(self.done[rows]),
         }
@@ -288,20 +305,22 @@ def _store_episode(
     of a truncated episode are stored as terminal (their next state is unknown)."""
     n, gamma = config.n_step, config.gamma
     empty = np.zeros((0, N_FEATURES), dtype=np.float32)
+    demonstrate = DEMONSTRATORS[config.demonstrator]
     for t in range(len(actions)):
         window = rewards[t : t + n]
         value = sum(gamma**i * r for i, r in enumerate(window))
+        demo = demonstrate(features[t]) if config.demo_weight > 0 else 0
         if t + n < len(actions):
-            buffer.add(features[t], actions[t], value, features[t + n], False)
+            buffer.add(features[t], actions[t], value, features[t + n], False, demo)
         else:
-            buffer.add(features[t], actions[t], value, empty, True)
+            buffer.add(features[t], actions[t], value, empty, True, demo)
 
 
 def _loss(
     net: ScoreNet, target: ScoreNet, batch: dict[str, torch.Tensor], config: TrainConfig
 ) -> torch.Tensor:
     """Huber TD loss (double DQN, n-step) plus the optional margin loss towards
-    first fit's candidate (column 0)."""
+    the demonstrator's candidate."""
     gamma = config.gamma**config.n_step
     q = net(batch["features"])  # (B, K)
     q_taken = q.gather(1, batch["action"].unsqueeze(1)).squeeze(1)
@@ -313,11 +332,11 @@ def _loss(
         target_next = torch.where(next_mask.any(dim=1), target_next, torch.zeros_like(target_next))
         y = batch["reward"] + gamma * (1.0 - batch["done"]) * target_next
     loss = torch.nn.functional.smooth_l1_loss(q_taken, y)
-    if config.greedy_weight > 0:
-        margins = torch.full_like(q, config.greedy_margin)
-        margins[:, 0] = 0.0
+    if config.demo_weight > 0:
+        demo = batch["demo"].unsqueeze(1)
+        margins = torch.full_like(q, config.demo_margin).scatter(1, demo, 0.0)
         best = (q + margins).masked_fill(~batch["mask"], -torch.inf).max(dim=1).values
-        loss = loss + config.greedy_weight * (best - q[:, 0]).mean()
+        loss = loss + config.demo_weight * (best - q.gather(1, demo).squeeze(1)).mean()
     return loss
 
 
