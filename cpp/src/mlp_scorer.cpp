@@ -41,74 +41,149 @@ struct alignas(64) Column {
     float rows[kBlock];
 };
 
-// dst[j] = act(b[j] + sum_i w[j][i] * src[i]) for J outputs j0..j0+J at once: J * NV
-// independent accumulator chains that share each src load. Only the inputs listed in
-// active[0..n_active) are read: the caller leaves out columns that are zero on every
-// row of the block (w * 0 adds nothing when the weights are finite) and columns whose
-// contribution is already in b.
-template <typename V, std::size_t NV, std::size_t J, bool kAll>
-FASTPLACE_INLINE void outputs(const float* FASTPLACE_RESTRICT wt, const float* FASTPLACE_RESTRICT b,
-                              std::size_t out, const std::uint32_t* FASTPLACE_RESTRICT active,
-                              std::size_t n_active, std::size_t j0, const V* FASTPLACE_RESTRICT src,
-                              V* FASTPLACE_RESTRICT dst, bool relu) {
-    V acc[J][NV];
-    for (std::size_t jj = 0; jj < J; ++jj) {
-        for (std::size_t n = 0; n < NV; ++n) acc[jj][n] = V{} + b[j0 + jj];
+// The integer vector of V's comparisons: lane i is all ones or 0. The decision path keeps
+// one bit per column in each lane (bit c of lane r: column c is non-zero on row r), 32
+// columns per mask, and ORs the lanes together once per layer.
+template <typename V>
+using Mask = decltype(V{} != V{});
+
+// The OR of a mask's lanes, halving the vector (no trip through memory, which would
+// stall on the store-to-load forward of a vector into scalars).
+template <typename M>
+FASTPLACE_INLINE std::uint32_t or_lanes(const M& m) {
+    constexpr std::size_t kLanes = sizeof(M) / sizeof(std::uint32_t);
+#if defined(__has_builtin) && __has_builtin(__builtin_shufflevector)
+    if constexpr (kLanes == 16) {
+        const auto half = __builtin_shufflevector(m, m, 0, 1, 2, 3, 4, 5, 6, 7) |
+                          __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15);
+        return or_lanes(half);
+    } else if constexpr (kLanes == 8) {
+        const auto half = __builtin_shufflevector(m, m, 0, 1, 2, 3) | __builtin_shufflevector(m, m, 4, 5, 6, 7);
+        return or_lanes(half);
+    } else if constexpr (kLanes == 4) {
+        const auto half = __builtin_shufflevector(m, m, 0, 1) | __builtin_shufflevector(m, m, 2, 3);
+        return static_cast<std::uint32_t>(half[0] | half[1]);
     }
-    for (std::size_t a = 0; a < n_active; ++a) {
-        const std::size_t i = kAll ? a : active[a];  // kAll: every input, no indirection
-        V s[NV];
-        for (std::size_t n = 0; n < NV; ++n) s[n] = src[i * NV + n];
-        const float* FASTPLACE_RESTRICT w_i = wt + i * out + j0;  // transposed: (in, out)
-        for (std::size_t jj = 0; jj < J; ++jj) {
-            const float wji = w_i[jj];
-            for (std::size_t n = 0; n < NV; ++n) acc[jj][n] += wji * s[n];
-        }
-    }
-    for (std::size_t jj = 0; jj < J; ++jj) {
-        for (std::size_t n = 0; n < NV; ++n) {
-            // "x < 0 ? 0 : x" keeps NaN, as torch.relu does.
-            dst[(j0 + jj) * NV + n] = relu ? (acc[jj][n] < 0.0F ? V{} : acc[jj][n]) : acc[jj][n];
-        }
-    }
+#endif
+    std::uint32_t lanes[kLanes];
+    std::memcpy(lanes, &m, sizeof(m));
+    std::uint32_t any = 0;
+    for (std::size_t r = 0; r < kLanes; ++r) any |= lanes[r];
+    return any;
 }
 
-template <typename V, std::size_t NV, std::size_t J>
-FASTPLACE_INLINE void layer(const float* wt, const float* b, std::size_t in, std::size_t out,
-                            const std::uint32_t* active, std::size_t n_active, const V* src, V* dst, bool relu) {
-    std::size_t j = 0;
-    // The indirect loop costs about a third more per input than the contiguous one: it
-    // pays only when a quarter or more of the inputs are skipped. (Reading a zero
-    // column anyway adds w * 0: the same sums.)
-    if (4 * n_active >= 3 * in) {
-        for (; j + J <= out; j += J) outputs<V, NV, J, true>(wt, b, out, active, in, j, src, dst, relu);
-        for (; j < out; ++j) outputs<V, NV, 1, true>(wt, b, out, active, in, j, src, dst, relu);
-        return;
-    }
-    for (; j + J <= out; j += J) outputs<V, NV, J, false>(wt, b, out, active, n_active, j, src, dst, relu);
-    for (; j < out; ++j) outputs<V, NV, 1, false>(wt, b, out, active, n_active, j, src, dst, relu);
-}
-
-// Lists in active the columns of a block (width columns of NV vectors) holding a value
-// other than +-0 (NaN counts as non-zero); returns how many. Branch-free: the lanes'
-// comparison masks are OR-ed as 64-bit words.
-template <typename V, std::size_t NV>
-FASTPLACE_INLINE std::size_t nonzero_columns(const V* FASTPLACE_RESTRICT block, std::size_t width,
-                                             std::uint32_t* FASTPLACE_RESTRICT active) {
-    using Mask = decltype(V{} != V{});
-    constexpr std::size_t kWords = sizeof(Mask) / sizeof(std::uint64_t);
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < width; ++i) {
-        Mask mask = block[i * NV] != V{};
-        for (std::size_t v = 1; v < NV; ++v) mask |= block[i * NV + v] != V{};
-        std::uint64_t words[kWords];
-        std::memcpy(words, &mask, sizeof(mask));
-        std::uint64_t any = 0;
-        for (std::size_t w = 0; w < kWords; ++w) any |= words[w];
-        active[n] = static_cast<std::uint32_t>(i);
-        n += any != 0 ? 1 : 0;
+// Appends to list the columns whose bit is set in masks[0..ceil(width / 32)); returns the new length.
+template <typename V>
+FASTPLACE_INLINE std::size_t list_columns(const Mask<V>* masks, std::size_t width, std::uint32_t* list,
+                                          std::size_t n) {
+    for (std::size_t w = 0; 32 * w < width; ++w) {
+        for (std::uint32_t set = or_lanes(masks[w]); set != 0; set &= set - 1) {
+            list[n++] = static_cast<std::uint32_t>(32 * w + static_cast<std::size_t>(__builtin_ctz(set)));
+        }
     }
     return n;
+}
+
+// The inputs a layer reads: the first n columns (prefix) or the n listed ones. Columns
+// left out are zero on every row of the block (w * 0 adds nothing when the weights are
+// finite) or already counted in the layer's bias.
+struct Inputs {
+    const std::uint32_t* list;
+    std::size_t n;
+    bool prefix;
+};
+
+// dst[j] = act(b[j] + sum_i w[j][i] * src[i]) for J outputs j0..j0+J at once: J * NV
+// independent accumulator chains that share each src load (a single output runs two
+// chains per vector, over even and odd inputs, so that it is not bound by FMA latency).
+// kTrack: word gets bit j % 32 of each row lane where output j is not +0 (NaN
+// and -0 count as non-zero).
+template <typename V, std::size_t NV, std::size_t J, bool kPrefix, bool kTrack>
+FASTPLACE_INLINE void outputs(const float* FASTPLACE_RESTRICT wt, const float* FASTPLACE_RESTRICT b,
+                              std::size_t out, const Inputs& in, std::size_t j0, const V* FASTPLACE_RESTRICT src,
+                              V* FASTPLACE_RESTRICT dst, bool relu, Mask<V>& word) {
+    constexpr std::size_t kChains = J == 1 ? 2 : 1;
+    V acc[kChains][J][NV];
+    for (std::size_t jj = 0; jj < J; ++jj) {
+        for (std::size_t n = 0; n < NV; ++n) {
+            acc[0][jj][n] = V{} + b[j0 + jj];
+            if (kChains > 1) acc[kChains - 1][jj][n] = V{};
+        }
+    }
+    const std::uint32_t* FASTPLACE_RESTRICT list = in.list;
+    std::size_t a = 0;
+    for (; a + kChains <= in.n; a += kChains) {
+        for (std::size_t c = 0; c < kChains; ++c) {
+            const std::size_t i = kPrefix ? a + c : list[a + c];
+            const float* FASTPLACE_RESTRICT w_i = wt + i * out + j0;  // transposed: (in, out)
+            for (std::size_t jj = 0; jj < J; ++jj) {
+                const float wji = w_i[jj];
+                for (std::size_t n = 0; n < NV; ++n) acc[c][jj][n] += wji * src[i * NV + n];
+            }
+        }
+    }
+    if (kChains > 1) {
+        if (a < in.n) {
+            const std::size_t i = kPrefix ? a : list[a];
+            for (std::size_t n = 0; n < NV; ++n) acc[0][0][n] += wt[i * out + j0] * src[i * NV + n];
+        }
+        for (std::size_t n = 0; n < NV; ++n) acc[0][0][n] += acc[kChains - 1][0][n];
+    }
+    for (std::size_t jj = 0; jj < J; ++jj) {
+        Mask<V> any{};
+        for (std::size_t n = 0; n < NV; ++n) {
+            // "x < 0 ? 0 : x" keeps NaN, as torch.relu does.
+            const V v = relu ? (acc[0][jj][n] < 0.0F ? V{} : acc[0][jj][n]) : acc[0][jj][n];
+            dst[(j0 + jj) * NV + n] = v;
+            if (kTrack) {
+                Mask<V> bits;
+                std::memcpy(&bits, &v, sizeof(bits));
+                any |= bits;
+            }
+        }
+        if (kTrack) word |= (any != 0) & static_cast<int>(1U << ((j0 + jj) % 32));
+    }
+}
+
+// One layer for a block; kTrack: nz gets the non-zero outputs' bits, 32 per mask.
+template <typename V, std::size_t NV, std::size_t J, bool kPrefix, bool kTrack>
+FASTPLACE_INLINE void layer_outputs(const float* wt, const float* b, std::size_t out, const Inputs& in,
+                                    const V* src, V* dst, bool relu, Mask<V>* nz) {
+    static_assert(32 % J == 0, "a group of outputs never straddles two masks");
+    Mask<V> word{};  // the current 32 outputs' bits
+    std::size_t j = 0;
+    for (; j + J <= out; j += J) {
+        outputs<V, NV, J, kPrefix, kTrack>(wt, b, out, in, j, src, dst, relu, word);
+        if (kTrack && ((j + J) % 32 == 0 || j + J == out)) {
+            nz[j / 32] = word;
+            word = Mask<V>{};
+        }
+    }
+    for (; j < out; ++j) {
+        outputs<V, NV, 1, kPrefix, kTrack>(wt, b, out, in, j, src, dst, relu, word);
+        if (kTrack && ((j + 1) % 32 == 0 || j + 1 == out)) {
+            nz[j / 32] = word;
+            word = Mask<V>{};
+        }
+    }
+}
+
+// A layer for a block: reads the listed inputs (or a prefix); nz, when not null, gets
+// the bits of the outputs that are non-zero on some row.
+template <typename V, std::size_t NV, std::size_t J>
+FASTPLACE_INLINE void layer(const float* wt, const float* b, std::size_t out, const Inputs& in, const V* src,
+                            V* dst, bool relu, Mask<V>* nz) {
+    if (nz != nullptr) {
+        if (in.prefix) {
+            layer_outputs<V, NV, J, true, true>(wt, b, out, in, src, dst, relu, nz);
+        } else {
+            layer_outputs<V, NV, J, false, true>(wt, b, out, in, src, dst, relu, nz);
+        }
+    } else if (in.prefix) {
+        layer_outputs<V, NV, J, true, false>(wt, b, out, in, src, dst, relu, nz);
+    } else {
+        layer_outputs<V, NV, J, false, false>(wt, b, out, in, src, dst, relu, nz);
+    }
 }
 
 }  // namespace
@@ -116,77 +191,123 @@ FASTPLACE_INLINE std::size_t nonzero_columns(const V* FASTPLACE_RESTRICT block, 
 struct MlpKernels {
     // V: the vector register type; J: outputs computed together (as many accumulator
     // registers as the ISA has: 16 SSE or 16 AVX registers).
-    // Sparse: list the non-zero columns of each layer's output and skip the others in
-    // the next layer (pays on real decisions, ~50% of the hidden units are off for a
-    // whole block; costs ~10-20% on dense inputs, so only the decision path uses it).
+    // Sparse (score_decision; only with finite weights): per block of rows, layer 0 reads
+    // only the columns that vary within the block (a column equal on every row adds the
+    // same w * x to each: it goes into the block's bias), and each later layer reads only
+    // the units of the previous one that are non-zero on some row of the block. Pays on
+    // real decisions (about half the hidden units are off for a whole block, and several
+    // features are equal among neighbouring candidates); costs ~10% on dense random rows.
     template <typename V, std::size_t J, bool Sparse>
     static FASTPLACE_INLINE void run(const MlpScorer& s, const float* x, std::size_t k, std::size_t shared,
                                      float* out) {
         constexpr std::size_t NV = sizeof(Column) / sizeof(V);
         static_assert(NV * sizeof(V) == sizeof(Column), "a Column is a whole number of vectors");
+        constexpr std::size_t kStackMasks = kStackWidth / 32;
         const std::size_t f = s.sizes_.front();
         const std::size_t n_layers = s.weights_.size();
+        const std::size_t width0 = s.sizes_[1];
         Column stack_a[kStackWidth];
         Column stack_b[kStackWidth];
         std::uint32_t stack_active[kStackWidth];
-        float stack_bias[kStackWidth];
+        float stack_bias[2 * kStackWidth];
+        Mask<V> stack_masks[kStackMasks];
         std::vector<Column> heap;
         std::vector<std::uint32_t> heap_active;
         std::vector<float> heap_bias;
+        std::vector<Mask<V>> heap_masks;
         Column* a = stack_a;
         Column* b = stack_b;
         std::uint32_t* active = stack_active;
         float* bias0 = stack_bias;
+        Mask<V>* masks = stack_masks;
         if (s.max_width_ > kStackWidth) {
             heap.resize(2 * s.max_width_);
             heap_active.resize(s.max_width_);
-            heap_bias.resize(s.max_width_);
+            heap_bias.resize(2 * s.max_width_);
+            heap_masks.resize((s.max_width_ + 31) / 32);
             a = heap.data();
             b = heap.data() + s.max_width_;
             active = heap_active.data();
             bias0 = heap_bias.data();
+            masks = heap_masks.data();
         }
+        float* block_bias = bias0 + s.max_width_;
+        const bool sparse = Sparse && s.skip_zero_columns_;
         const float* mean = s.mean_.data();
         const float* inv_std = s.inv_std_.data();
         // The shared columns (equal on every row) enter layer 0 through its bias, once;
-        // only with finite weights, as then their zeroed block columns add nothing.
+        // only with finite weights (else nothing is folded or skipped).
         const std::size_t own = s.skip_zero_columns_ ? f - shared : f;
         const float* layer0_bias = s.biases_[0].data();
+        const float* wt0 = s.transposed_[0].data();
         if (own < f) {
-            const std::size_t width0 = s.sizes_[1];
-            const float* w0 = s.weights_[0].data();
-            for (std::size_t j = 0; j < width0; ++j) {
-                float sum = s.biases_[0][j];
-                for (std::size_t i = own; i < f; ++i) sum += w0[j * f + i] * ((x[i] - mean[i]) * inv_std[i]);
-                bias0[j] = sum;
+            std::copy_n(s.biases_[0].data(), width0, bias0);
+            for (std::size_t i = own; i < f; ++i) {
+                const float value = (x[i] - mean[i]) * inv_std[i];
+                const float* w_i = wt0 + i * width0;
+                for (std::size_t j = 0; j < width0; ++j) bias0[j] += w_i[j] * value;
             }
             layer0_bias = bias0;
         }
         for (std::size_t r0 = 0; r0 < k; r0 += kBlock) {
             const std::size_t rows = std::min(kBlock, k - r0);
-            // Standardise and transpose the block's own columns; missing rows of the last block are 0.
+            // Standardise and transpose the block's own columns; the missing rows of the
+            // last block repeat its first row (their scores are dropped).
             const float* rows_in = x + r0 * f;
             for (std::size_t i = 0; i < own; ++i) {
                 float* column = a[i].rows;
                 for (std::size_t r = 0; r < rows; ++r) column[r] = (rows_in[r * f + i] - mean[i]) * inv_std[i];
-                for (std::size_t r = rows; r < kBlock; ++r) column[r] = 0.0F;
+                for (std::size_t r = rows; r < kBlock; ++r) column[r] = column[0];
             }
-            for (std::size_t i = own; i < f; ++i) std::fill_n(a[i].rows, kBlock, 0.0F);
-            if (own < f) {  // layer 0 reads only the listed (own) columns
-                for (std::size_t i = 0; i < own; ++i) active[i] = static_cast<std::uint32_t>(i);
+            Inputs in{active, own, true};
+            const float* bias = layer0_bias;
+            if (sparse) {
+                // Columns equal on every row of the block (NaN never is) go into its bias.
+                const V* cols = reinterpret_cast<const V*>(a);
+                Mask<V> word{};
+                for (std::size_t i = 0; i < own; ++i) {
+                    const V first = V{} + a[i].rows[0];
+                    Mask<V> varies = cols[i * NV] != first;
+                    for (std::size_t n = 1; n < NV; ++n) varies |= cols[i * NV + n] != first;
+                    word |= varies & static_cast<int>(1U << (i % 32));
+                    if ((i + 1) % 32 == 0 || i + 1 == own) {
+                        masks[i / 32] = word;
+                        word = Mask<V>{};
+                    }
+                }
+                in.n = list_columns<V>(masks, own, active, 0);
+                in.prefix = in.n == own;
+                if (!in.prefix) {
+                    std::copy_n(layer0_bias, width0, block_bias);
+                    std::size_t next = 0;  // the next varying column in active
+                    for (std::size_t i = 0; i < own; ++i) {
+                        if (next < in.n && active[next] == i) {
+                            ++next;
+                            continue;
+                        }
+                        const float value = a[i].rows[0];
+                        const float* w_i = wt0 + i * width0;
+                        for (std::size_t j = 0; j < width0; ++j) block_bias[j] += w_i[j] * value;
+                    }
+                    bias = block_bias;
+                }
             }
-            std::size_t n_active = own;
             for (std::size_t l = 0; l < n_layers; ++l) {
                 const bool relu = l + 1 < n_layers;
-                layer<V, NV, J>(s.transposed_[l].data(), l == 0 ? layer0_bias : s.biases_[l].data(), s.sizes_[l],
-                                s.sizes_[l + 1], active, n_active, reinterpret_cast<const V*>(a),
-                                reinterpret_cast<V*>(b), relu);
-                std::swap(a, b);
                 const std::size_t width = s.sizes_[l + 1];
-                // active is read only when n_active < the layer's inputs.
-                n_active = Sparse && s.skip_zero_columns_
-                               ? nonzero_columns<V, NV>(reinterpret_cast<const V*>(a), width, active)
-                               : width;
+                // Only a hidden layer's non-zero units are listed for the next one.
+                Mask<V>* nz = sparse && relu ? masks : nullptr;
+                layer<V, NV, J>(s.transposed_[l].data(), l == 0 ? bias : s.biases_[l].data(), width, in,
+                                reinterpret_cast<const V*>(a), reinterpret_cast<V*>(b), relu, nz);
+                std::swap(a, b);
+                in = Inputs{active, width, true};
+                if (nz != nullptr) {
+                    // The indirect loop costs more per input than the contiguous one: it
+                    // pays only when a quarter or more of the inputs are skipped (reading
+                    // a zero unit anyway adds w * 0: the same sums).
+                    const std::size_t n_active = list_columns<V>(masks, width, active, 0);
+                    if (4 * n_active < 3 * width) in = Inputs{active, n_active, false};
+                }
             }
             std::memcpy(out + r0, a[0].rows, rows * sizeof(float));  // the one output
         }
