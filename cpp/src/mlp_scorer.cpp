@@ -72,10 +72,66 @@ FASTPLACE_INLINE std::uint32_t or_lanes(const M& m) {
     return any;
 }
 
-// Appends to list the columns whose bit is set in masks[0..ceil(width / 32)); returns the new length.
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define FASTPLACE_SHUFFLE 1
+#endif
+#endif
+
+// Whether transpose_tile exists for V: square tiles of 4 (SSE) or 8 (AVX) lanes.
 template <typename V>
-FASTPLACE_INLINE std::size_t list_columns(const Mask<V>* masks, std::size_t width, std::uint32_t* list,
-                                          std::size_t n) {
+constexpr bool kTiles =
+#if defined(FASTPLACE_SHUFFLE)
+    sizeof(V) == 4 * sizeof(float) || sizeof(V) == 8 * sizeof(float);
+#else
+    false;
+#endif
+
+// The L x L tile at src (L rows of a row-major matrix with row stride `stride`, L = V's
+// lanes) as L column vectors: cols[q] holds column q of the L rows.
+template <typename V>
+FASTPLACE_INLINE void transpose_tile(const float* src, std::size_t stride, V* cols) {
+#if defined(FASTPLACE_SHUFFLE)
+    constexpr std::size_t kLanes = sizeof(V) / sizeof(float);
+    V r[kLanes];
+    for (std::size_t q = 0; q < kLanes; ++q) std::memcpy(&r[q], src + q * stride, sizeof(V));
+    if constexpr (kLanes == 4) {
+        const V t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);
+        const V t1 = __builtin_shufflevector(r[0], r[1], 2, 6, 3, 7);
+        const V t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 1, 5);
+        const V t3 = __builtin_shufflevector(r[2], r[3], 2, 6, 3, 7);
+        cols[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+        cols[1] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+        cols[2] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+        cols[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+    } else if constexpr (kLanes == 8) {
+        V t[8];
+        V u[8];
+        for (std::size_t q = 0; q < 8; q += 2) {  // unpacklo / unpackhi of row pairs
+            t[q] = __builtin_shufflevector(r[q], r[q + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+            t[q + 1] = __builtin_shufflevector(r[q], r[q + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+        }
+        for (std::size_t q = 0; q < 8; q += 4) {  // shufps: pairs of pairs
+            u[q] = __builtin_shufflevector(t[q], t[q + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            u[q + 1] = __builtin_shufflevector(t[q], t[q + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+            u[q + 2] = __builtin_shufflevector(t[q + 1], t[q + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+            u[q + 3] = __builtin_shufflevector(t[q + 1], t[q + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+        for (std::size_t q = 0; q < 4; ++q) {  // 128-bit halves: rows 0-3 and 4-7
+            cols[q] = __builtin_shufflevector(u[q], u[q + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+            cols[q + 4] = __builtin_shufflevector(u[q], u[q + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+        }
+    }
+#else
+    (void)src;
+    (void)stride;
+    (void)cols;
+#endif
+}
+
+// Appends to list the columns whose bit is set in masks[0..ceil(width / 32)); returns the new length.
+template <typename M>
+FASTPLACE_INLINE std::size_t list_columns(const M* masks, std::size_t width, std::uint32_t* list, std::size_t n) {
     for (std::size_t w = 0; 32 * w < width; ++w) {
         for (std::uint32_t set = or_lanes(masks[w]); set != 0; set &= set - 1) {
             list[n++] = static_cast<std::uint32_t>(32 * w + static_cast<std::size_t>(__builtin_ctz(set)));
@@ -96,8 +152,8 @@ struct Inputs {
 // dst[j] = act(b[j] + sum_i w[j][i] * src[i]) for J outputs j0..j0+J at once: J * NV
 // independent accumulator chains that share each src load (a single output runs two
 // chains per vector, over even and odd inputs, so that it is not bound by FMA latency).
-// kTrack: word gets bit j % 32 of each row lane where output j is not +0 (NaN
-// and -0 count as non-zero).
+// kTrack (hidden layers only): word gets bit j % 32 of each row lane where output j
+// is not 0.
 template <typename V, std::size_t NV, std::size_t J, bool kPrefix, bool kTrack>
 FASTPLACE_INLINE void outputs(const float* FASTPLACE_RESTRICT wt, const float* FASTPLACE_RESTRICT b,
                               std::size_t out, const Inputs& in, std::size_t j0, const V* FASTPLACE_RESTRICT src,
@@ -132,39 +188,38 @@ FASTPLACE_INLINE void outputs(const float* FASTPLACE_RESTRICT wt, const float* F
     for (std::size_t jj = 0; jj < J; ++jj) {
         Mask<V> any{};
         for (std::size_t n = 0; n < NV; ++n) {
-            // "x < 0 ? 0 : x" keeps NaN, as torch.relu does.
-            const V v = relu ? (acc[0][jj][n] < 0.0F ? V{} : acc[0][jj][n]) : acc[0][jj][n];
-            dst[(j0 + jj) * NV + n] = v;
-            if (kTrack) {
+            V v = acc[0][jj][n];
+            if (relu) {
+                // Keep x > 0 and NaN (as torch.relu does), else +0: one compare and an AND.
+                const Mask<V> keep = !(v <= 0.0F);
                 Mask<V> bits;
-                std::memcpy(&bits, &v, sizeof(bits));
-                any |= bits;
+                std::memcpy(&bits, &v, sizeof(v));
+                bits &= keep;
+                std::memcpy(&v, &bits, sizeof(v));
+                if (kTrack) any |= keep;
             }
+            dst[(j0 + jj) * NV + n] = v;
         }
-        if (kTrack) word |= (any != 0) & static_cast<int>(1U << ((j0 + jj) % 32));
+        if (kTrack) word |= any & static_cast<int>(1U << ((j0 + jj) % 32));
     }
 }
 
-// One layer for a block; kTrack: nz gets the non-zero outputs' bits, 32 per mask.
+// One layer for a block; kTrack: nz gets the non-zero outputs' bits, 32 per mask. The
+// outputs go in groups of J, then 2, then 1, within each run of 32 (one mask word).
 template <typename V, std::size_t NV, std::size_t J, bool kPrefix, bool kTrack>
 FASTPLACE_INLINE void layer_outputs(const float* wt, const float* b, std::size_t out, const Inputs& in,
                                     const V* src, V* dst, bool relu, Mask<V>* nz) {
-    static_assert(32 % J == 0, "a group of outputs never straddles two masks");
-    Mask<V> word{};  // the current 32 outputs' bits
-    std::size_t j = 0;
-    for (; j + J <= out; j += J) {
-        outputs<V, NV, J, kPrefix, kTrack>(wt, b, out, in, j, src, dst, relu, word);
-        if (kTrack && ((j + J) % 32 == 0 || j + J == out)) {
-            nz[j / 32] = word;
-            word = Mask<V>{};
+    for (std::size_t w0 = 0; w0 < out; w0 += 32) {
+        const std::size_t end = std::min(out, w0 + 32);
+        Mask<V> word{};  // these 32 outputs' bits
+        std::size_t j = w0;
+        for (; j + J <= end; j += J) outputs<V, NV, J, kPrefix, kTrack>(wt, b, out, in, j, src, dst, relu, word);
+        if (J > 2 && j + 2 <= end) {
+            outputs<V, NV, 2, kPrefix, kTrack>(wt, b, out, in, j, src, dst, relu, word);
+            j += 2;
         }
-    }
-    for (; j < out; ++j) {
-        outputs<V, NV, 1, kPrefix, kTrack>(wt, b, out, in, j, src, dst, relu, word);
-        if (kTrack && ((j + 1) % 32 == 0 || j + 1 == out)) {
-            nz[j / 32] = word;
-            word = Mask<V>{};
-        }
+        for (; j < end; ++j) outputs<V, NV, 1, kPrefix, kTrack>(wt, b, out, in, j, src, dst, relu, word);
+        if (kTrack) nz[w0 / 32] = word;
     }
 }
 
@@ -183,6 +238,71 @@ FASTPLACE_INLINE void layer(const float* wt, const float* b, std::size_t out, co
         layer_outputs<V, NV, J, true, false>(wt, b, out, in, src, dst, relu, nz);
     } else {
         layer_outputs<V, NV, J, false, false>(wt, b, out, in, src, dst, relu, nz);
+    }
+}
+
+// Standardises and transposes columns [0, own) of rows rows_in[0..rows) (row-major,
+// f columns) into a[0..own); the missing rows of a last, partial block repeat its first
+// row (their scores are dropped).
+template <typename V, std::size_t NV>
+FASTPLACE_INLINE void load_block(const float* rows_in, std::size_t rows, std::size_t f, std::size_t own,
+                                 const float* mean, const float* inv_std, Column* a) {
+    std::size_t c = 0;
+    if (kTiles<V> && rows == kBlock) {
+        // Whole tiles that stay inside the rows (c + L <= f), by register shuffles.
+        constexpr std::size_t L = sizeof(V) / sizeof(float);
+        V* cols = reinterpret_cast<V*>(a);
+        for (; c < own && c + L <= f; c += L) {
+            for (std::size_t t = 0; t < NV; ++t) {
+                V tile[L];
+                transpose_tile(rows_in + t * L * f + c, f, tile);
+                for (std::size_t q = 0; q < L && c + q < own; ++q) {
+                    cols[(c + q) * NV + t] = (tile[q] - mean[c + q]) * inv_std[c + q];
+                }
+            }
+        }
+    }
+    for (; c < own; ++c) {
+        float* column = a[c].rows;
+        for (std::size_t r = 0; r < rows; ++r) column[r] = (rows_in[r * f + c] - mean[c]) * inv_std[c];
+        for (std::size_t r = rows; r < kBlock; ++r) column[r] = column[0];
+    }
+}
+
+// The columns of a block (a[0..own)) that are not equal on every row, listed in active
+// (a prefix when all are). NaN never equals itself: a column with NaN varies.
+template <typename V, std::size_t NV>
+FASTPLACE_INLINE Inputs varying_columns(const Column* a, std::size_t own, Mask<V>* masks, std::uint32_t* active) {
+    const V* cols = reinterpret_cast<const V*>(a);
+    for (std::size_t w0 = 0; w0 < own; w0 += 32) {
+        Mask<V> word{};
+        for (std::size_t c = w0; c < std::min(own, w0 + 32); ++c) {
+            const V first = V{} + a[c].rows[0];
+            Mask<V> varies = cols[c * NV] != first;
+            for (std::size_t n = 1; n < NV; ++n) varies |= cols[c * NV + n] != first;
+            word |= varies & static_cast<int>(1U << (c % 32));
+        }
+        masks[w0 / 32] = word;
+    }
+    const std::size_t n = list_columns(masks, own, active, 0);
+    return Inputs{active, n, n == own};
+}
+
+// block_bias = bias + the contribution of the block's columns [0, own) that vary.list
+// leaves out (equal on every row: the same w * x for each row).
+FASTPLACE_INLINE void fold_constant_columns(const Column* a, std::size_t own, const Inputs& varying,
+                                            const float* wt0, std::size_t width0, const float* bias,
+                                            float* block_bias) {
+    std::copy_n(bias, width0, block_bias);
+    std::size_t next = 0;  // the next varying column in the list
+    for (std::size_t c = 0; c < own; ++c) {
+        if (next < varying.n && varying.list[next] == c) {
+            ++next;
+            continue;
+        }
+        const float value = a[c].rows[0];
+        const float* w_c = wt0 + c * width0;
+        for (std::size_t j = 0; j < width0; ++j) block_bias[j] += w_c[j] * value;
     }
 }
 
@@ -251,44 +371,13 @@ struct MlpKernels {
         }
         for (std::size_t r0 = 0; r0 < k; r0 += kBlock) {
             const std::size_t rows = std::min(kBlock, k - r0);
-            // Standardise and transpose the block's own columns; the missing rows of the
-            // last block repeat its first row (their scores are dropped).
-            const float* rows_in = x + r0 * f;
-            for (std::size_t i = 0; i < own; ++i) {
-                float* column = a[i].rows;
-                for (std::size_t r = 0; r < rows; ++r) column[r] = (rows_in[r * f + i] - mean[i]) * inv_std[i];
-                for (std::size_t r = rows; r < kBlock; ++r) column[r] = column[0];
-            }
+            load_block<V, NV>(x + r0 * f, rows, f, own, mean, inv_std, a);
             Inputs in{active, own, true};
             const float* bias = layer0_bias;
             if (sparse) {
-                // Columns equal on every row of the block (NaN never is) go into its bias.
-                const V* cols = reinterpret_cast<const V*>(a);
-                Mask<V> word{};
-                for (std::size_t i = 0; i < own; ++i) {
-                    const V first = V{} + a[i].rows[0];
-                    Mask<V> varies = cols[i * NV] != first;
-                    for (std::size_t n = 1; n < NV; ++n) varies |= cols[i * NV + n] != first;
-                    word |= varies & static_cast<int>(1U << (i % 32));
-                    if ((i + 1) % 32 == 0 || i + 1 == own) {
-                        masks[i / 32] = word;
-                        word = Mask<V>{};
-                    }
-                }
-                in.n = list_columns<V>(masks, own, active, 0);
-                in.prefix = in.n == own;
+                in = varying_columns<V, NV>(a, own, masks, active);
                 if (!in.prefix) {
-                    std::copy_n(layer0_bias, width0, block_bias);
-                    std::size_t next = 0;  // the next varying column in active
-                    for (std::size_t i = 0; i < own; ++i) {
-                        if (next < in.n && active[next] == i) {
-                            ++next;
-                            continue;
-                        }
-                        const float value = a[i].rows[0];
-                        const float* w_i = wt0 + i * width0;
-                        for (std::size_t j = 0; j < width0; ++j) block_bias[j] += w_i[j] * value;
-                    }
+                    fold_constant_columns(a, own, in, wt0, width0, layer0_bias, block_bias);
                     bias = block_bias;
                 }
             }
@@ -305,7 +394,7 @@ struct MlpKernels {
                     // The indirect loop costs more per input than the contiguous one: it
                     // pays only when a quarter or more of the inputs are skipped (reading
                     // a zero unit anyway adds w * 0: the same sums).
-                    const std::size_t n_active = list_columns<V>(masks, width, active, 0);
+                    const std::size_t n_active = list_columns(masks, width, active, 0);
                     if (4 * n_active < 3 * width) in = Inputs{active, n_active, false};
                 }
             }
