@@ -334,7 +334,9 @@ struct MlpKernels {
         std::vector<Column> heap;
         std::vector<std::uint32_t> heap_active;
         std::vector<float> heap_bias;
-        std::vector<Mask<V>> heap_masks;
+        // std::vector<Mask<V>> would not honour the mask's 32- or 64-byte alignment here
+        // (its allocator is instantiated outside the AVX target): masks live in Columns.
+        std::vector<Column> heap_masks;
         Column* a = stack_a;
         Column* b = stack_b;
         std::uint32_t* active = stack_active;
@@ -344,12 +346,13 @@ struct MlpKernels {
             heap.resize(2 * s.max_width_);
             heap_active.resize(s.max_width_);
             heap_bias.resize(2 * s.max_width_);
-            heap_masks.resize((s.max_width_ + 31) / 32);
+            static_assert(sizeof(Column) % sizeof(Mask<V>) == 0, "whole masks per Column");
+            heap_masks.resize(((s.max_width_ + 31) / 32 * sizeof(Mask<V>) + sizeof(Column) - 1) / sizeof(Column));
             a = heap.data();
             b = heap.data() + s.max_width_;
             active = heap_active.data();
             bias0 = heap_bias.data();
-            masks = heap_masks.data();
+            masks = reinterpret_cast<Mask<V>*>(heap_masks.data());
         }
         float* block_bias = bias0 + s.max_width_;
         const bool sparse = Sparse && s.skip_zero_columns_;
