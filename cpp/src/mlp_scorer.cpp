@@ -3,6 +3,9 @@
 // the innermost loop is a contiguous, fixed-length multiply-add the compiler turns
 // into SIMD without -march flags; an AVX2+FMA copy of the same code is picked at run
 // time on CPUs that have it (the baseline build still runs on any x86-64).
+// Where the time goes (AVX2, 64 real decision rows, ~1.8 us): the multiply-adds run
+// at the FMA ports' rate (about half the time); the rest is per-block bookkeeping
+// (transposing the rows, the constant-column fold, listing non-zero units).
 #include "fastplace/mlp_scorer.hpp"
 
 #include <algorithm>
