@@ -4,6 +4,7 @@ random and on real feature batches; shape errors; NaN propagation; thread safety
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import threading
 
 import numpy as np
@@ -231,3 +232,77 @@ def test_decision_path_equals_the_dense_path(native: NativeScorer, n_servers: in
         native.decision_scores(np.zeros((3, N_FEATURES + 1), dtype=np.float32))
     with pytest.raises(ValueError, match="shared_tail = 18 exceeds"):
         native.core.score_decision(real, 18)
+
+
+def block_constant_rows(k: int, seed: int) -> np.ndarray:
+    """Decision-like rows: some columns equal within each block of 16 rows (or within
+    the whole batch), others varying, the last N_GLOBAL_FEATURES shared by every row."""
+    rng = np.random.default_rng(seed)
+    rows = rng.uniform(-0.5, 1.5, (k, N_FEATURES)).astype(np.float32)
+    for start in range(0, k, 16):
+        block = slice(start, start + 16)
+        for column in rng.choice(N_FEATURES - 4, size=int(rng.integers(0, 13)), replace=False):
+            rows[block, column] = rows[start, column]
+    rows[:, 1] = 0.0  # constant on every row
+    rows[:, -4:] = rows[0, -4:]
+    return rows
+
+
+def mlp_reference(
+    rows: np.ndarray, weights: list[np.ndarray], biases: list[np.ndarray]
+) -> np.ndarray:
+    """float64 forward pass with mean 0 and std 1."""
+    x = rows.astype(np.float64)
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        x = x @ w.T.astype(np.float64) + b
+        if i < len(weights) - 1:
+            x = np.maximum(x, 0)
+    return x[:, 0]
+
+
+@pytest.mark.parametrize("k", [1, 15, 16, 17, 33, 64, 65])
+def test_decision_path_folds_block_constant_columns(native: NativeScorer, k: int) -> None:
+    """Columns equal on every row of a 16-row block go into that block's layer-0 bias on
+    the decision path: the scores stay those of the dense path and of the float64
+    reference, on whole and partial blocks, and a NaN in such a column stays its row's."""
+    rows = block_constant_rows(k, seed=k)
+    assert_close(native.decision_scores(rows), reference(rows))
+    assert_close(native.decision_scores(rows), native.scores(rows))
+    identical = np.repeat(rows[:1], k, axis=0)  # every column constant: layer 0 is its bias
+    assert_close(native.decision_scores(identical), reference(identical))
+    with_nan = rows.copy()
+    with_nan[0, 1] = np.nan  # the first row of an otherwise constant column
+    if k > 1:
+        with_nan[k - 1, 2] = np.nan  # and a later row of another
+    got = native.decision_scores(with_nan)
+    expected = native.scores(with_nan)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert np.isnan(got[0]) and np.isnan(got[k - 1])
+    assert_close(got[~np.isnan(expected)], expected[~np.isnan(expected)])
+
+
+WIDTHS = [
+    (N_FEATURES, 32, 32, 1),
+    (N_FEATURES, 40, 33, 1),
+    (N_FEATURES, 130, 8, 1),
+    (N_FEATURES, 5, 1),
+]
+
+
+@pytest.mark.parametrize("sizes", WIDTHS)
+@pytest.mark.parametrize("units", ["mixed", "all off", "all on"])
+def test_decision_path_on_other_widths(sizes: tuple[int, ...], units: str) -> None:
+    """The decision path's bookkeeping (non-zero units as bits, 32 per mask word; scratch
+    on the heap past 128 units) on layer widths that are not 32, with hidden units that
+    are zero on some rows, on every row, or on none."""
+    rng = np.random.default_rng(len(sizes) * 1000 + sizes[1])
+    weights = [rng.normal(0, 0.5, (o, i)).astype(np.float32) for i, o in itertools.pairwise(sizes)]
+    shift = {"mixed": 0.0, "all off": -100.0, "all on": 100.0}[units]
+    biases = [rng.normal(shift, 0.1, o).astype(np.float32) for o in sizes[1:]]
+    biases[-1][:] = 0.25
+    scorer = NativeScorer(weights, biases, np.zeros(N_FEATURES), np.ones(N_FEATURES))
+    for k in (1, 16, 17, 64, 65):
+        rows = block_constant_rows(k, seed=k)
+        expected = mlp_reference(rows, weights, biases)
+        assert_close(scorer.decision_scores(rows), expected)
+        assert_close(scorer.scores(rows), expected)

@@ -304,9 +304,50 @@ void decision_checks(std::size_t n_servers, std::size_t dims, unsigned seed) {
     }
 }
 
+// score_decision against score on rows whose columns are equal within 16-row blocks
+// (folded into layer 0's bias), on layer widths that are not 32 (non-zero units kept
+// as bits, 32 per mask word) and past 128 (scratch on the heap).
+void scorer_paths_agree(unsigned seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> u(-1.0F, 1.0F);
+    for (const std::vector<std::size_t>& sizes : std::vector<std::vector<std::size_t>>{
+             {kRoFeatures, 40, 33, 1}, {kRoFeatures, 130, 8, 1}, {kRoFeatures, 32, 32, 1}}) {
+        std::vector<std::vector<float>> weights;
+        std::vector<std::vector<float>> biases;
+        for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+            weights.emplace_back(sizes[l] * sizes[l + 1]);
+            for (auto& w : weights.back()) w = u(rng);
+            biases.emplace_back(sizes[l + 1]);
+            for (auto& b : biases.back()) b = u(rng) - 0.5F;
+        }
+        const MlpScorer scorer(sizes, weights, biases, std::vector<float>(kRoFeatures, 0.5F),
+                               std::vector<float>(kRoFeatures, 0.3F));
+        for (const std::size_t k : {1, 15, 16, 17, 33, 64, 65}) {
+            std::vector<float> rows(k * kRoFeatures);
+            for (auto& v : rows) v = u(rng);
+            for (std::size_t r = 0; r < k; ++r) {
+                for (std::size_t c = 0; c < kRoFeatures; ++c) {
+                    const bool shared = c + kRoGlobalFeatures >= kRoFeatures;
+                    const std::size_t from = shared ? 0 : r / 16 * 16;  // the block's first row
+                    if (shared || (c + r / 16) % 3 == 0) rows[r * kRoFeatures + c] = rows[from * kRoFeatures + c];
+                }
+            }
+            std::vector<float> dense(k);
+            std::vector<float> decision(k);
+            scorer.score(rows.data(), k, kRoFeatures, dense.data());
+            scorer.score_decision(rows.data(), k, kRoFeatures, decision.data(), kRoGlobalFeatures);
+            for (std::size_t i = 0; i < k; ++i) {
+                check(std::fabs(dense[i] - decision[i]) <= 1e-5F * std::max(1.0F, std::fabs(dense[i])),
+                      "score_decision equals score on block-constant rows");
+            }
+        }
+    }
+}
+
 }  // namespace
 
 int main() {
+    scorer_paths_agree(7);
     for (const std::size_t n : {1, 63, 64, 65, 200}) {
         for (const std::size_t dims : {1, 2, 3}) decision_checks(n, dims, static_cast<unsigned>(n * 7 + dims));
     }

@@ -175,10 +175,12 @@ class NativeScorer:
     def decision_scores(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """``scores`` for the candidate rows of one decision, by the path ``ro_decide``
         uses: those of the cluster-wide columns (the last ``N_GLOBAL_FEATURES``) that are
-        equal on every row go into the first layer once, and hidden units that are zero
-        on a whole block of rows are skipped. Equal to ``scores`` up to float32 rounding (the
-        additions run in another order); faster on real decision rows, where about half
-        the hidden units are off, and no faster on dense random ones."""
+        equal on every row go into the first layer once, and, per block of 16 rows, feature
+        columns equal on every row of the block go into its first layer's bias and hidden
+        units that are zero on the whole block are skipped. Equal to ``scores`` up to
+        float32 rounding (the additions run in another order); faster on real decision
+        rows, where about half the hidden units are off and neighbouring candidates share
+        several features, and no faster on dense random ones."""
         matrix = np.ascontiguousarray(features, dtype=np.float32)
         if matrix.ndim != 2 or matrix.shape[1] != self._n_features:
             raise ValueError(
