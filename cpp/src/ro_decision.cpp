@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 namespace fastplace {
@@ -228,6 +229,19 @@ void ro_decide(const ClusterState& cluster, const BlockIndex* blocks, const MlpS
             return;
         }
         if (out.scores[i] > out.scores[best]) best = i;
+    }
+    // Identical rows (say, two idle servers past the 64th feasible one, whose ranks are
+    // clipped) score equal in TorchScript, and the first wins there. The decision path
+    // folds block-constant columns per 16-row block, so such rows can land one rounding
+    // apart: take the first row identical to the best one, as the reference does.
+    const float near = 1e-5F * std::max(1.0F, std::fabs(out.scores[best]));
+    const float* best_row = out.features.data() + best * kRoFeatures;
+    for (std::size_t i = 0; i < best; ++i) {
+        if (out.scores[best] - out.scores[i] <= near &&
+            std::memcmp(out.features.data() + i * kRoFeatures, best_row, kRoFeatures * sizeof(float)) == 0) {
+            best = i;
+            break;
+        }
     }
     out.server = out.candidates[best];
 }
