@@ -227,10 +227,11 @@ void corrupted_block_snapshots() {
     check_damaged_snapshots<BlockIndex>(good, "block index");
 }
 
-// A random 17 -> 8 -> 8 -> 1 MLP (finite weights unless poisoned).
-MlpScorer random_scorer(std::mt19937_64& rng, bool poisoned) {
+// A random MLP of these layer sizes (17 -> 8 -> 8 -> 1 by default; finite weights
+// unless poisoned).
+MlpScorer random_scorer(std::mt19937_64& rng, bool poisoned,
+                        const std::vector<std::size_t>& sizes = {kRoFeatures, 8, 8, 1}) {
     std::uniform_real_distribution<float> u(-1.0F, 1.0F);
-    const std::vector<std::size_t> sizes{kRoFeatures, 8, 8, 1};
     std::vector<std::vector<float>> weights;
     std::vector<std::vector<float>> biases;
     for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
@@ -312,16 +313,7 @@ void scorer_paths_agree(unsigned seed) {
     std::uniform_real_distribution<float> u(-1.0F, 1.0F);
     for (const std::vector<std::size_t>& sizes : std::vector<std::vector<std::size_t>>{
              {kRoFeatures, 40, 33, 1}, {kRoFeatures, 130, 8, 1}, {kRoFeatures, 32, 32, 1}}) {
-        std::vector<std::vector<float>> weights;
-        std::vector<std::vector<float>> biases;
-        for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
-            weights.emplace_back(sizes[l] * sizes[l + 1]);
-            for (auto& w : weights.back()) w = u(rng);
-            biases.emplace_back(sizes[l + 1]);
-            for (auto& b : biases.back()) b = u(rng) - 0.5F;
-        }
-        const MlpScorer scorer(sizes, weights, biases, std::vector<float>(kRoFeatures, 0.5F),
-                               std::vector<float>(kRoFeatures, 0.3F));
+        const MlpScorer scorer = random_scorer(rng, false, sizes);
         for (const std::size_t k : {1, 15, 16, 17, 33, 64, 65}) {
             std::vector<float> rows(k * kRoFeatures);
             for (auto& v : rows) v = u(rng);
