@@ -110,7 +110,14 @@ def training_summary(metadata: dict[str, Any]) -> str:
         f"trained on {episodes} episodes of {config.get('duration_s'):g} s on a "
         f"{config.get('servers')}-server cluster, synthetic workloads of {models[0]}-{models[1]} "
         f"models at {rates[0]:g}-{rates[1]:g} requests/s with workload seeds "
-        f"{1000 * (seed + 1)}-{1000 * (seed + 1) + episodes - 1}, and validated on seeds "
+        f"{1000 * (seed + 1)}-{1000 * (seed + 1) + episodes - 1}"
+        + (
+            f", learning from the {config.get('demonstrator')} rule (margin loss weight "
+            f"{config.get('demo_weight'):g})"
+            if config.get("demo_weight")
+            else ""
+        )
+        + ", and validated on seeds "
         f"{', '.join(str(s) for s in config.get('validation_seeds', []))}: it never saw the "
         "seeds below nor the azure2019 workload."
     )
