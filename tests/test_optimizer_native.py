@@ -286,6 +286,7 @@ WIDTHS = [
     (N_FEATURES, 40, 33, 1),
     (N_FEATURES, 130, 8, 1),
     (N_FEATURES, 5, 1),
+    (N_FEATURES, 12, 20, 7, 1),
 ]
 
 
@@ -301,8 +302,32 @@ def test_decision_path_on_other_widths(sizes: tuple[int, ...], units: str) -> No
     biases = [rng.normal(shift, 0.1, o).astype(np.float32) for o in sizes[1:]]
     biases[-1][:] = 0.25
     scorer = NativeScorer(weights, biases, np.zeros(N_FEATURES), np.ones(N_FEATURES))
-    for k in (1, 16, 17, 64, 65):
+    for k in (1, 15, 16, 17, 64, 65):
         rows = block_constant_rows(k, seed=k)
         expected = mlp_reference(rows, weights, biases)
         assert_close(scorer.decision_scores(rows), expected)
         assert_close(scorer.scores(rows), expected)
+
+
+@pytest.mark.parametrize(
+    "sizes", [(N_FEATURES, 5, 1), (N_FEATURES, 5, 3, 1), (N_FEATURES, 12, 20, 7, 1)]
+)
+def test_decision_path_with_infinite_features(sizes: tuple[int, ...]) -> None:
+    """Infinite features on layer widths that are not a multiple of the vector width: the
+    decision path pads units with zero weights (0 * inf is NaN there), which must not
+    reach the scores. Column 0's layer-0 weights are all negative and column 1's positive,
+    so +inf in column 0 and -inf in column 1 switch every unit off and the scores stay
+    finite, as in the dense path."""
+    rng = np.random.default_rng(sizes[1])
+    weights = [rng.normal(0, 0.5, (o, i)).astype(np.float32) for i, o in itertools.pairwise(sizes)]
+    weights[0][:, 0] = -np.abs(weights[0][:, 0]) - 0.1
+    weights[0][:, 1] = np.abs(weights[0][:, 1]) + 0.1
+    biases = [rng.normal(0, 0.1, o).astype(np.float32) for o in sizes[1:]]
+    scorer = NativeScorer(weights, biases, np.zeros(N_FEATURES), np.ones(N_FEATURES))
+    for k in (1, 16, 17, 64):
+        rows = block_constant_rows(k, seed=k)
+        rows[::3, 0] = np.inf  # varies within blocks
+        rows[:, 1] = -np.inf  # equal on every row: folded into the block's bias
+        expected = scorer.scores(rows)
+        assert np.isfinite(expected).all()
+        assert_close(scorer.decision_scores(rows), expected)

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "fastplace/cluster_state.hpp"  // InvalidArgument
@@ -46,18 +47,18 @@ public:
     void score(const float* features, std::size_t k, std::size_t f, float* out, std::size_t shared_tail = 0) const;
 
     // score() for the rows of one decision: the same scores up to float32 rounding
-    // (additions in another order). Per block of 16 rows, two kinds of work are skipped,
-    // both exact when every weight is finite (which the scorer checks; with a
-    // non-finite weight nothing is skipped):
+    // (additions in another order). Rows stay row-major and a layer's units lie across the
+    // vector lanes (no transposes; 4 rows x 16 units per step with AVX2). Per block of 16
+    // rows, two kinds of work are skipped, both exact when every weight is finite (which
+    // the scorer checks; with a non-finite weight, or no hidden layer, this is score()):
     //  - a feature column equal on every row of the block adds the same w * x to each
     //    row: it goes into the block's layer-0 bias once (NaN never counts as equal);
     //  - a hidden unit that is zero on every row of the block adds w * 0: the next layer
-    //    does not read it. The non-zero units are collected as bits while the layer's
-    //    outputs are still in registers (bit j of a row lane, 32 units per mask word).
-    // On the resource optimizer's real rows about half the own feature columns are
-    // constant within a block (neighbouring candidates share their server's state) and
-    // half the hidden units are off for whole blocks; on dense random rows neither
-    // happens and the bookkeeping costs a little, hence a separate entry point.
+    //    does not read it (ReLU's keep masks ORed over the rows, a few vector ops).
+    // The last layer (one output) is summed while the last hidden layer's outputs are in
+    // registers. On the resource optimizer's real rows about half the own feature columns
+    // are constant within a block (neighbouring candidates share their server's state)
+    // and ~40% of the first layer's units are off for whole blocks.
     void score_decision(const float* features, std::size_t k, std::size_t f, float* out,
                         std::size_t shared_tail = 0) const;
 
@@ -67,8 +68,8 @@ public:
     // "avx2+fma", "avx512f" or "generic": the kernel picked for this CPU at construction.
     // AVX-512 only with FASTPLACE_SCORER_AVX512=1 in the environment: on Zen 4 (512-bit
     // operations run as two 256-bit halves) it measured slower than AVX2 for this MLP
-    // (dense: 64 x 1,600 multiply-adds per decision, FMA-throughput bound; the decision
-    // path: 1.9 against 1.8 us on 256 real decisions).
+    // (dense: 64 x 1,600 multiply-adds per decision, FMA-throughput bound; the row-major
+    // decision path: ~3.6 against ~1.7 us, GCC spills its mask epilogues).
     const char* kernel_name() const;
 
     using Kernel = void (*)(const MlpScorer&, const float*, std::size_t, std::size_t, float*);
@@ -84,8 +85,15 @@ private:
     std::vector<float> inv_std_;  // 1 / std after the 1e-3 clamp
     std::size_t max_width_ = 0;   // widest layer input or output
     bool skip_zero_columns_ = false;  // every weight finite: all-zero input columns are skipped
+    // score_decision's layout: per hidden layer, transposed (in, padded out) weights and
+    // padded biases and valid lanes (all ones for real units); the last layer's weights
+    // padded. Padding is to a multiple of 16.
+    std::vector<std::vector<float>> row_weights_;
+    std::vector<std::vector<float>> row_biases_;
+    std::vector<std::vector<std::uint32_t>> row_valid_;
+    std::size_t widest_hidden_ = 0;
     Kernel kernel_ = nullptr;
-    Kernel sparse_kernel_ = nullptr;  // score_decision's
+    Kernel decision_kernel_ = nullptr;
 };
 
 }  // namespace fastplace
