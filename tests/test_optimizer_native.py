@@ -44,6 +44,22 @@ def native() -> NativeScorer:
     return NativeScorer.from_npz()
 
 
+@pytest.fixture(params=["picked", "generic"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The SIMD kernel of the scorers a test builds: the one picked for this CPU, or the
+    portable one (FASTPLACE_SCORER_GENERIC=1), which an x86 machine never picks
+    otherwise. The kernel is chosen when a scorer is built."""
+    if request.param == "generic":
+        monkeypatch.setenv("FASTPLACE_SCORER_GENERIC", "1")
+    return str(request.param)
+
+
+def built(scorer: NativeScorer, kernel: str) -> NativeScorer:
+    if kernel == "generic":
+        assert scorer.kernel == "generic"
+    return scorer
+
+
 @pytest.fixture(scope="module")
 def torchscript():  # type: ignore[no-untyped-def]
     if not HAS_TORCH:
@@ -85,9 +101,12 @@ def test_equals_torchscript_on_real_features(native, torchscript) -> None:  # ty
         assert_close(native.scores(features), torchscript.scores(features))
 
 
-def test_equals_numpy_reference_without_torch(native: NativeScorer) -> None:
-    features = np.random.default_rng(5).uniform(0, 1, (64, N_FEATURES)).astype(np.float32)
-    assert_close(native.scores(features), reference(features))
+def test_equals_numpy_reference_without_torch(kernel: str) -> None:
+    native = built(NativeScorer.from_npz(), kernel)
+    for k in (1, 7, 64, 65):
+        features = np.random.default_rng(k).uniform(0, 1, (k, N_FEATURES)).astype(np.float32)
+        assert_close(native.scores(features), reference(features))
+        assert_close(native.decision_scores(features), reference(features))
 
 
 def test_rows_are_independent(native: NativeScorer) -> None:
@@ -210,10 +229,11 @@ def decision_rows(n_servers: int, seed: int) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("n_servers", [5, 64, 300])
-def test_decision_path_equals_the_dense_path(native: NativeScorer, n_servers: int) -> None:
+def test_decision_path_equals_the_dense_path(kernel: str, n_servers: int) -> None:
     """The decision path (global columns folded once, zero units skipped) scores real
     decision rows, random rows, rows whose global columns differ, and NaN rows as the
     dense path does, up to float32 rounding."""
+    native = built(NativeScorer.from_npz(), kernel)
     decisions = decision_rows(n_servers, seed=n_servers)
     real = np.concatenate(decisions)  # three decisions: their global columns differ
     rng = np.random.default_rng(n_servers)
@@ -261,10 +281,11 @@ def mlp_reference(
 
 
 @pytest.mark.parametrize("k", [1, 15, 16, 17, 33, 64, 65])
-def test_decision_path_folds_block_constant_columns(native: NativeScorer, k: int) -> None:
+def test_decision_path_folds_block_constant_columns(kernel: str, k: int) -> None:
     """Columns equal on every row of a 16-row block go into that block's layer-0 bias on
     the decision path: the scores stay those of the dense path and of the float64
     reference, on whole and partial blocks, and a NaN in such a column stays its row's."""
+    native = built(NativeScorer.from_npz(), kernel)
     rows = block_constant_rows(k, seed=k)
     assert_close(native.decision_scores(rows), reference(rows))
     assert_close(native.decision_scores(rows), native.scores(rows))
@@ -292,7 +313,7 @@ WIDTHS = [
 
 @pytest.mark.parametrize("sizes", WIDTHS)
 @pytest.mark.parametrize("units", ["mixed", "all off", "all on"])
-def test_decision_path_on_other_widths(sizes: tuple[int, ...], units: str) -> None:
+def test_decision_path_on_other_widths(kernel: str, sizes: tuple[int, ...], units: str) -> None:
     """The decision path's bookkeeping (non-zero units as bits, 32 per mask word; scratch
     on the heap past 128 units) on layer widths that are not 32, with hidden units that
     are zero on some rows, on every row, or on none."""
@@ -301,7 +322,7 @@ def test_decision_path_on_other_widths(sizes: tuple[int, ...], units: str) -> No
     shift = {"mixed": 0.0, "all off": -100.0, "all on": 100.0}[units]
     biases = [rng.normal(shift, 0.1, o).astype(np.float32) for o in sizes[1:]]
     biases[-1][:] = 0.25
-    scorer = NativeScorer(weights, biases, np.zeros(N_FEATURES), np.ones(N_FEATURES))
+    scorer = built(NativeScorer(weights, biases, np.zeros(N_FEATURES), np.ones(N_FEATURES)), kernel)
     for k in (1, 15, 16, 17, 64, 65):
         rows = block_constant_rows(k, seed=k)
         expected = mlp_reference(rows, weights, biases)
@@ -312,7 +333,7 @@ def test_decision_path_on_other_widths(sizes: tuple[int, ...], units: str) -> No
 @pytest.mark.parametrize(
     "sizes", [(N_FEATURES, 5, 1), (N_FEATURES, 5, 3, 1), (N_FEATURES, 12, 20, 7, 1)]
 )
-def test_decision_path_with_infinite_features(sizes: tuple[int, ...]) -> None:
+def test_decision_path_with_infinite_features(kernel: str, sizes: tuple[int, ...]) -> None:
     """Infinite features on layer widths that are not a multiple of the vector width: the
     decision path pads units with zero weights (0 * inf is NaN there), which must not
     reach the scores. Column 0's layer-0 weights are all negative and column 1's positive,
@@ -323,7 +344,7 @@ def test_decision_path_with_infinite_features(sizes: tuple[int, ...]) -> None:
     weights[0][:, 0] = -np.abs(weights[0][:, 0]) - 0.1
     weights[0][:, 1] = np.abs(weights[0][:, 1]) + 0.1
     biases = [rng.normal(0, 0.1, o).astype(np.float32) for o in sizes[1:]]
-    scorer = NativeScorer(weights, biases, np.zeros(N_FEATURES), np.ones(N_FEATURES))
+    scorer = built(NativeScorer(weights, biases, np.zeros(N_FEATURES), np.ones(N_FEATURES)), kernel)
     for k in (1, 16, 17, 64):
         rows = block_constant_rows(k, seed=k)
         rows[::3, 0] = np.inf  # varies within blocks

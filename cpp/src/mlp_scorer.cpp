@@ -659,12 +659,18 @@ namespace {
 
 std::string layer_name(std::size_t l) { return "layer " + std::to_string(l); }
 
-// FASTPLACE_SCORER_AVX512=1 picks the AVX-512 kernel on CPUs that have it (off by
-// default: on double-pumped AVX-512 CPUs it is no faster than AVX2, see the header).
-bool prefer_avx512() {
-    const char* value = std::getenv("FASTPLACE_SCORER_AVX512");
+bool env_flag(const char* name) {
+    const char* value = std::getenv(name);
     return value != nullptr && value[0] == '1';
 }
+
+// FASTPLACE_SCORER_AVX512=1 picks the AVX-512 kernel on CPUs that have it (off by
+// default: on double-pumped AVX-512 CPUs it is no faster than AVX2, see the header).
+bool prefer_avx512() { return env_flag("FASTPLACE_SCORER_AVX512"); }
+
+// FASTPLACE_SCORER_GENERIC=1 keeps the portable kernel even where AVX2 exists: the only
+// way to test it on the x86 machines the tests run on.
+bool force_generic() { return env_flag("FASTPLACE_SCORER_GENERIC"); }
 
 }  // namespace
 
@@ -750,11 +756,11 @@ MlpScorer::MlpScorer(std::vector<std::size_t> sizes, std::vector<std::vector<flo
     kernel_ = &MlpKernels::generic;
     decision_kernel_ = &MlpKernels::generic_decision;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (!force_generic() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         kernel_ = &MlpKernels::avx2;
         decision_kernel_ = &MlpKernels::avx2_decision;
     }
-    if (prefer_avx512() && __builtin_cpu_supports("avx512f")) {
+    if (!force_generic() && prefer_avx512() && __builtin_cpu_supports("avx512f")) {
         kernel_ = &MlpKernels::avx512;
         decision_kernel_ = &MlpKernels::avx512_decision;
     }

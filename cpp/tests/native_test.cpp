@@ -328,8 +328,12 @@ void scorer_paths_agree(unsigned seed) {
             std::vector<float> decision(k);
             scorer.score(rows.data(), k, kRoFeatures, dense.data());
             scorer.score_decision(rows.data(), k, kRoFeatures, decision.data(), kRoGlobalFeatures);
+            // Random +-1 weights on inputs standardised by std 0.3 cancel heavily: either
+            // float32 path is up to ~1.3e-5 (relative) from a float64 reference here, so
+            // the two may differ by twice that. The shipped model's 1e-5 equality with
+            // TorchScript is tested on its own weights (tests/test_optimizer_native.py).
             for (std::size_t i = 0; i < k; ++i) {
-                check(std::fabs(dense[i] - decision[i]) <= 1e-5F * std::max(1.0F, std::fabs(dense[i])),
+                check(std::fabs(dense[i] - decision[i]) <= 4e-5F * std::max(1.0F, std::fabs(dense[i])),
                       "score_decision equals score on block-constant rows");
             }
         }
@@ -340,6 +344,15 @@ void scorer_paths_agree(unsigned seed) {
 
 int main() {
     scorer_paths_agree(7);
+    // The portable kernel too (built while the variable is set; never picked otherwise on
+    // the x86 machines this runs on).
+    setenv("FASTPLACE_SCORER_GENERIC", "1", 1);
+    std::mt19937_64 rng(1);
+    check(std::string(random_scorer(rng, false).kernel_name()) == "generic",
+          "FASTPLACE_SCORER_GENERIC=1 picks the portable kernel");
+    scorer_paths_agree(8);
+    for (const std::size_t n : {1, 65}) decision_checks(n, 2, static_cast<unsigned>(n * 11));
+    unsetenv("FASTPLACE_SCORER_GENERIC");
     for (const std::size_t n : {1, 63, 64, 65, 200}) {
         for (const std::size_t dims : {1, 2, 3}) decision_checks(n, dims, static_cast<unsigned>(n * 7 + dims));
     }

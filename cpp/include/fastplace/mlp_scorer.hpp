@@ -70,6 +70,7 @@ public:
     // operations run as two 256-bit halves) it measured slower than AVX2 for this MLP
     // (dense: 64 x 1,600 multiply-adds per decision, FMA-throughput bound; the row-major
     // decision path: ~3.6 against ~1.7 us, GCC spills its mask epilogues).
+    // FASTPLACE_SCORER_GENERIC=1 keeps the portable kernel (tests run it that way).
     const char* kernel_name() const;
 
     using Kernel = void (*)(const MlpScorer&, const float*, std::size_t, std::size_t, float*);

@@ -156,8 +156,9 @@ class NativeScorer:
 
     @property
     def kernel(self) -> str:
-        """The SIMD kernel picked for this CPU: "avx2+fma", "avx512f" (only with
-        FASTPLACE_SCORER_AVX512=1) or "generic"."""
+        """The SIMD kernel picked for this CPU when the scorer was built: "avx2+fma",
+        "avx512f" (only with FASTPLACE_SCORER_AVX512=1) or "generic" (the portable one;
+        FASTPLACE_SCORER_GENERIC=1 forces it)."""
         return str(self._core.kernel)
 
     def scores(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
