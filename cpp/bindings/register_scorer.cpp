@@ -5,7 +5,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,17 +73,9 @@ py::array_t<float> score_rows(const MlpScorer& scorer, const py::handle& obj, bo
         throw py::value_error("shared_tail = " + std::to_string(shared_tail) + " exceeds the " + std::to_string(f) +
                               " feature columns");
     }
-    // Fold only the trailing columns that really are equal on every row (here, not in
-    // numpy: a numpy check costs more than the scoring it would save).
-    for (std::size_t row = 1; row < k && shared_tail > 0; ++row) {
-        const float* first = in + f - shared_tail;
-        const float* other = in + row * f + f - shared_tail;
-        while (shared_tail > 0 && std::memcmp(first, other, shared_tail * sizeof(float)) != 0) {
-            --shared_tail;
-            ++first;
-            ++other;
-        }
-    }
+    // Fold only the trailing columns that really are equal on every row (checked in C++,
+    // not numpy: a numpy check costs more than the scoring it would save).
+    shared_tail = MlpScorer::equal_tail(in, k, f, shared_tail);
     const auto run = [&] {
         if (decision) {
             scorer.score_decision(in, k, f, dst, shared_tail);

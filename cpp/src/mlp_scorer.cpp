@@ -791,6 +791,20 @@ void MlpScorer::score(const float* features, std::size_t k, std::size_t f, float
     kernel_(*this, features, k, shared_tail, out);
 }
 
+std::size_t MlpScorer::equal_tail(const float* features, std::size_t k, std::size_t f, std::size_t tail) {
+    tail = std::min(tail, f);
+    for (std::size_t row = 1; row < k && tail > 0; ++row) {
+        const float* first = features + f - tail;
+        const float* other = features + row * f + f - tail;
+        while (tail > 0 && std::memcmp(first, other, tail * sizeof(float)) != 0) {
+            --tail;
+            ++first;
+            ++other;
+        }
+    }
+    return tail;
+}
+
 void MlpScorer::score_decision(const float* features, std::size_t k, std::size_t f, float* out,
                                std::size_t shared_tail) const {
     if (f != n_features() || shared_tail > f) score(features, k, f, out, shared_tail);  // throws

@@ -62,6 +62,10 @@ public:
     void score_decision(const float* features, std::size_t k, std::size_t f, float* out,
                         std::size_t shared_tail = 0) const;
 
+    // How many of the last `tail` columns of a row-major (k, f) matrix hold the same bits
+    // on every row: the shared_tail a caller may pass when it does not know it.
+    static std::size_t equal_tail(const float* features, std::size_t k, std::size_t f, std::size_t tail);
+
     std::size_t n_features() const { return sizes_.front(); }
     std::size_t n_layers() const { return weights_.size(); }
     const std::vector<std::size_t>& sizes() const { return sizes_; }
