@@ -61,15 +61,44 @@ class ReplayResult:
     released: int
 
 
-def as_amount_matrix(values: npt.ArrayLike, name: str, dims: int) -> npt.NDArray[np.int64]:
+def as_amount_matrix(
+    values: npt.ArrayLike,
+    name: str,
+    dims: int,
+    *,
+    resources: Sequence[str] = (),
+    suggest_resources: bool = False,
+) -> npt.NDArray[np.int64]:
     """``values`` as a C-contiguous int64 (n, dims) matrix; errors name ``name``.
 
     Floats are accepted when they are finite whole numbers; negatives are left for the
-    core to reject with the server and resource named.
+    core to reject with the server and resource named. ``resources`` names the dims
+    columns in errors; ``suggest_resources`` (for a constructor) adds, when the column
+    count is wrong, that ``resources=`` can name other resources.
     """
-    array = np.asarray(values)
+    try:
+        array = np.asarray(values)
+    except ValueError as error:  # numpy: "inhomogeneous shape"; say which row is off
+        raise ValueError(_ragged_row(values, name, dims) or f"{name}: {error}") from None
+    if array.ndim == 2 and array.shape[1] != dims and array.shape[0] > 0:
+        message = (
+            f"{name} has shape {array.shape}: {_count(array.shape[1], 'column')}, but "
+            f"{_count(dims, 'resource')}"
+        )
+        if resources:
+            message += f" ({', '.join(resources)})"
+        if suggest_resources:
+            message += (
+                f"; pass resources=(...) naming {_count(array.shape[1], 'resource')}, "
+                "one per column"
+            )
+        raise ValueError(message)
     if array.ndim != 2 or array.shape[1] != dims:
-        raise ValueError(f"{name} must have shape (n, {dims}), got {array.shape}")
+        one_row = " (one row is [[...]])" if array.ndim == 1 and array.shape[0] == dims else ""
+        raise ValueError(
+            f"{name} must have shape (n, {dims}), one row of {dims} amounts each, "
+            f"got shape {array.shape}{one_row}"
+        )
     if array.dtype.kind == "f":
         bad = ~np.isfinite(array)
         if bad.any():
@@ -84,6 +113,36 @@ def as_amount_matrix(values: npt.ArrayLike, name: str, dims: int) -> npt.NDArray
     if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} holds values too large for int64")
     return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _ragged_row(values: Any, name: str, dims: int) -> str | None:
+    """The first row of ``values`` that is not ``dims`` numbers, described; None if
+    none is found (called only once numpy has refused the input)."""
+    rows = _items(values)
+    for i, row in enumerate(rows or ()):
+        cells = _items(row)
+        if cells is None:
+            return f"{name}[{i}] = {row!r} is not a row of {dims} amounts"
+        if len(cells) != dims:
+            return f"{name}[{i}] has length {len(cells)}, expected {dims} (one per resource)"
+        for j, cell in enumerate(cells):
+            if _items(cell) is not None:
+                return f"{name}[{i}][{j}] = {cell!r} is not a number"
+    return None
+
+
+def _items(value: Any) -> list[Any] | None:
+    """``value``'s elements if it is a sequence (text counts as a scalar), else None."""
+    if isinstance(value, str | bytes):
+        return None
+    try:
+        return list(value)
+    except TypeError:
+        return None
 
 
 def _check_resources(resources: Sequence[str]) -> list[str]:
@@ -111,7 +170,10 @@ class Cluster(_core.ClusterCore):
         self, capacity: npt.ArrayLike, resources: Sequence[str] = DEFAULT_RESOURCES
     ) -> None:
         names = _check_resources(resources)
-        super().__init__(as_amount_matrix(capacity, "capacity", len(names)), names)
+        matrix = as_amount_matrix(
+            capacity, "capacity", len(names), resources=names, suggest_resources=True
+        )
+        super().__init__(matrix, names)
 
     @classmethod
     def restore(cls, data: bytes) -> Cluster:
@@ -139,7 +201,8 @@ class Cluster(_core.ClusterCore):
 
     def add_servers(self, capacity: npt.ArrayLike) -> int:
         """Appends servers (an (n, n_dims) capacity matrix); returns the first new id."""
-        return super().add_servers(as_amount_matrix(capacity, "capacity", self.n_dims))
+        matrix = as_amount_matrix(capacity, "capacity", self.n_dims, resources=self.resources)
+        return super().add_servers(matrix)
 
     @property
     def free(self) -> npt.NDArray[np.int64]:
@@ -195,7 +258,7 @@ class Cluster(_core.ClusterCore):
         if op_array.size and (op_array.min() < 0 or op_array.max() > max(ReplayOp)):
             bad = int(np.flatnonzero((op_array < 0) | (op_array > max(ReplayOp)))[0])
             raise ValueError(f"ops[{bad}] = {op_array[bad]} is not an event code (0-3)")
-        matrix = as_amount_matrix(requests, "requests", self.n_dims)
+        matrix = as_amount_matrix(requests, "requests", self.n_dims, resources=self.resources)
         if refs is None:
             ref_array = np.full(op_array.shape[0], -1, dtype=np.int64)
         else:

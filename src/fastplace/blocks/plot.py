@@ -23,12 +23,14 @@ def plot_similarity(
     """Draw one line per curve: (block size in bytes, fraction 0..1) points, log2 x axis.
 
     matplotlib is imported here, with the non-interactive Agg backend, so that nothing
-    else in fastplace pays for it. The format follows the file name (.png, .svg, .pdf).
+    else in fastplace pays for it (ImportError naming the extra ``fastplace[cli]`` when
+    it is missing). The format follows the file name (.png, .svg, .pdf); the file is
+    written under a temporary name and renamed.
     """
-    import matplotlib
+    from fastplace._atomic import atomic_path
+    from fastplace._plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axes = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
     try:
@@ -57,6 +59,7 @@ def plot_similarity(
         axes.grid(True, alpha=0.3)
         if len(curves) > 1:
             axes.legend(fontsize="small")
-        figure.savefig(path, dpi=120)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=120)
     finally:
         plt.close(figure)

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+import os
+import stat
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
-__all__ = ["console", "positive_int"]
-
-
-def console(*, stderr: bool = False) -> Console:
-    """A rich console (imported lazily: rich is only needed for terminal output)."""
-    from rich.console import Console
-
-    return Console(stderr=stderr)
+__all__ = ["positive_int", "regular_file"]
 
 
 def positive_int(text: str) -> int:
@@ -27,3 +18,18 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
     return value
+
+
+def regular_file(path: str | os.PathLike[str], what: str) -> None:
+    """Raises CommandError unless ``path`` is a regular file (not missing, a directory,
+    a FIFO or a device, which would block a reader or mean nothing as input)."""
+    from fastplace.cli import CommandError
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise CommandError(f"cannot read {what} {path}: {error.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise CommandError(f"cannot read {what} {path}: Is a directory")
+    if not stat.S_ISREG(mode):
+        raise CommandError(f"cannot read {what} {path}: not a regular file")

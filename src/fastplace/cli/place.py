@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from typing import Any
 
 import numpy as np
 
-from fastplace.cli.common import console, positive_int
+from fastplace.cli.common import positive_int
 from fastplace.cluster import Cluster, ReplayOp
 from fastplace.synthetic import churn_stream, synthetic_capacity
 
@@ -23,7 +22,8 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Fills a synthetic cluster to --load of its memory with Lambda-sized containers, "
             "then keeps it there with churn (release one, place one), all inside C++. "
-            "Prints placements per second, servers used and utilisation."
+            "Prints placements per second, servers used and utilisation. Runs of slow "
+            "events (best_fit on many servers) are cut into chunks to show progress."
         ),
     )
     parser.add_argument("--servers", type=positive_int, default=10_000, help="servers (10000)")
@@ -42,17 +42,28 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fastplace.cli import CommandError
+    from fastplace.cli.chunked_replay import replay_in_chunks
+    from fastplace.cli.output import progress, status
 
     if not 0.0 < args.load <= 1.0:
         raise CommandError(f"--load = {args.load} must be in (0, 1]")
+    if args.seed < 0:
+        raise CommandError(f"--seed = {args.seed} must be >= 0")
     capacity = synthetic_capacity(args.servers, heterogeneous=args.heterogeneous, seed=args.seed)
     op = ReplayOp.PLACE_FIRST_FIT if args.policy == "first_fit" else ReplayOp.PLACE_BEST_FIT
-    with console(stderr=True).status("generating the request stream"):
+    with status(f"generating the request stream ({args.requests:,} placements)"):
         stream = churn_stream(capacity, args.requests, load=args.load, seed=args.seed, op=op)
     cluster = Cluster(capacity)
-    start = time.perf_counter()
-    result = cluster.replay(stream.ops, stream.requests, stream.refs)
-    seconds = time.perf_counter() - start
+
+    def events(done: float, total: float) -> str:
+        return f"{done:,.0f}/{total:,.0f} events"
+
+    with progress(events) as add_task:
+        task = add_task("replaying", len(stream))
+        result = replay_in_chunks(
+            cluster, stream.ops, stream.requests, stream.refs, progress=task.update
+        )
+    seconds = result.seconds
 
     decisions = result.placed + result.unplaced
     lower_bound = int(np.ceil(cluster.used[:, 0].sum() / capacity[:, 0].max()))
@@ -78,11 +89,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from rich.table import Table
+    from fastplace.cli.output import Table, print_table
 
-    table = Table(title=f"fastplace place ({summary['policy']}, {summary['servers']:,} servers)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+    table = Table(
+        f"fastplace place ({summary['policy']}, {summary['servers']:,} servers)",
+        ["metric", "value"],
+        "lr",
+    )
     table.add_row("events (place + release)", f"{summary['events']:,}")
     table.add_row("placed / unplaced", f"{summary['placements']:,} / {summary['unplaced']:,}")
     table.add_row("placements per second", f"{summary['decisions_per_second']:,.0f}")
@@ -93,4 +106,4 @@ def _print_summary(summary: dict[str, Any]) -> None:
     )
     for name, share in summary["utilisation"].items():
         table.add_row(f"utilisation {name}", f"{share:.1%}")
-    console().print(table)
+    print_table(table)

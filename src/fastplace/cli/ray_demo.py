@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastplace.cli.common import console, positive_int
+from fastplace.cli.common import positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -107,27 +107,30 @@ def run(args: argparse.Namespace) -> int:
         model=MTMLConfig.tiny() if args.model == "tiny" else MTMLConfig(),
     )
     if args.workdir:
-        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CommandError(f"--workdir {args.workdir}: {error.strerror}") from None
         report = _run(config, Path(args.workdir), policies, args.plan_only)
     else:
         with tempfile.TemporaryDirectory(prefix="fastplace-ray-demo-") as workdir:
             report = _run(config, Path(workdir), policies, args.plan_only)
     _print(report, args.plan_only)
     if args.json:
+        from fastplace._atomic import write_atomic
+        from fastplace.cli.output import wrote
+
         try:
-            Path(args.json).write_text(json.dumps(report, indent=2))
+            write_atomic(args.json, json.dumps(report, indent=2) + "\n")
         except OSError as error:
             raise CommandError(f"cannot write --json {args.json}: {error.strerror}") from None
+        wrote(args.json)
     return 0
 
 
 def _run(config: Any, workdir: Path, policies: list[str], plan_only: bool) -> dict[str, Any]:
     from fastplace.cli import CommandError
-
-    err = console(stderr=True)
-
-    def progress(message: str) -> None:
-        err.print(f"[dim]{message}[/dim]", highlight=False)
+    from fastplace.cli.output import note as progress
 
     if plan_only:
         from fastplace.engines.ray.demo import build_store
@@ -159,32 +162,24 @@ def _run(config: Any, workdir: Path, policies: list[str], plan_only: bool) -> di
 
 
 def _print(report: dict[str, Any], plan_only: bool) -> None:
-    from rich.table import Table
+    from fastplace.cli.output import Table, note, print_table
 
     rows = report["policies"]
-    base = rows[0]["rollout_bytes"] or 1
     title = "fastplace on Ray: rollouts per policy"
     if plan_only:
         title += " (plan only: bytes from the block index)"
-    table = Table(title=title)
-    table.add_column("policy", no_wrap=True)
-    table.add_column("rollout MiB", justify="right")
-    table.add_column("vs first", justify="right")  # the first policy listed
+    columns = ["policy", "rollout MiB", "vs first"]  # "first": the first policy listed
     if not plan_only:
-        for column in (
+        columns += [
             "cold start s mean/max",
             "plan µs p50",
             "Ray actor start s p50",
             "fan-out ms p50",
             "request ms p50/p99",
-        ):
-            table.add_column(column, justify="right")
-    for row in rows:
-        cells = [
-            row["policy"],
-            f"{row['rollout_bytes'] / 2**20:.2f}",
-            f"{row['rollout_bytes'] / base:.2f}x",
         ]
+    table = Table(title, columns, "l" + "r" * (len(columns) - 1))
+    for row in rows:
+        cells = [row["policy"], f"{row['rollout_bytes'] / 2**20:.2f}", _versus(row, rows[0])]
         if not plan_only:
             cells += [
                 f"{row['cold_start_mean_s']:.2f}/{row['cold_start_max_s']:.2f}",
@@ -194,9 +189,15 @@ def _print(report: dict[str, Any], plan_only: bool) -> None:
                 f"{row['request_p50_ms']:.1f}/{row['request_p99_ms']:.1f}",
             ]
         table.add_row(*cells)
-    out = console()
-    if not out.is_terminal:  # a pipe or a file: do not squeeze the table into 80 columns
-        out.width = 130
-    out.print(table)
+    print_table(table)
     if not plan_only and not all(row["index_agrees"] for row in rows):
-        out.print("[yellow]some cold starts fetched other bytes than the block index expected")
+        note("some cold starts fetched other bytes than the block index expected")
+
+
+def _versus(row: dict[str, Any], first: dict[str, Any]) -> str:
+    """A policy's rollout bytes against the first policy's, or why there is no ratio."""
+    if not first["rollout_bytes_each"]:
+        return "n/a (one version: no rollout)"
+    if first["rollout_bytes"] == 0:
+        return "n/a (first fetched 0 B)"
+    return f"{row['rollout_bytes'] / first['rollout_bytes']:.2f}x"

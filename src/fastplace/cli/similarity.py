@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from fastplace.cli.common import console
+from fastplace.cli.common import regular_file
 
 __all__ = ["DEFAULT_BLOCK_SIZES", "add_parser", "run"]
 
@@ -60,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         similarity,
     )
     from fastplace.cli import CommandError
+    from fastplace.cli.output import note, progress
 
     try:
         sizes = parse_sizes(args.block_sizes, field="--block-sizes")
@@ -73,15 +72,18 @@ def run(args: argparse.Namespace) -> int:
         from fastplace.blocks import warm_up
 
         seconds = warm_up()
-        console(stderr=True).print(
-            f"[dim]numba CDC kernel ready in {seconds:.2f} s (compiled, or loaded from its "
-            "on-disk cache)[/dim]",
-            highlight=False,
+        note(
+            f"numba CDC kernel ready in {seconds:.2f} s (compiled, or loaded from its "
+            "on-disk cache)"
         )
+
+    def mebibytes(done: float, total: float) -> str:
+        return f"{done / 2**20:,.1f}/{total / 2**20:,.1f} MiB"
 
     results: list[tuple[int, Similarity]] = []
     downloads: list[int] = []
-    with _progress(len(sizes) * sum(file_sizes)) as advance:
+    with progress(mebibytes) as add_task:
+        advance = add_task("fingerprinting", len(sizes) * sum(file_sizes)).advance
         for size in sizes:
             try:
                 old = fingerprint(args.old, block_size=size, cdc=args.cdc, progress=advance)
@@ -116,6 +118,7 @@ def _readable_size(label: str, path: str) -> int:
     """The file's size, or CommandError naming it if it is missing, unreadable or empty."""
     from fastplace.cli import CommandError
 
+    regular_file(path, label)  # before open(): opening a FIFO would wait for a writer
     try:
         with open(path, "rb") as file:
             size = os.fstat(file.fileno()).st_size
@@ -127,51 +130,19 @@ def _readable_size(label: str, path: str) -> int:
     return size
 
 
-@contextmanager
-def _progress(total: int) -> Iterator[Callable[[int], None]]:
-    """A byte-count progress bar on stderr (when it is a terminal); yields its advance()."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    err = console(stderr=True)
-    with Progress(
-        TextColumn("fingerprinting"),
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task("fingerprinting", total=total)
-
-        def advance(done: int) -> None:
-            progress.advance(task, done)
-
-        yield advance
-
-
 def _print_table(
     results: list[tuple[int, Any]], downloads: list[int], args: argparse.Namespace
 ) -> None:
-    from rich.table import Table
-
     from fastplace.blocks import format_size
+    from fastplace.cli.output import Table, print_table
 
     kind = "content-defined chunks (average size)" if args.cdc else "fixed-size blocks"
-    table = Table(title=f"{args.new} vs {args.old}: {kind}")
-    table.add_column("block size", justify="right")
-    table.add_column("blocks", justify="right")
-    table.add_column("similar blocks", justify="right")
-    table.add_column("similar bytes", justify="right")
-    table.add_column("to download", justify="right")  # distinct new blocks not in OLD
+    table = Table(
+        f"{args.new} vs {args.old}: {kind}",
+        # "to download": the distinct blocks of NEW that OLD lacks
+        ["block size", "blocks", "similar blocks", "similar bytes", "to download"],
+        "rrrrr",
+    )
     for (size, result), download in zip(results, downloads, strict=True):
         table.add_row(
             format_size(size),
@@ -180,12 +151,16 @@ def _print_table(
             f"{100 * result.similar_bytes:.1f} %",
             f"{download / 2**20:,.1f} MiB",
         )
-    console().print(table)
+    print_table(table)
 
 
 def _plot(results: list[tuple[int, Any]], args: argparse.Namespace) -> None:
     from fastplace.blocks.plot import plot_similarity
     from fastplace.cli import CommandError
+    from fastplace.cli.output import can_plot, wrote
+
+    if not can_plot([args.plot]):
+        return
 
     kind = "content-defined" if args.cdc else "fixed"
     curves = {
@@ -195,5 +170,8 @@ def _plot(results: list[tuple[int, Any]], args: argparse.Namespace) -> None:
     title = f"{os.path.basename(args.new)} vs {os.path.basename(args.old)}"
     try:
         plot_similarity(curves, args.plot, title=title, ylabel="similar (%)")
-    except (OSError, ValueError) as error:
+    except OSError as error:
+        raise CommandError(f"cannot write --plot {args.plot}: {error.strerror}") from None
+    except ValueError as error:  # e.g. a suffix matplotlib has no writer for
         raise CommandError(f"cannot write --plot {args.plot}: {error}") from None
+    wrote(args.plot)

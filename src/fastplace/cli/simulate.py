@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,9 @@ from fastplace.cli.common import positive_int
 __all__ = ["add_parser", "run"]
 
 DEFAULT_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,locality,random,hybrid"
+
+#: The workloads known by name; anything else must be a path to Azure-format CSVs.
+WORKLOADS = ("synthetic", "azure2019")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,12 +42,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from fastplace.cli import CommandError
+    from fastplace.cli.output import Table, can_plot, print_table, progress, wrote
+    from fastplace.optimizer.model import OptimizerLoadError
     from fastplace.sim import POLICIES, SimConfig, compare, load_workload
     from fastplace.sim.azure2019 import TraceFormatError
-    from fastplace.sim.report import plot, print_table, write_json
+    from fastplace.sim.report import plot, table_rows, write_json
 
     names = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = [p for p in names if p not in POLICIES]
@@ -51,11 +56,16 @@ def run(args: argparse.Namespace) -> int:
             f"--policies: unknown {', '.join(unknown) or '(empty)'}; "
             f"choose from {', '.join(POLICIES)}"
         )
-    if not args.duration > 0:
-        raise CommandError(f"--duration = {args.duration} must be > 0")
+    if not args.duration > 0 or not math.isfinite(args.duration):
+        raise CommandError(f"--duration = {args.duration} must be a number of seconds > 0")
     try:
         workload = load_workload(args.workload, duration_s=args.duration, seed=args.seed)
     except TraceFormatError as error:
+        if _names_no_trace(args.workload):  # a typo of a name, or a wrong path
+            raise CommandError(
+                f"--workload = {args.workload!r} is not one of {', '.join(WORKLOADS)}, "
+                f"nor a trace directory or PREFIX of PREFIX_inv.csv ... ({error})"
+            ) from None
         raise CommandError(str(error)) from None
     config = SimConfig(
         seed=args.seed,
@@ -67,26 +77,40 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CommandError(f"--out {args.out}: {error.strerror}") from None
 
-    with Progress(
-        TextColumn("{task.description:<12}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}% of simulated time"),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as bar:
-        tasks = {name: bar.add_task(name, total=config.duration_s) for name in names}
-        results = compare(
-            config,
-            workload,
-            names,
-            progress=lambda name, t: bar.update(tasks[name], completed=t),
-        )
+    def share(done: float, total: float) -> str:
+        return f"{100 * done / total:5.1f}% of simulated time"
+
+    # One line per policy when nobody watches a bar: a policy takes a second or two.
+    with progress(share, reports=1) as add_task:
+        tasks = {name: add_task(name, config.duration_s) for name in names}
+        try:
+            results = compare(
+                config, workload, names, progress=lambda name, t: tasks[name].update(t)
+            )
+        except OptimizerLoadError as error:
+            raise CommandError(f"--policies: {error}") from None
     title = (
         f"{workload.name} workload: {workload.n_requests:,} requests, "
         f"{len(workload.models)} models, {config.servers} servers, {config.duration_s:g} s"
     )
-    print_table(results, title)
-    write_json(results, args.out / "metrics.json", config=config.to_dict(), workload=workload.name)
-    plot(results, args.out / "metrics.png", title)
-    print(f"wrote {args.out / 'metrics.json'} and {args.out / 'metrics.png'}")
+    table = Table(title, ["metric", *results], "l" + "r" * len(results))
+    for row in table_rows(results):
+        table.add_row(*row)
+    print_table(table)
+    metrics_json, metrics_png = args.out / "metrics.json", args.out / "metrics.png"
+    try:
+        write_json(results, metrics_json, config=config.to_dict(), workload=workload.name)
+        wrote(metrics_json)
+        if can_plot([metrics_png]):
+            plot(results, metrics_png, title)
+            wrote(metrics_png)
+    except OSError as error:
+        raise CommandError(f"cannot write to --out {args.out}: {error}") from None
     return 0
+
+
+def _names_no_trace(workload: str) -> bool:
+    """Whether --workload is neither a directory nor the prefix of any trace file."""
+    if os.path.isdir(workload):
+        return False
+    return not any(os.path.exists(f"{workload}_{kind}.csv") for kind in ("inv", "mem", "run"))

@@ -131,16 +131,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from fastplace.cli import CommandError
+    from fastplace.cli.output import can_plot, progress, wrote
 
     if not args.duration > 0:
         raise CommandError(f"--duration = {args.duration} must be > 0")
@@ -185,15 +177,13 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         command=_command(args),
     )
-    with Progress(
-        TextColumn("training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("episodes  {task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ) as bar:
-        task = bar.add_task("train", total=config.episodes, status="")
+
+    def episodes(done: float, total: float) -> str:
+        return f"{done:.0f}/{total:.0f} episodes"
+
+    # Plain output: a line every tenth of the run (episodes take seconds to minutes).
+    with progress(episodes, reports=10, transient=False) as add_task:
+        task = add_task("training", config.episodes)
 
         def report(stats: Any) -> None:
             status = (
@@ -202,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
             )
             if stats.validation_return is not None:
                 status += f"  validation {stats.validation_return:+.1f}"
-            bar.update(task, advance=1, status=status)
+            task.advance(1, status)
 
         result = train(config, args.out, progress=report)
     baselines = ", ".join(f"{k} {v:+.1f}" for k, v in result.baselines.items())
@@ -210,17 +200,23 @@ def run(args: argparse.Namespace) -> int:
         f"best validation return {result.best_validation_return:+.1f} "
         f"(episode {result.best_episode + 1}; {baselines}) in {result.wall_s:.0f} s"
     )
-    written = (result.model_path, result.arrays_path, result.curve_path, result.log_path)
-    print("wrote " + ", ".join(str(path) for path in written))
+    wrote(result.model_path, result.arrays_path)
+    if result.curve_path is not None:
+        wrote(result.curve_path)
+    else:
+        can_plot([args.out / "training_curve.png"])  # says the plot needs matplotlib
+    wrote(result.log_path)
     return 0
 
 
 def _retrain(args: argparse.Namespace) -> int:
     """One FeedbackTrainer round on a saved feedback log."""
     from fastplace.cli import CommandError
+    from fastplace.cli.output import can_plot, wrote
     from fastplace.optimizer.model import OptimizerLoadError
     from fastplace.optimizer.retrain import FINE_TUNE, FeedbackTrainer, load_feedback
 
+    _check_feedback_file(args.feedback)
     try:
         records = load_feedback(args.feedback)
     except ValueError as error:
@@ -243,8 +239,38 @@ def _retrain(args: argparse.Namespace) -> int:
         f"validation return: {started} {done.initial_return:+.1f}, fine-tuned "
         f"{done.best_return:+.1f} -> {'accepted' if done.accepted else 'kept the initial model'}"
     )
-    print(f"wrote {Path(done.model_path).parent}")
+    round_dir = Path(done.model_path).parent
+    wrote(*sorted(path for path in round_dir.iterdir() if path.is_file()))
+    if not (round_dir / "training_curve.png").exists():
+        can_plot([round_dir / "training_curve.png"])  # says the plot needs matplotlib
     return 0
+
+
+def _check_feedback_file(path: Path) -> None:
+    """CommandError unless ``path`` looks like a feedback log (an .npz archive with the
+    ``header`` array save_feedback writes): numpy's own error for other files blames
+    "pickled data", which says nothing to someone who passed the wrong file."""
+    import zipfile
+
+    from fastplace.cli import CommandError
+    from fastplace.cli.common import regular_file
+
+    regular_file(path, "--feedback")
+    expected = "the .npz file fastplace.optimizer.retrain.save_feedback writes"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        raise CommandError(
+            f"--feedback {path}: not a feedback log: expected {expected}, "
+            "and this file is not an .npz (zip) archive"
+        ) from None
+    if "header.npy" not in names:
+        arrays = ", ".join(name.removesuffix(".npy") for name in names[:6]) or "none"
+        raise CommandError(
+            f"--feedback {path}: not a feedback log: expected {expected}, with a 'header' "
+            f"array; this archive holds {arrays}"
+        )
 
 
 def _command(args: argparse.Namespace) -> str:

@@ -55,6 +55,7 @@ from fastplace.optimizer.env import EnvConfig, Observation, PlacementEnv
 from fastplace.optimizer.features import DEFAULT_K, N_FEATURES
 from fastplace.optimizer.model import _JIT_DEPRECATION, save_model
 from fastplace.optimizer.network import ScoreNet
+from fastplace.optimizer.training_plot import curve_title, plot_curve
 
 __all__ = ["EpisodeStats", "TrainConfig", "TrainResult", "train"]
 
@@ -202,7 +203,7 @@ class EpisodeStats:
 class TrainResult:
     model_path: Path
     arrays_path: Path
-    curve_path: Path
+    curve_path: Path | None  # None when matplotlib is not installed
     log_path: Path
     checkpoints: list[Path]
     episodes: list[EpisodeStats]
@@ -364,43 +365,6 @@ def _checkpoint(
     os.replace(temporary, path)
 
 
-def plot_curve(
-    episodes: list[EpisodeStats], baselines: dict[str, float], path: Path, title: str
-) -> None:
-    """Greedy validation return against the baselines, training return, TD loss."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
-    validation = [
-        (e.episode, e.validation_return) for e in episodes if e.validation_return is not None
-    ]
-    if validation:
-        vx, vy = zip(*validation, strict=True)
-        top.plot(vx, vy, "o-", color="C0", label="DQN (greedy)")
-    for (name, value), colour in zip(baselines.items(), ("C2", "C3", "C4"), strict=False):
-        top.axhline(value, linestyle="--", color=colour, label=name)
-    top.set_ylabel("validation return\n(per episode)")
-    if validation or baselines:
-        top.legend(fontsize=8, loc="lower right")
-    top.set_title(title, fontsize=10)
-    x = [e.episode for e in episodes]
-    middle.plot(x, [e.episode_return / max(e.steps, 1) for e in episodes], color="0.5")
-    middle.set_ylabel("training return\nper decision")
-    losses = [(e.episode, e.loss) for e in episodes if np.isfinite(e.loss)]
-    if losses:
-        lx, ly = zip(*losses, strict=True)
-        bottom.plot(lx, ly, color="C1")
-        bottom.set_yscale("log")
-    bottom.set_ylabel("TD loss (Huber)")
-    bottom.set_xlabel("episode")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
 def train(
     config: TrainConfig,
     out: str | os.PathLike[str] = "out/optimizer",
@@ -560,12 +524,13 @@ def train(
         # torch 2.13 deprecates TorchScript; not something a `fastplace train` user can act on.
         warnings.filterwarnings("ignore", _JIT_DEPRECATION, DeprecationWarning)
         record = save_model(net, model_path, metadata, arrays_path=arrays_path)
-    curve_path = out_dir / "training_curve.png"
-    title = (
-        f"DQN resource optimizer: {config.episodes} episodes, {step:,} decisions, "
-        f"seed {config.seed}"
-    )
-    plot_curve(history, baselines, curve_path, title)
+    curve_file = out_dir / "training_curve.png"
+    title = curve_title(config.episodes, step, config.seed)
+    curve_path: Path | None = curve_file
+    try:
+        plot_curve(history, baselines, curve_file, title, learn_start=config.learn_start)
+    except ImportError:  # no matplotlib (extra fastplace[cli]): the model matters, not the plot
+        curve_path = None
     log_path = out_dir / "training_log.json"
     wall = time.perf_counter() - started
     log = {

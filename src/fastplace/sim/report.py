@@ -1,4 +1,4 @@
-"""Side-by-side results: a terminal table, metrics.json and a PNG chart."""
+"""Side-by-side results: the rows of a table, metrics.json and a PNG chart."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TABLE_METRICS", "plot", "print_table", "write_json"]
+from fastplace._atomic import atomic_path, write_atomic
+
+__all__ = ["TABLE_METRICS", "plot", "table_rows", "write_json"]
 
 #: (key, heading, format) of the columns shown on the terminal.
 TABLE_METRICS: tuple[tuple[str, str, str], ...] = (
@@ -34,32 +36,29 @@ def _format(value: Any, spec: str) -> str:
     return spec.format(value)
 
 
-def print_table(results: dict[str, dict[str, Any]], title: str) -> None:
-    """Metrics as rows and policies as columns (fits a terminal for up to ~8 policies)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column("metric")
-    for name in results:
-        table.add_column(name, justify="right")
-    for key, heading, spec in TABLE_METRICS:
-        table.add_row(heading, *(_format(m.get(key), spec) for m in results.values()))
-    Console().print(table)
+def table_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """One row per metric of TABLE_METRICS: its heading, then its value for each policy
+    (the order of ``results``), formatted; ``-`` where a policy has no value."""
+    return [
+        [heading, *(_format(m.get(key), spec) for m in results.values())]
+        for key, heading, spec in TABLE_METRICS
+    ]
 
 
 def write_json(results: dict[str, dict[str, Any]], path: Path, **context: Any) -> None:
     """``{"policies": {name: {metric: value}}, ...context}``."""
     payload = {"policies": results, **context}
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
 def plot(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
-    """Bar charts of the headline metrics, one panel each, policies side by side."""
-    import matplotlib
+    """Bar charts of the headline metrics, one panel each, policies side by side.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Needs matplotlib (extra ``fastplace[cli]``): ImportError saying so otherwise.
+    """
+    from fastplace._plotting import pyplot
+
+    plt = pyplot()
 
     panels = (
         ("servers_used_mean", "mean active servers"),
@@ -78,5 +77,8 @@ def plot(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
         axis.tick_params(axis="x", rotation=45, labelsize=8)
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=120)
+    finally:
+        plt.close(figure)
