@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -50,11 +51,17 @@ def test_json_is_all_that_is_printed(
         assert rows[0]["similar_blocks"] == pytest.approx(95 / 96)
 
 
-def test_plot_writes_a_png(versions: tuple[Path, Path], tmp_path: Path) -> None:
+def test_plot_writes_a_png_and_says_where(
+    versions: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     old, new = versions
     figure = tmp_path / "fig3.png"
     assert main(["similarity", str(old), str(new), "--plot", str(figure), "--json"]) == 0
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"wrote {figure}"]
+    json.loads(captured.out)  # stdout stays the JSON alone
+    assert [p.name for p in tmp_path.iterdir()] == ["fig3.png"]  # no temporary left
 
 
 @pytest.mark.parametrize(
@@ -66,7 +73,8 @@ def test_plot_writes_a_png(versions: tuple[Path, Path], tmp_path: Path) -> None:
         ("zero-size", "--block-sizes = '0' must be > 0"),
         ("too-big", "block size 4M: source .* less than one block"),
         ("directory", "cannot read NEW .*: Is a directory"),
-        ("plot-dir", "cannot write --plot"),
+        ("plot-dir", "cannot write --plot .*x.png: No such file or directory$"),
+        ("fifo", "cannot read NEW .*pipe.bin: not a regular file"),
     ],
 )
 def test_errors_are_one_line(
@@ -78,6 +86,7 @@ def test_errors_are_one_line(
 ) -> None:
     old, new = versions
     (tmp_path / "empty.bin").write_bytes(b"")
+    os.mkfifo(tmp_path / "pipe.bin")  # opening it to read would wait for a writer forever
     argv = {
         "missing": [str(old), str(tmp_path / "missing.bin")],
         "empty": [str(old), str(tmp_path / "empty.bin")],
@@ -85,6 +94,7 @@ def test_errors_are_one_line(
         "zero-size": [str(old), str(new), "--block-sizes", "0"],
         "too-big": [str(old), str(new), "--block-sizes", "1M,4M"],
         "directory": [str(old), str(tmp_path)],
+        "fifo": [str(old), str(tmp_path / "pipe.bin")],
         "plot-dir": [
             str(old),
             str(new),

@@ -206,7 +206,9 @@ BAD_CAPACITIES = [
     ("one_dimensional", [10, 10], ValueError, ["capacity", "shape"]),
     ("wrong_width", [[10, 10, 10]], ValueError, ["capacity", "shape", "(1, 3)"]),
     ("three_dimensional", np.zeros((1, 1, 2)), ValueError, ["capacity", "shape"]),
-    ("ragged", [[10, 10], [10]], ValueError, ["shape"]),
+    ("ragged", [[10, 10], [10]], ValueError, ["capacity[1] has length 1, expected 2"]),
+    ("ragged_cell", [[10, [10]], [10, 10]], ValueError, ["capacity[0][1] = [10] is not a number"]),
+    ("row_not_a_row", [[10, 10], 10], ValueError, ["capacity[1] = 10 is not a row of 2"]),
     ("bool", np.array([[True, False]]), TypeError, ["capacity", "bool"]),
     ("string", [["10", "10"]], TypeError, ["capacity"]),
     ("uint64_too_large", np.array([[2**64 - 1, 1]], dtype=np.uint64), ValueError, ["capacity"]),
@@ -233,6 +235,28 @@ def test_bad_capacity_in_constructor(capacity, error, fragments):
 def test_bad_capacity_in_add_servers(cluster, capacity, error, fragments):
     rejected(cluster, error, lambda: cluster.add_servers(capacity), *fragments)
     assert cluster.n_servers == 3
+
+
+def test_a_capacity_of_other_width_says_how_to_name_its_resources():
+    with pytest.raises(ValueError) as info:
+        Cluster([[1, 2, 3]])
+    assert str(info.value) == (
+        "capacity has shape (1, 3), expected (n, 2): one column per resource "
+        "(memory_mb, cpu_millis); pass resources=(...) naming 3 resources, one per column"
+    )
+    with pytest.raises(ValueError, match=r"expected \(n, 3\): .* \(a, b, c\); pass .* 1 resource,"):
+        Cluster([[1]], resources=("a", "b", "c"))
+    cluster = Cluster([[1, 2]])
+    with pytest.raises(ValueError) as info:  # adding servers cannot rename resources
+        cluster.add_servers([[1, 2, 3]])
+    assert "resources=" not in str(info.value) and "(memory_mb, cpu_millis)" in str(info.value)
+
+
+def test_ragged_replay_requests_name_the_row():
+    cluster = Cluster([[10, 10]])
+    with pytest.raises(ValueError, match=r"requests\[1\] has length 1, expected 2"):
+        cluster.replay([0, 0], [[1, 1], [1]])
+    assert cluster.n_containers == 0
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,7 @@ def test_fastplace_train_command(tmp_path: Path, capsys: pytest.CaptureFixture[s
     argv = ["train", "--episodes", "1", "--max-steps", "60", "--servers", "12"]
     status = main([*argv, "--duration", "20", "--out", str(out)])
     assert status == 0
-    assert "wrote" in capsys.readouterr().out
+    assert f"wrote {out / 'training_curve.png'}" in capsys.readouterr().err
     optimizer = ResourceOptimizer.load(out / "model.pt")
     assert optimizer.training_command.startswith("fastplace train --episodes=1")
     assert (out / "training_curve.png").exists() and (out / "model.npz").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,63 @@ def test_unknown_policy_is_refused_by_the_parser(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         main(["pack", str(path), "--policy", "worst_fit"])
     assert info.value.code == 2
+
+
+def test_assignments_are_printed_one_row_per_item(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, INSTANCE)
+    assert main(["pack", str(path), "--policy", "first_fit", "--assignments"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines.index("item  type  bin")
+    rows = [line.split() for line in lines[header + 2 :]]
+    # first_fit on 3,3,3,7,7,7 in bins of 10: the 3s fill bin 0 to 9, so each 7
+    # opens a bin of its own.
+    assert rows == [
+        ["0", "0", "0"],
+        ["1", "0", "0"],
+        ["2", "0", "0"],
+        ["3", "1", "1"],
+        ["4", "1", "2"],
+        ["5", "1", "3"],
+    ]
+
+
+def test_assignments_in_the_json_summary_and_in_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, INSTANCE)
+    assert main(["pack", str(path), "--json", "--assignments"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["item_type"] == [0, 0, 0, 1, 1, 1]
+    bins = summary["bin"]
+    assert len(bins) == 6 and len(set(bins)) == summary["bins"] == 3
+
+    target = tmp_path / "bins.json"
+    assert main(["pack", str(path), "--assignments", str(target)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == f"wrote {target}"
+    assert "item  type  bin" not in captured.out  # written, not printed
+    written = json.loads(target.read_text())
+    assert written["bin"] == bins and written["bins"] == 3
+    # written under a temporary name, then renamed: nothing else is left behind
+    assert {p.name for p in tmp_path.iterdir()} == {"small.vbp", "bins.json"}
+
+
+@pytest.mark.parametrize("case", ["fifo", "directory", "unwritable"])
+def test_bad_paths_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    path = write(tmp_path, INSTANCE)
+    if case == "fifo":  # reading would wait for a writer forever
+        fifo = tmp_path / "pipe.vbp"
+        os.mkfifo(fifo)
+        argv, message = ["pack", str(fifo)], f"cannot read FILE.vbp {fifo}: not a regular file"
+    elif case == "directory":
+        argv, message = ["pack", str(tmp_path)], f"cannot read FILE.vbp {tmp_path}: Is a directory"
+    else:
+        target = tmp_path / "absent" / "bins.json"
+        argv = ["pack", str(path), "--assignments", str(target)]
+        message = f"cannot write --assignments {target}: No such file or directory"
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == f"fastplace pack: error: {message}"

@@ -47,8 +47,12 @@ def test_simulate_writes_metrics_for_every_policy(
             assert key in metrics
         assert metrics["requests"] > 0
     assert (tmp_path / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    out = capsys.readouterr().out
-    assert "first_fit" in out and "similarity" in out
+    captured = capsys.readouterr()
+    assert "first_fit" in captured.out and "similarity" in captured.out
+    assert captured.err.splitlines()[-2:] == [
+        f"wrote {tmp_path / 'metrics.json'}",
+        f"wrote {tmp_path / 'metrics.png'}",
+    ]
 
 
 def test_simulate_azure2019_excerpt(tmp_path: Path) -> None:
@@ -79,8 +83,14 @@ def test_simulate_azure2019_excerpt(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--policies", "first_fit,bogus"], "bogus"),
+        (["--policies", "nope"], "choose from first_fit, best_fit, dot_product, l2_norm,"),
         (["--duration", "0"], "--duration"),
+        (["--duration", "inf"], "--duration = inf must be a number of seconds > 0"),
         (["--workload", "/nonexistent/trace"], "no such trace file"),
+        (
+            ["--workload", "azure2109"],
+            "--workload = 'azure2109' is not one of synthetic, azure2019, nor a trace",
+        ),
     ],
 )
 def test_simulate_errors_are_one_clear_line(
@@ -98,3 +108,11 @@ def test_malformed_trace_names_the_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["simulate", "--workload", str(tmp_path / "t"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "t_mem.csv:2" in err and "12x" in err
+
+
+def test_unwritable_out_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["simulate", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"fastplace simulate: error: --out {blocker / 'sub'}: Not a directory"]

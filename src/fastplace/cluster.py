@@ -81,12 +81,9 @@ def as_amount_matrix(
     except ValueError as error:  # numpy: "inhomogeneous shape"; say which row is off
         raise ValueError(_ragged_row(values, name, dims) or f"{name}: {error}") from None
     if array.ndim == 2 and array.shape[1] != dims and array.shape[0] > 0:
-        message = (
-            f"{name} has shape {array.shape}: {_count(array.shape[1], 'column')}, but "
-            f"{_count(dims, 'resource')}"
-        )
+        message = f"{name} has shape {array.shape}, expected (n, {dims})"
         if resources:
-            message += f" ({', '.join(resources)})"
+            message += f": one column per resource ({', '.join(resources)})"
         if suggest_resources:
             message += (
                 f"; pass resources=(...) naming {_count(array.shape[1], 'resource')}, "

@@ -6,7 +6,8 @@ placement of an earlier chunk becomes a release of that placement's container id
 about 0.2 us more per release than a release by event index. That is lost in the
 noise of a best-fit event (tens of us at 10,000 servers) but would add a third to a
 first-fit event (~0.2 us), so a stream is cut only when its events are slow and it
-would run long; otherwise it runs in two calls, the first of which measures the speed.
+would run long. How slow is measured first on a copy of the cluster (the first
+events, untimed); a fast stream then runs in one call, exactly as without chunks.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from fastplace.cluster import Cluster, ReplayOp
 
 __all__ = ["TimedReplay", "replay_in_chunks"]
 
-#: Events in the first call, which measures how long an event takes.
+#: Events replayed on a copy of the cluster to measure how long an event takes.
 PROBE_EVENTS = 10_000
 #: Cut the rest into chunks only if an event takes at least this long ...
 MIN_NS_PER_EVENT = 5_000.0
-#: ... and the rest would take longer than this.
-MIN_REST_SECONDS = 2.0
+#: ... and the whole stream would take longer than this.
+MIN_SECONDS = 2.0
 #: Aim for one progress update about this often.
 SECONDS_PER_CHUNK = 0.5
 
@@ -51,10 +52,15 @@ def replay_in_chunks(
     requests: npt.NDArray[np.int64],
     refs: npt.NDArray[np.int64],
     progress: Callable[[int], None] | None = None,
+    *,
+    chunk_events: int | None = None,
 ) -> TimedReplay:
     """Runs the stream through ``cluster`` like one ``replay`` call would, calling
     ``progress(events_done)`` after each chunk. The stream must be valid: a bad event
-    in a later chunk raises after the earlier chunks ran."""
+    in a later chunk raises after the earlier chunks ran. ``chunk_events`` fixes the
+    chunk size instead of choosing it from a measured sample."""
+    if chunk_events is not None and chunk_events < 1:
+        raise ValueError(f"chunk_events = {chunk_events} must be >= 1")
     m = int(ops.shape[0])
     servers = np.full(m, -1, dtype=np.int64)
     containers = np.full(m, -1, dtype=np.int64)
@@ -62,7 +68,7 @@ def replay_in_chunks(
     seconds = 0.0
     chunks = 0
 
-    def run(begin: int, end: int) -> float:
+    def run(begin: int, end: int) -> None:
         nonlocal seconds, chunks
         chunk_ops, chunk_refs, rows = _rebase(ops, refs, containers, begin, end)
         started = time.perf_counter()
@@ -77,18 +83,29 @@ def replay_in_chunks(
         chunks += 1
         if progress is not None:
             progress(end)
-        return elapsed
 
-    probe = min(m, PROBE_EVENTS)
-    ns_per_event = run(0, probe) * 1e9 / max(probe, 1)
-    rest = m - probe
-    if ns_per_event >= MIN_NS_PER_EVENT and rest * ns_per_event / 1e9 >= MIN_REST_SECONDS:
-        size = max(PROBE_EVENTS, int(SECONDS_PER_CHUNK * 1e9 / ns_per_event))
-    else:
-        size = max(rest, 1)
-    for begin in range(probe, m, size):
+    size = chunk_events if chunk_events is not None else _chunk_size(cluster, ops, requests, refs)
+    for begin in range(0, m, size):
         run(begin, min(m, begin + size))
     return TimedReplay(servers, containers, **totals, seconds=seconds, chunks=chunks)
+
+
+def _chunk_size(
+    cluster: Cluster,
+    ops: npt.NDArray[np.integer],
+    requests: npt.NDArray[np.int64],
+    refs: npt.NDArray[np.int64],
+) -> int:
+    """Events per chunk: all of them unless events are slow and the stream long."""
+    m = int(ops.shape[0])
+    probe = min(m, PROBE_EVENTS)
+    scratch = Cluster.restore(cluster.snapshot())
+    started = time.perf_counter()
+    scratch.replay(ops[:probe], requests[:probe], refs[:probe])
+    ns_per_event = (time.perf_counter() - started) * 1e9 / max(probe, 1)
+    if ns_per_event >= MIN_NS_PER_EVENT and m * ns_per_event / 1e9 >= MIN_SECONDS:
+        return max(PROBE_EVENTS, int(SECONDS_PER_CHUNK * 1e9 / ns_per_event))
+    return max(m, 1)
 
 
 def _rebase(

@@ -34,6 +34,10 @@ __all__ = [
 #: What a missing matplotlib costs, said once by each command that would plot.
 PLOTS_NEED = "plots need matplotlib: pip install 'fastplace[cli]'"
 
+#: Plain progress lines start once a task has run this long: a log need not say
+#: how a one-second job went.
+QUIET_SECONDS = 1.0
+
 
 def rich_installed() -> bool:
     try:
@@ -170,9 +174,9 @@ class ProgressTask:
         # Plain output: a line each time another 1/reports of the total is done.
         share = completed / self.total if self.total > 0 else 1.0
         due = min(self._reports, int(share * self._reports + 1e-9))
-        if due > self._reported:
+        seconds = time.perf_counter() - self._started
+        if due > self._reported and seconds >= QUIET_SECONDS:
             self._reported = due
-            seconds = time.perf_counter() - self._started
             text = f"{self.name}: {self._counter(completed, self.total)}"
             if status:
                 text += f"  {status}"
@@ -186,7 +190,8 @@ class ProgressTask:
 def progress(
     counter: Callable[[float, float], str], *, reports: int = 4, transient: bool = True
 ) -> Iterator[Callable[[str, float], ProgressTask]]:
-    """Progress bars on a terminal's stderr, else ``reports`` plain lines per task.
+    """Progress bars on a terminal's stderr, else up to ``reports`` plain lines per task
+    (none for the first QUIET_SECONDS).
 
     Yields ``add(name, total) -> ProgressTask``; ``counter(completed, total)`` is the
     text that says how far a task is ("37.5% of simulated time", "3/30 episodes").
