@@ -115,6 +115,6 @@ def test_bad_paths_are_one_line_errors(
     else:
         target = tmp_path / "absent" / "bins.json"
         argv = ["pack", str(path), "--assignments", str(target)]
-        message = f"cannot write --assignments {target}: No such file or directory"
+        message = f"cannot write --assignments {target}: no directory {target.parent}"
     assert main(argv) == 2
     assert capsys.readouterr().err.strip() == f"fastplace pack: error: {message}"

@@ -49,6 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"fastplace {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError as error:  # e.g. --servers 10**9: say so instead of a traceback
+        detail = f": {error}" if str(error) else ""
+        print(
+            f"fastplace {args.command}: error: out of memory{detail}; ask for less "
+            "(fewer servers, requests or a shorter duration)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

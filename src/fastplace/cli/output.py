@@ -94,10 +94,14 @@ def print_table(table: Table) -> None:
     if not _rich_on(sys.stdout):
         print(table.plain())
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table as RichTable
 
-    drawn = RichTable(title=table.title)
+    # No vertical rules and no outer padding: about as narrow as the plain table, so
+    # that more terminals fit it whole; where one does not, cells fold onto a second
+    # line rather than lose digits to an ellipsis.
+    drawn = RichTable(title=table.title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for heading, side in zip(table.columns, table.align, strict=True):
         drawn.add_column(heading, justify="right" if side == "r" else "left", overflow="fold")
     for row in table.rows:

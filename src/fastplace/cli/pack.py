@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from fastplace.cli.common import regular_file
+from fastplace.cli.common import regular_file, writable_file
 from fastplace.packing import (
     POLICIES,
     lower_bound,
@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.cli.output import wrote
 
     regular_file(args.file, "FILE.vbp")
+    if args.assignments not in (None, "-"):
+        writable_file(args.assignments, "--assignments")
     try:
         instance = read_vbp(args.file)
     except OSError as error:

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastplace.cli.common import positive_int
+from fastplace.cli.common import positive_int, writable_file
 
 __all__ = ["add_parser", "run"]
 
@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--bandwidth = {args.bandwidth} must be > 0 MB/s")
     if args.partition_memory * args.partitions > args.node_memory * args.nodes:
         raise CommandError("a model's partitions do not fit in the cluster")
+    if args.json:
+        writable_file(args.json, "--json")
     config = DemoConfig(
         nodes=args.nodes,
         node_memory_mb=args.node_memory,
@@ -112,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
         except OSError as error:
             raise CommandError(f"--workdir {args.workdir}: {error.strerror}") from None
         report = _run(config, Path(args.workdir), policies, args.plan_only)
+        from fastplace.cli.output import note
+
+        note(f"kept the model store and the node caches under {args.workdir}")
     else:
         with tempfile.TemporaryDirectory(prefix="fastplace-ray-demo-") as workdir:
             report = _run(config, Path(workdir), policies, args.plan_only)

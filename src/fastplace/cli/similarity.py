@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from fastplace.cli.common import regular_file
+from fastplace.cli.common import regular_file, writable_file
 
 __all__ = ["DEFAULT_BLOCK_SIZES", "add_parser", "run"]
 
@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     file_sizes = [
         _readable_size(label, path) for label, path in (("OLD", args.old), ("NEW", args.new))
     ]
+    if args.plot:
+        writable_file(args.plot, "--plot")
 
     if args.cdc:
         from fastplace.blocks import warm_up

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,10 @@ from fastplace.cli.common import positive_int
 __all__ = ["add_parser", "run"]
 
 DEFAULT_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,locality,random,hybrid"
+
+#: The longest simulation --duration accepts: one day is about 5 million requests of
+#: the synthetic workload, minutes per policy (longer runs: fastplace.sim directly).
+MAX_DURATION_S = 86_400.0
 
 #: The workloads known by name; anything else must be a path to Azure-format CSVs.
 WORKLOADS = ("synthetic", "azure2019")
@@ -43,7 +46,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fastplace.cli import CommandError
-    from fastplace.cli.output import Table, can_plot, print_table, progress, wrote
+    from fastplace.cli.output import ProgressTask, Table, can_plot, print_table, progress, wrote
     from fastplace.optimizer.model import OptimizerLoadError
     from fastplace.sim import POLICIES, SimConfig, compare, load_workload
     from fastplace.sim.azure2019 import TraceFormatError
@@ -56,8 +59,11 @@ def run(args: argparse.Namespace) -> int:
             f"--policies: unknown {', '.join(unknown) or '(empty)'}; "
             f"choose from {', '.join(POLICIES)}"
         )
-    if not args.duration > 0 or not math.isfinite(args.duration):
-        raise CommandError(f"--duration = {args.duration} must be a number of seconds > 0")
+    if not 0 < args.duration <= MAX_DURATION_S:
+        raise CommandError(
+            f"--duration = {args.duration} must be a number of seconds > 0 and "
+            f"<= {MAX_DURATION_S:,.0f} (one day)"
+        )
     try:
         workload = load_workload(args.workload, duration_s=args.duration, seed=args.seed)
     except TraceFormatError as error:
@@ -82,11 +88,15 @@ def run(args: argparse.Namespace) -> int:
 
     # One line per policy when nobody watches a bar: a policy takes a second or two.
     with progress(share, reports=1) as add_task:
-        tasks = {name: add_task(name, config.duration_s) for name in names}
+        tasks: dict[str, ProgressTask] = {}
+
+        def report(name: str, simulated_s: float) -> None:
+            if name not in tasks:  # created as the policy starts, to time it alone
+                tasks[name] = add_task(name, config.duration_s)
+            tasks[name].update(simulated_s)
+
         try:
-            results = compare(
-                config, workload, names, progress=lambda name, t: tasks[name].update(t)
-            )
+            results = compare(config, workload, names, progress=report)
         except OptimizerLoadError as error:
             raise CommandError(f"--policies: {error}") from None
     title = (

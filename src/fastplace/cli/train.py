@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         wrote(result.curve_path)
     else:
         can_plot([args.out / "training_curve.png"])  # says the plot needs matplotlib
-    wrote(result.log_path)
+    wrote(result.log_path, *result.checkpoints)
     return 0
 
 
