@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 from fastplace.cli import main
+from fifo_guard import fifo
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,6 @@ def test_errors_are_one_line(
 ) -> None:
     old, new = versions
     (tmp_path / "empty.bin").write_bytes(b"")
-    os.mkfifo(tmp_path / "pipe.bin")  # opening it to read would wait for a writer forever
     argv = {
         "missing": [str(old), str(tmp_path / "missing.bin")],
         "empty": [str(old), str(tmp_path / "empty.bin")],
@@ -104,7 +103,8 @@ def test_errors_are_one_line(
             str(tmp_path / "no" / "x.png"),
         ],
     }[case]
-    assert main(["similarity", *argv]) == 2
+    with fifo(tmp_path / "pipe.bin"):  # opening it to read would wait for a writer
+        assert main(["similarity", *argv]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.strip().splitlines()

@@ -4,13 +4,14 @@ fine-tuning with a validation gate, the swap into a live allocator, the CLI."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from fifo_guard import fifo
 
 torch = pytest.importorskip("torch")
 
@@ -226,7 +227,7 @@ def test_fastplace_train_from_a_feedback_file(
 def test_a_file_that_is_not_a_feedback_log_is_named_as_such(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
 ) -> None:
-    path = tmp_path / {"vbp": "small.vbp", "other_npz": "other.npz"}.get(case, "x")
+    path = tmp_path / {"vbp": "small.vbp", "other_npz": "other.npz"}.get(case, "fifo")
     expected = "the .npz file fastplace.optimizer.retrain.save_feedback writes"
     if case == "vbp":
         path.write_text("3\n10 10 10\n2\n3 3 3 3\n7 7 7 3\n")
@@ -235,12 +236,12 @@ def test_a_file_that_is_not_a_feedback_log_is_named_as_such(
         np.savez(path, weights=np.zeros(3))
         message = "with a 'header' array; this archive holds weights"
     elif case == "fifo":
-        os.mkfifo(path)  # reading would wait for a writer forever
         message = f"cannot read --feedback {path}: not a regular file"
     else:
         path = tmp_path
         message = f"cannot read --feedback {path}: Is a directory"
-    assert main(["train", "--feedback", str(path), "--out", str(tmp_path / "o")]) == 2
+    with fifo(tmp_path / "fifo"):  # reading the FIFO would wait for a writer
+        assert main(["train", "--feedback", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert "pickled" not in err[0]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from fastplace.cli import main
+from fifo_guard import fifo
 
 INSTANCE = "3\n10 10 10\n2\n3 3 3 3\n7 7 7 3\n"  # the 3/7 instance: 3 bins, volume bound 3
 
@@ -101,20 +101,26 @@ def test_assignments_in_the_json_summary_and_in_a_file(
     assert {p.name for p in tmp_path.iterdir()} == {"small.vbp", "bins.json"}
 
 
-@pytest.mark.parametrize("case", ["fifo", "directory", "unwritable"])
-def test_bad_paths_are_one_line_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+def test_a_fifo_is_refused_without_being_opened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path, INSTANCE)
-    if case == "fifo":  # reading would wait for a writer forever
-        fifo = tmp_path / "pipe.vbp"
-        os.mkfifo(fifo)
-        argv, message = ["pack", str(fifo)], f"cannot read FILE.vbp {fifo}: not a regular file"
-    elif case == "directory":
-        argv, message = ["pack", str(tmp_path)], f"cannot read FILE.vbp {tmp_path}: Is a directory"
-    else:
-        target = tmp_path / "absent" / "bins.json"
-        argv = ["pack", str(path), "--assignments", str(target)]
-        message = f"cannot write --assignments {target}: no directory {target.parent}"
-    assert main(argv) == 2
+    with fifo(tmp_path / "pipe.vbp") as pipe:  # reading it would wait for a writer
+        assert main(["pack", str(pipe)]) == 2
+        message = f"cannot read FILE.vbp {pipe}: not a regular file"
+        assert capsys.readouterr().err.strip() == f"fastplace pack: error: {message}"
+    with fifo(tmp_path / "pipe.json") as pipe:  # renaming over it would replace it
+        assert main(["pack", str(path), "--assignments", str(pipe)]) == 2
+        message = f"cannot write --assignments {pipe}: exists and is not a regular file"
+        assert capsys.readouterr().err.strip() == f"fastplace pack: error: {message}"
+        assert pipe.is_fifo()
+
+
+def test_bad_paths_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pack", str(tmp_path)]) == 2
+    message = f"cannot read FILE.vbp {tmp_path}: Is a directory"
+    assert capsys.readouterr().err.strip() == f"fastplace pack: error: {message}"
+    target = tmp_path / "absent" / "bins.json"
+    assert main(["pack", str(write(tmp_path, INSTANCE)), "--assignments", str(target)]) == 2
+    message = f"cannot write --assignments {target}: no directory {target.parent}"
     assert capsys.readouterr().err.strip() == f"fastplace pack: error: {message}"

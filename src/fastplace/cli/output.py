@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from fastplace._plotting import MATPLOTLIB_MISSING
+
 __all__ = [
     "PLOTS_NEED",
     "ProgressTask",
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 #: What a missing matplotlib costs, said once by each command that would plot.
-PLOTS_NEED = "plots need matplotlib: pip install 'fastplace[cli]'"
+PLOTS_NEED = MATPLOTLIB_MISSING
 
 #: Plain progress lines start once a task has run this long: a log need not say
 #: how a one-second job went.
@@ -40,6 +42,7 @@ QUIET_SECONDS = 1.0
 
 
 def rich_installed() -> bool:
+    """Whether rich imports (it comes with the extra ``fastplace[cli]``)."""
     try:
         import rich.console  # noqa: F401
     except ImportError:
@@ -67,6 +70,7 @@ class Table:
             raise ValueError(f"align = {self.align!r} needs one l or r per column")
 
     def add_row(self, *cells: str) -> None:
+        """Appends a row: one text cell per column (ValueError otherwise)."""
         if len(cells) != len(self.columns):
             raise ValueError(f"row has {len(cells)} cells, the table {len(self.columns)} columns")
         self.rows.append(cells)
@@ -97,15 +101,17 @@ def print_table(table: Table) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table as RichTable
+    from rich.text import Text
 
     # No vertical rules and no outer padding: about as narrow as the plain table, so
     # that more terminals fit it whole; where one does not, cells fold onto a second
     # line rather than lose digits to an ellipsis.
-    drawn = RichTable(title=table.title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    # Text(), not str: a cell such as "[x]" is data, not rich markup.
+    drawn = RichTable(title=Text(table.title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for heading, side in zip(table.columns, table.align, strict=True):
-        drawn.add_column(heading, justify="right" if side == "r" else "left", overflow="fold")
+        drawn.add_column(Text(heading), justify="right" if side == "r" else "left", overflow="fold")
     for row in table.rows:
-        drawn.add_row(*row)
+        drawn.add_row(*map(Text, row))
     Console().print(drawn)
 
 
@@ -187,6 +193,7 @@ class ProgressTask:
             print(f"{text}  ({seconds:.1f} s)", file=sys.stderr, flush=True)
 
     def advance(self, amount: float, status: str = "") -> None:
+        """Adds ``amount`` to what is done (see :meth:`update`)."""
         self.update(self.completed + amount, status)
 
 

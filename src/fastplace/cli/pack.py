@@ -53,8 +53,9 @@ def add_parser(subparsers: Any) -> None:
         nargs="?",
         const="-",
         metavar="FILE.json",
-        help="the bin of every item (items in file order, each type repeated demand "
-        "times): printed, added to the --json summary, or written to FILE.json",
+        help="the bin of every item (items in file order, each item type repeated "
+        "demand times; type = the item's record in the file, from 0): printed, added "
+        "to the --json summary, or written to FILE.json",
     )
     parser.set_defaults(run=run)
 
@@ -123,9 +124,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def _print_assignments(item_types: list[int], bins: list[int]) -> None:
     from fastplace.cli.output import Table, print_table
 
-    table = Table(
-        "bin of each item (type = item record in the file, from 0)", ["item", "type", "bin"], "rrr"
-    )
+    # type: the item's record in the file (from 0); items of a type with demand k
+    # are k consecutive items
+    table = Table("bin of each item", ["item", "type", "bin"], "rrr")
     for item, (item_type, bin_) in enumerate(zip(item_types, bins, strict=True)):
         table.add_row(str(item), str(item_type), str(bin_))
     print_table(table)

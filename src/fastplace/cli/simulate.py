@@ -110,12 +110,15 @@ def run(args: argparse.Namespace) -> int:
     metrics_json, metrics_png = args.out / "metrics.json", args.out / "metrics.png"
     try:
         write_json(results, metrics_json, config=config.to_dict(), workload=workload.name)
-        wrote(metrics_json)
-        if can_plot([metrics_png]):
-            plot(results, metrics_png, title)
-            wrote(metrics_png)
     except OSError as error:
-        raise CommandError(f"cannot write to --out {args.out}: {error}") from None
+        raise CommandError(f"cannot write {metrics_json}: {error.strerror}") from None
+    wrote(metrics_json)
+    if can_plot([metrics_png]):
+        try:
+            plot(results, metrics_png, title)
+        except OSError as error:
+            raise CommandError(f"cannot write {metrics_png}: {error.strerror}") from None
+        wrote(metrics_png)
     return 0
 
 
