@@ -72,7 +72,8 @@ void register_cluster(py::module_& m) {
     // the constructor's overloads.
     py::options options;
     options.disable_function_signatures();
-    py::register_exception<CorruptSnapshot>(m, "CorruptSnapshot", PyExc_ValueError);
+    py::register_exception<CorruptSnapshot>(m, "CorruptSnapshot", PyExc_ValueError).attr("__doc__") =
+        "Snapshot bytes that are truncated, damaged (checksum) or inconsistent; a ValueError.";
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);

@@ -144,6 +144,11 @@ class ServerAllocator:
         k: int = 64,
         feedback_size: int = 100_000,
     ) -> None:
+        """An allocator for ``cluster``; ``budget_us`` is the RO's deadline per decision.
+
+        ``k`` is the number of candidate servers the RO scores; ``feedback_size`` the
+        number of recent decisions kept for retraining.
+        """
         if not isinstance(cluster, Cluster):
             raise TypeError(f"cluster must be a fastplace.Cluster, got {type(cluster).__name__}")
         if not budget_us >= 0:
@@ -171,6 +176,7 @@ class ServerAllocator:
 
     @property
     def optimizer(self) -> Optimizer | None:
+        """The resource optimizer in use, or None (greedy only)."""
         return self._ro[0]
 
     @property

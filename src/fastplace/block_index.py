@@ -60,6 +60,8 @@ class BlockIndex(_core.BlockIndexCore):
     """
 
     def __init__(self, n_servers: int, cache_bytes: int | npt.ArrayLike) -> None:
+        """``n_servers`` servers with empty caches of ``cache_bytes`` bytes each (one size
+        for all, or a sequence of one size per server)."""
         super().__init__(_cache_sizes(n_servers, cache_bytes))
 
     @classmethod

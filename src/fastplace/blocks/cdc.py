@@ -126,6 +126,7 @@ class CDCParams:
 
     @property
     def mask_bits(self) -> int:
+        """log2 of ``avg_size``, rounded: the mask bits that cut about every ``avg_size`` bytes."""
         return round(math.log2(self.avg_size))
 
     @property

@@ -82,11 +82,13 @@ class Chunking:
 
     @classmethod
     def fixed(cls, block_size: int) -> Chunking:
+        """Fixed-size blocks of ``block_size`` bytes (the last one may be shorter)."""
         _check_size("block_size", block_size)
         return cls("fixed", block_size)
 
     @classmethod
     def content_defined(cls, params: _cdc.CDCParams) -> Chunking:
+        """Content-defined chunks with the limits of ``params`` (:data:`CDC_ALGORITHM`)."""
         return cls(
             "cdc",
             params.avg_size,
@@ -97,6 +99,7 @@ class Chunking:
         )
 
     def cdc_params(self) -> _cdc.CDCParams:
+        """The chunker's limits, for ``method == "cdc"`` (ValueError for fixed blocks)."""
         if self.method != "cdc":
             raise ValueError(f"method = {self.method!r} has no CDC parameters")
         return _cdc.CDCParams(self.min_size, self.block_size, self.max_size, self.normalization)

@@ -115,6 +115,8 @@ class ResourceOptimizer:
     """
 
     def __init__(self, module: Any, metadata: dict[str, Any], path: str) -> None:
+        """Wraps a loaded TorchScript ``module``; use :meth:`load` or :meth:`default`,
+        which check the file and its ``metadata`` first."""
         self._module = module
         self._torch = _import_torch()
         self.metadata = metadata
@@ -193,6 +195,7 @@ class ResourceOptimizer:
 
     @property
     def training_command(self) -> str:
+        """The command line that trained this model, from its metadata ("" if unknown)."""
         return str(self.metadata.get("training_command", ""))
 
     def scores(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
