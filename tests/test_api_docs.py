@@ -19,10 +19,14 @@ from __future__ import annotations
 import enum
 import importlib
 import inspect
+import os
 import pydoc
 import re
+import subprocess
+import sys
 import types
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -268,6 +272,55 @@ def test_every_public_callable_has_a_real_signature(module_name: str) -> None:
     assert not problems, "\n".join(problems)
 
 
+API_MD = Path(__file__).parents[1] / "docs" / "api.md"
+
+
+def _code_in(markdown: str) -> str:
+    """The code of a markdown text: fenced blocks and `inline` spans, one per line."""
+    blocks = re.findall(r"```\w*\n(.*?)```", markdown, flags=re.DOTALL)
+    spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", markdown, flags=re.DOTALL))
+    return "\n".join(blocks + spans)
+
+
+def unmentioned(
+    objects: Iterable[tuple[str, Any, str | None]], module_names: Iterable[str]
+) -> list[str]:
+    """Public names (module-level, and class members but __init__) that the code of
+    docs/api.md never spells."""
+    code = _code_in(API_MD.read_text())
+    wanted = [name for name, _, _ in objects if not name.endswith(".__init__")]
+    wanted += module_names
+    return sorted(
+        {
+            name
+            for name in wanted
+            if not re.search(rf"(?<!\w){re.escape(name.rsplit('.', 1)[-1])}(?!\w)", code)
+        }
+    )
+
+
+def test_unmentioned_finds_a_missing_name() -> None:
+    assert unmentioned(public_objects(_dummy_module()), ["place_gang"]) == [
+        "fastplace._dummy_api.Thing",
+        "fastplace._dummy_api.Thing.bad",
+        "fastplace._dummy_api.Thing.good",
+        "fastplace._dummy_api.Thing.hidden",
+        "fastplace._dummy_api.bare",
+        "fastplace._dummy_api.documented",
+        "fastplace._dummy_api.generic",
+        "fastplace._dummy_api.untyped",
+    ]
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_api_md_lists_every_public_name(module_name: str) -> None:
+    objects = module_api(module_name)
+    module = importlib.import_module(module_name)
+    constants = [f"{module_name}.{name}" for name in module.__all__ if name != "__version__"]
+    missing = unmentioned(objects, constants)
+    assert not missing, "docs/api.md does not mention:\n" + "\n".join(missing)
+
+
 @pytest.mark.parametrize("name", HELP_CLASSES)
 def test_help_shows_no_pybind11_noise(name: str) -> None:
     text = pydoc.render_doc(getattr(fastplace, name), renderer=pydoc.plaintext)
@@ -278,3 +331,28 @@ def test_help_shows_no_pybind11_noise(name: str) -> None:
     assert "self: fastplace._core" not in text  # pybind11's generated signature lines
     untyped = re.search(r".*\w: object\b.*", text)
     assert untyped is None, untyped
+
+
+def test_core_stub_matches_the_extension(tmp_path: Path) -> None:
+    """_core.pyi names every class, method, parameter and default the built module has."""
+    pytest.importorskip("mypy.stubtest")
+    package_root = str(Path(fastplace.__file__).parents[1])
+    # pybind11 classes have their own metaclass, which a stub cannot name.
+    allowlist = tmp_path / "allowlist.txt"
+    allowlist.write_text(
+        "".join(
+            f"fastplace._core.{name}\n"
+            for name in ("ClusterCore", "BlockIndexCore", "MlpScorerCore")
+        )
+    )
+    env = dict(os.environ, MYPYPATH=package_root)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "fastplace._core", "--allowlist", str(allowlist)],
+        cwd=tmp_path,  # mypy's cache goes there
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
