@@ -22,6 +22,7 @@ import inspect
 import os
 import pydoc
 import re
+import site
 import subprocess
 import sys
 import types
@@ -336,7 +337,6 @@ def test_help_shows_no_pybind11_noise(name: str) -> None:
 def test_core_stub_matches_the_extension(tmp_path: Path) -> None:
     """_core.pyi names every class, method, parameter and default the built module has."""
     pytest.importorskip("mypy.stubtest")
-    package_root = str(Path(fastplace.__file__).parents[1])
     # pybind11 classes have their own metaclass, which a stub cannot name.
     allowlist = tmp_path / "allowlist.txt"
     allowlist.write_text(
@@ -345,8 +345,14 @@ def test_core_stub_matches_the_extension(tmp_path: Path) -> None:
             for name in ("ClusterCore", "BlockIndexCore", "MlpScorerCore")
         )
     )
-    env = dict(os.environ, MYPYPATH=package_root)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    env = dict(os.environ)
+    package_root = str(Path(fastplace.__file__).resolve().parents[1])
+    installed = {
+        str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages()]
+    }
+    if package_root not in installed:  # a source tree (PYTHONPATH=src): point mypy at it
+        env["MYPYPATH"] = package_root  # (mypy refuses site-packages there; it finds those)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     result = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", "fastplace._core", "--allowlist", str(allowlist)],
         cwd=tmp_path,  # mypy's cache goes there
