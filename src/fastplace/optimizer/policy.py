@@ -16,7 +16,7 @@ from fastplace._native import _core
 from fastplace.optimizer.features import DEFAULT_K
 from fastplace.optimizer.model import ResourceOptimizer
 from fastplace.optimizer.native import scorer_core_for
-from fastplace.sim.policies import BlockIds, PlacementContext, Policy, Request
+from fastplace.placement_policy import BlockIds, PlacementContext, Policy, Request
 
 __all__ = ["RO", "ResourceOptimizerPolicy"]
 
