@@ -29,10 +29,10 @@ from fastplace.placement_policy import BlockIds, PlacementContext, Policy, Reque
 __all__ = [
     "POLICIES",
     "BestFit",
+    "BlockIds",
     "DotProduct",
     "FirstFit",
     "Hybrid",
-    "BlockIds",
     "L2Norm",
     "LocalityFit",
     "PlacementContext",
@@ -42,6 +42,7 @@ __all__ = [
     "Similarity",
     "make_policy",
 ]
+
 
 class _NativeGang(Policy):
     """Policies the core runs itself, gang and all, under one lock."""
@@ -273,7 +274,8 @@ def _resource_optimizer_alone() -> Policy:
     return policy
 
 
-#: Policy name -> factory. ``ro`` (the resource optimizer alone) needs torch.
+#: Policy name -> factory. ``ro`` is the resource optimizer alone (no greedy finder
+#: unless it fails); it and ``hybrid`` use the shipped model, with or without torch.
 POLICIES: dict[str, Callable[[], Policy]] = {
     "first_fit": FirstFit,
     "best_fit": BestFit,
