@@ -279,7 +279,7 @@ class ServerAllocator:
         # decision reads both of the same model (see swap_optimizer).
         self._ro: tuple[Optimizer | None, Any] = (None, None)
         self.swap_optimizer(None if optimizer is False else optimizer)  # type: ignore[arg-type]
-        if self._ro[1] is not None:
+        if self.native:
             self._warm_up_python()
 
     # ---- the optimizer, swappable while decisions go on ----------------------------
