@@ -23,11 +23,14 @@ allocator answers with a warning and greedy placement.
 
 from __future__ import annotations
 
+import os
+from importlib import resources
+
 from fastplace.optimizer.digest import DIGEST_KEY
 from fastplace.optimizer.model import OptimizerLoadError, ResourceOptimizer
 from fastplace.optimizer.native import NativeScorer
 
-__all__ = ["shipped_optimizer", "torch_available"]
+__all__ = ["load_pair", "shipped_optimizer", "torch_available"]
 
 
 def torch_available() -> bool:
@@ -39,19 +42,35 @@ def torch_available() -> bool:
     return True
 
 
-def shipped_optimizer() -> ResourceOptimizer | NativeScorer:
-    """The shipped RO: the TorchScript model checked against its native twin when torch
-    is installed, else the twin alone. OptimizerLoadError when either file is damaged or
+def load_pair(
+    model_path: str | os.PathLike[str], twin_path: str | os.PathLike[str]
+) -> ResourceOptimizer | NativeScorer:
+    """A model saved by ``save_model`` as TorchScript (``model_path``) and native twin
+    (``twin_path``): the TorchScript model checked against the twin when torch is
+    installed, else the twin alone. OptimizerLoadError when either file is damaged or
     the two do not hold the same weights."""
-    twin = NativeScorer.from_npz()
+    twin = NativeScorer.from_npz(twin_path)
     if not torch_available():
         return twin
-    model = ResourceOptimizer.default()
+    model = ResourceOptimizer.load(model_path)
     recorded = model.metadata.get(DIGEST_KEY)
     if recorded != twin.digest:
         raise OptimizerLoadError(
             f"{model.path} and {twin.path} are not the same model ({DIGEST_KEY} "
-            f"{str(recorded)[:16]}... != {twin.digest[:16]}...): the shipped files are "
-            "damaged or were replaced separately; reinstall fastplace"
+            f"{str(recorded)[:16]}... != {twin.digest[:16]}...): one of them is damaged "
+            "or was replaced without the other"
         )
     return model
+
+
+def shipped_optimizer() -> ResourceOptimizer | NativeScorer:
+    """The shipped RO (``load_pair`` of models/default.pt and models/default.npz)."""
+    models = resources.files("fastplace.optimizer") / "models"
+    with (
+        resources.as_file(models / "default.pt") as model_path,
+        resources.as_file(models / "default.npz") as twin_path,
+    ):
+        try:
+            return load_pair(model_path, twin_path)
+        except OptimizerLoadError as error:
+            raise OptimizerLoadError(f"the shipped model: {error}; reinstall fastplace") from None
