@@ -190,3 +190,15 @@ def test_every_reason_the_allocator_gives_is_listed() -> None:
     given = set(re.findall(r'"((?:ro|no)_[a-z]+|raced)"', source))
     assert given and given <= set(REASONS)
     assert all(REASONS[reason] for reason in REASONS)
+
+
+def test_warm_up_on_another_thread_books_and_counts_nothing() -> None:
+    cluster, blocks = cluster_and_blocks()
+    allocator = ServerAllocator(cluster, blocks=blocks)  # the shipped RO, native
+    before = cluster.snapshot()
+    worker = threading.Thread(target=allocator.warm_up)
+    worker.start()
+    worker.join()
+    ServerAllocator(cluster, False).warm_up()  # greedy only: nothing to warm
+    assert cluster.snapshot() == before
+    assert allocator.stats().decisions == 0 and allocator.feedback() == []

@@ -15,6 +15,8 @@ def test_readme_has_examples() -> None:
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "prometheus_client" in BLOCKS[index]:
+        pytest.importorskip("prometheus_client")  # the [metrics] extra (in [test] too)
     monkeypatch.chdir(tmp_path)  # examples may write files (out/, feedback.npz)
     namespace: dict[str, object] = {}
     exec(compile(BLOCKS[index], f"README.md python block {index}", "exec"), namespace)

@@ -320,13 +320,22 @@ class ServerAllocator:
         self._ro_buckets = [0] * (len(RO_LATENCY_BOUNDS_NS) + 1)
         self._ro_sum_ns = 0
 
+    def warm_up(self) -> None:
+        """Prepares the calling thread for decisions: one read-only RO step in the core,
+        nothing booked, nothing counted. Construction does it on the constructing
+        thread; call it once on each other thread that will allocate (a worker pool's
+        initializer), or that thread's first decision pays ~30-120 us for its scratch
+        buffers and its first heap pages inside the RO's step, which can exceed
+        ``budget_us`` and come back ``ro_late``. No-op without a native RO."""
+        core = self._ro[1]
+        if core is not None:
+            self._warm_up(core)
+
     def _warm_up(self, core: Any) -> None:
-        """One read-only decision in the core before the model serves: the first call
-        grows the calling thread's scratch buffers (candidates, features, scores for k
-        rows) and touches the weights, ~40 us that would otherwise land on the first
-        live decision. A request of zeros fits every server, so the buffers reach
-        their largest size. Decisions on another thread still grow that thread's
-        buffers once."""
+        """One read-only decision in the core: the first call on a thread grows that
+        thread's scratch buffers (candidates, features, scores for k rows) and touches
+        the weights. A request of zeros fits every server, so the buffers reach their
+        largest size."""
         try:
             _core.ro_decide(
                 self.cluster, self.blocks, core, [0] * self.cluster.n_dims, self._no_blocks, self.k
