@@ -25,6 +25,8 @@ def test_readme_has_examples(document: str) -> None:
 def test_readme_example_runs(
     document: str, index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if "prometheus_client" in BLOCKS[document][index]:
+        pytest.importorskip("prometheus_client")  # the [metrics] extra (in [test] too)
     monkeypatch.chdir(tmp_path)  # examples may write files (out/, feedback.npz)
     namespace: dict[str, object] = {}
     code = compile(BLOCKS[document][index], f"{document} python block {index}", "exec")
