@@ -113,6 +113,17 @@ void register_cluster(py::module_& m) {
                  return s.best_fit(r);
              },
              py::arg("request"))
+        .def(
+            "memory_bytes",
+            [](const ClusterState& s) {
+                const ClusterState::MemoryUse use = s.memory_use();
+                py::dict out;
+                out["servers"] = use.servers;
+                out["containers"] = use.containers;
+                return out;
+            },
+            "Bytes the core holds: {'servers': per-server structures (capacities, free amounts, "
+            "level bitsets, the free tree), 'containers': the slot table}.")
         .def("count_feasible",
              [](const ClusterState& s, py::handle request) {
                  Amount r[kMaxDims];

@@ -767,6 +767,20 @@ bool ClusterState::View::fits(ServerId server, const Amount* request) const {
     return state_.available_.test(s) && state_.fits_unlocked(s, request);
 }
 
+ClusterState::MemoryUse ClusterState::memory_use() const {
+    Lock lock(mutex_);
+    const auto bytes = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
+    const auto bitset_bytes = [](const SummarisedBitset& b) {
+        return (b.n_words() + b.n_summary_words()) * sizeof(Word);
+    };
+    MemoryUse use;
+    use.servers = bytes(capacity_) + bytes(free_) + bytes(level_) + bytes(count_) + bitset_bytes(available_) +
+                  free_tree_.memory_bytes() + bytes(thresholds_);
+    for (const SummarisedBitset& b : level_bits_) use.servers += bitset_bytes(b);
+    use.containers = slots_.memory_bytes() + bytes(free_slots_);
+    return use;
+}
+
 std::string ClusterState::validate() const {
     Lock lock(mutex_);
     return validate_unlocked();

@@ -162,6 +162,14 @@ public:
     ReplayStats replay(const std::uint8_t* ops, const Amount* requests, const std::int64_t* refs,
                        std::size_t m, ServerId* servers_out, ContainerId* containers_out);
 
+    // Bytes the state holds: per-server structures (capacities, free amounts, levels,
+    // bitsets, the free tree, counts) and per-container ones (slots, the free-slot list).
+    struct MemoryUse {
+        std::size_t servers = 0;
+        std::size_t containers = 0;
+    };
+    MemoryUse memory_use() const;
+
     // Versioned, checksummed byte image of the whole state.
     std::vector<std::uint8_t> snapshot() const;
     // Recomputes every invariant from scratch; returns "" or a description of the
