@@ -142,6 +142,19 @@ void register_cluster(py::module_& m) {
              "request: Sequence[int] | 1-D integer array, one amount per resource. Free space left is\n"
              "summed over the resources as shares of each server's capacity; ties go to the lowest\n"
              "index. Cordoned servers are skipped. Returns int.")
+        .def(
+            "memory_bytes",
+            [](const ClusterState& s) {
+                const ClusterState::MemoryUse use = s.memory_use();
+                py::dict out;
+                out["servers"] = use.servers;
+                out["containers"] = use.containers;
+                return out;
+            },
+            "memory_bytes(self)\n--\n\n"
+            "Bytes the core holds, as a dict[str, int]: 'servers' for the per-server structures\n"
+            "(capacities, free amounts, levels, level bitsets, the free tree, counts) and\n"
+            "'containers' for the slot table and its free list.")
         .def("count_feasible",
              [](const ClusterState& s, py::handle request) {
                  Amount r[kMaxDims];
@@ -151,8 +164,10 @@ void register_cluster(py::module_& m) {
              py::arg("request"),
              "count_feasible(self, request)\n--\n\n"
              "How many servers feasible(request) would list (int), without listing them.\n\n"
-             "request: Sequence[int] | 1-D integer array. Counts whole bitset words by popcount and\n"
-             "checks only the request's boundary band exactly.")
+             "request: Sequence[int] | 1-D integer array. The counts of the 16 request sizes asked\n"
+             "most recently are remembered and kept exact by every mutation (O(1) when asked\n"
+             "again); a new size counts whole bitset words by popcount and checks only the\n"
+             "request's boundary band exactly.")
         .def("totals",
              [](const ClusterState& s) {
                  const auto dims = static_cast<py::ssize_t>(s.n_dims());
