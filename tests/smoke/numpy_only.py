@@ -148,7 +148,8 @@ def check_extras_named() -> None:
     data = bytes(range(256)) * 1024
     expect_missing_extra(lambda: fingerprint(data), "blocks")
     expect_missing_extra(lambda: fingerprint(data, cdc=True), "blocks")
-    expect_missing_extra(lambda: fastplace.pack([10, 10], [[3, 3], [7, 7]], policy="best"), "blocks")
+    items = [[3, 3], [7, 7]]
+    expect_missing_extra(lambda: fastplace.pack([10, 10], items, policy="best"), "blocks")
 
 
 def main() -> None:
@@ -174,7 +175,8 @@ def main() -> None:
     for check in checks:
         check()
         print(f"ok  {check.__name__}")
-    print(f"fastplace {fastplace.__version__} from {Path(fastplace.__file__).parent}: smoke test passed")
+    where = Path(fastplace.__file__).parent
+    print(f"fastplace {fastplace.__version__} from {where}: smoke test passed")
 
 
 if __name__ == "__main__":

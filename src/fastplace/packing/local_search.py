@@ -252,7 +252,8 @@ def eliminate_bin(
 @functools.cache
 def _compiled() -> Callable[..., Any]:
     numba = require("numba", "the 'best' packing policy (its tabu search)")
-    return numba.njit(cache=True, nogil=True)(eliminate_bin)
+    compiled: Callable[..., Any] = numba.njit(cache=True, nogil=True)(eliminate_bin)
+    return compiled
 
 
 def improve(
