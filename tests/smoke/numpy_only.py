@@ -142,6 +142,16 @@ def expect_missing_extra(call: object, extra: str) -> None:
     raise AssertionError(f"{call} ran without the [{extra}] extra")
 
 
+def check_saved_fingerprints_compare() -> None:
+    """Fingerprints made elsewhere (with the extra) load and compare with numpy alone."""
+    from fastplace.blocks import Chunking, Fingerprints, similarity
+
+    offsets, sizes = np.array([0, 10, 20]), np.array([10, 10, 10])
+    old = Fingerprints(np.array([1, 2, 3], dtype=np.uint64), offsets, sizes, 30, Chunking.fixed(10))
+    new = Fingerprints(np.array([1, 5, 3], dtype=np.uint64), offsets, sizes, 30, Chunking.fixed(10))
+    assert similarity(old, new).shared_bytes == 20
+
+
 def check_extras_named() -> None:
     from fastplace.blocks import fingerprint
 
@@ -169,6 +179,7 @@ def main() -> None:
         check_simulation,
         check_packing,
         check_allocator,
+        check_saved_fingerprints_compare,
         check_extras_named,
         check_optional_modules_absent,  # again: nothing above imported one after all
     ]
