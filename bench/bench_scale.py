@@ -32,7 +32,9 @@ from fastplace.synthetic import (
     container_requests,
 )
 
-SIZES = (1_000, 10_000, 100_000) + ((1_000_000,) if os.environ.get("FASTPLACE_BENCH_MILLION") else ())
+SIZES = (1_000, 10_000, 100_000) + (
+    (1_000_000,) if os.environ.get("FASTPLACE_BENCH_MILLION") else ()
+)
 PROBES = [[int(m), cpu_for_memory(int(m))] for m in FILL_MEMORY_MB]
 CALLS = 1_000
 
@@ -128,7 +130,9 @@ def test_allocate_with_the_shipped_ro(benchmark: Any, n_servers: int) -> None:
                 allocator.release(decision.container)
 
     benchmark.group = "ServerAllocator.allocate + release, shipped RO, churned"
-    benchmark.extra_info.update(calls=len(requests), baseline=n_servers == 10_000, servers=n_servers)
+    benchmark.extra_info.update(
+        calls=len(requests), baseline=n_servers == 10_000, servers=n_servers
+    )
     benchmark.pedantic(run, rounds=3, warmup_rounds=1)
     benchmark.extra_info.update(
         p50_ns=float(np.percentile(latencies, 50)), p99_ns=float(np.percentile(latencies, 99))
@@ -145,7 +149,9 @@ def window_stream(n_events: int, window: int, seed: int) -> tuple[Any, Any, Any]
     refs = np.full(len(ops), -1, dtype=np.int64)
     requests = np.zeros((len(ops), 2), dtype=np.int64)
     requests[:window] = sizes[:window]
-    place_events = np.concatenate([np.arange(window), window + 1 + 2 * np.arange(n_places - window)])
+    place_events = np.concatenate(
+        [np.arange(window), window + 1 + 2 * np.arange(n_places - window)]
+    )
     ops[window::2] = ReplayOp.RELEASE_EVENT
     refs[window::2] = place_events[: n_places - window]  # the oldest live placement
     requests[window + 1 :: 2] = sizes[window:]
@@ -176,6 +182,7 @@ def test_memory_per_server(n_servers: int) -> None:
     cluster = Cluster(np.tile([16384, 8000], (n_servers, 1)))
     use = cluster.memory_bytes()
     per_server = use["servers"] / n_servers
-    print(f"{n_servers:,} servers: {per_server:.1f} bytes per server, {use['servers'] / 2**20:.1f} MiB")
+    mib = use["servers"] / 2**20
+    print(f"{n_servers:,} servers: {per_server:.1f} bytes per server, {mib:.1f} MiB")
     assert use["containers"] == 0
     assert per_server <= 200

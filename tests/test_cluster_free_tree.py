@@ -21,7 +21,11 @@ from fastplace import Cluster, cpu_for_memory
 from fastplace.synthetic import CLUSTER_STATES, FILL_MEMORY_MB, cluster_in_state
 from reference.cluster_model import ReferenceCluster, Twin
 
-PROBES = [[int(m), cpu_for_memory(int(m))] for m in FILL_MEMORY_MB] + [[0, 0], [128, 72], [16384, 8000]]
+PROBES = [[int(m), cpu_for_memory(int(m))] for m in FILL_MEMORY_MB] + [
+    [0, 0],
+    [128, 72],
+    [16384, 8000],
+]
 
 
 def model_of(core: Cluster) -> ReferenceCluster:

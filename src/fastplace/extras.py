@@ -37,6 +37,8 @@ class MissingExtra(ModuleNotFoundError):
     """
 
     def __init__(self, feature: str, module: str, extra: str) -> None:
+        """feature: what needs the module, as the user called it; module: the missing
+        module's name; extra: the fastplace extra that installs it."""
         super().__init__(f"{feature} needs {module}: pip install 'fastplace[{extra}]'", name=module)
         self.feature = feature
         self.extra = extra
