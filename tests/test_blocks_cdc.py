@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +14,7 @@ import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
+import fastplace
 from fastplace.blocks import CDCParams, fingerprint
 from fastplace.blocks import cdc as cdc_module
 from fastplace.blocks.cdc import GEAR, GEAR_LS, chunk_boundaries, spread_mask
@@ -245,3 +250,25 @@ def test_chunk_sizes_bunch_around_the_average() -> None:
 def test_params_are_checked(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CDCParams(**kwargs)
+
+
+def test_generic_flag_turns_the_assembly_and_the_cache_off() -> None:
+    """FASTPLACE_CDC_GENERIC=1 (read at import, hence a child process) keeps the numba
+    loop other CPUs run, and compiles it afresh: the on-disk cache would otherwise hand
+    back the kernels compiled with the assembly. .ci/run runs this file that way."""
+    code = (
+        "from fastplace.blocks import cdc\n"
+        "k = cdc._load()\n"
+        "print(k.GENERIC, k.PORTABLE, k._ASSEMBLY, k._CACHE)\n"
+    )
+    env = dict(os.environ, FASTPLACE_CDC_GENERIC="1")
+    root = str(Path(fastplace.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "False", "False"]
+    kernels = cdc_module._load()
+    assert kernels.GENERIC == os.environ.get("FASTPLACE_CDC_GENERIC", "").startswith("1")
+    assert kernels._CACHE is not kernels.GENERIC

@@ -119,16 +119,28 @@ PyObject* release(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObj
     });
 }
 
-// Static storage: method descriptors keep pointers to their PyMethodDef.
+// Static storage: method descriptors keep pointers to their PyMethodDef. Each docstring
+// starts with CPython's "name($self, ...)\n--\n\n" signature line, which becomes the
+// method's __text_signature__ (what inspect.signature and help() show).
 PyMethodDef kMethods[] = {
     {"first_fit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&first_fit)), METH_FASTCALL | METH_KEYWORDS,
-     "first_fit(request) -> int\n\nLowest-index server that is not cordoned and fits request, or -1."},
+     "first_fit($self, request)\n--\n\n"
+     "The lowest-index server that is not cordoned and fits request, or -1 (int).\n\n"
+     "request: Sequence[int] | 1-D integer array, one amount per resource (whole floats are\n"
+     "accepted). Books nothing: follow with place(), or use place_with() to do both atomically."},
     {"fits", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fits)), METH_FASTCALL | METH_KEYWORDS,
-     "fits(server, request) -> bool\n\nWhether server can host request now (False when cordoned)."},
+     "fits($self, server, request)\n--\n\n"
+     "Whether server (int) can host request now (bool; False when it is cordoned).\n\n"
+     "request: Sequence[int] | 1-D integer array, one amount per resource."},
     {"place", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&place)), METH_FASTCALL | METH_KEYWORDS,
-     "place(server, request) -> int\n\nBooks request on server and returns the container id."},
+     "place($self, server, request)\n--\n\n"
+     "Books request on server (int) and returns the new container's id (int).\n\n"
+     "request: Sequence[int] | 1-D integer array. Raises ValueError, state untouched, when the\n"
+     "server is unknown or request does not fit. Ids are never reused after release()."},
     {"release", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&release)), METH_FASTCALL | METH_KEYWORDS,
-     "release(container) -> None\n\nFrees a live container's resources (KeyError if not live)."},
+     "release($self, container)\n--\n\n"
+     "Frees a live container's resources; container (int) is an id from place().\n\n"
+     "Raises KeyError when the container is not live (never placed, or released already)."},
 };
 
 }  // namespace

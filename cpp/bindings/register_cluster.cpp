@@ -66,7 +66,14 @@ py::list placements_to_list(const std::vector<Placement>& placed) {
 }  // namespace
 
 void register_cluster(py::module_& m) {
-    py::register_exception<CorruptSnapshot>(m, "CorruptSnapshot", PyExc_ValueError);
+    // Each docstring below starts with its own signature line ("name(self, ...)\n--\n\n",
+    // CPython's __text_signature__ format, which inspect.signature and help() read);
+    // pybind11's generated one would name every py::handle argument `object` and list
+    // the constructor's overloads.
+    py::options options;
+    options.disable_function_signatures();
+    py::register_exception<CorruptSnapshot>(m, "CorruptSnapshot", PyExc_ValueError).attr("__doc__") =
+        "Snapshot bytes that are truncated, damaged (checksum) or inconsistent; a ValueError.";
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
@@ -77,21 +84,33 @@ void register_cluster(py::module_& m) {
         }
     });
 
-    auto cls = py::class_<ClusterState>(m, "ClusterCore", py::dynamic_attr())
-        .def(py::init(&from_capacity), py::arg("capacity"), py::arg("resources"))
+    auto cls = py::class_<ClusterState>(m, "ClusterCore", py::dynamic_attr(),
+                                        "The native cluster state behind fastplace.Cluster (use that class).")
+        .def(py::init(&from_capacity), py::arg("capacity"), py::arg("resources"),
+             "ClusterCore(capacity, resources) or ClusterCore(snapshot): from an (n_servers, n_dims) int64\n"
+             "capacity matrix and the resource names, or from snapshot() bytes (fastplace.Cluster wraps both).")
         .def(py::init(&from_snapshot), py::arg("snapshot"))
-        .def_property_readonly("n_servers", &ClusterState::n_servers)
-        .def_property_readonly("n_dims", &ClusterState::n_dims)
-        .def_property_readonly("resources", &ClusterState::resources)
-        .def_property_readonly("n_containers", &ClusterState::n_containers)
-        .def_property_readonly("n_active_servers", &ClusterState::n_active_servers)
-        .def("free_copy", [](const ClusterState& s) { return as_matrix(s.free_matrix(), s.n_dims()); })
-        .def("capacity_copy", [](const ClusterState& s) { return as_matrix(s.capacity_matrix(), s.n_dims()); })
+        .def_property_readonly("n_servers", &ClusterState::n_servers, "Number of servers (int).")
+        .def_property_readonly("n_dims", &ClusterState::n_dims,
+                               "Number of resource dimensions (int, 1 to 8): the length of every request.")
+        .def_property_readonly("resources", &ClusterState::resources,
+                               "Names of the resource dimensions (list[str]), in request order.")
+        .def_property_readonly("n_containers", &ClusterState::n_containers, "Number of live containers (int).")
+        .def_property_readonly("n_active_servers", &ClusterState::n_active_servers,
+                               "Number of servers hosting at least one container (int).")
+        .def("free_copy", [](const ClusterState& s) { return as_matrix(s.free_matrix(), s.n_dims()); },
+             "free_copy(self)\n--\n\n"
+             "Free amounts as a new, writable (n_servers, n_dims) int64 array (Cluster.free is read-only).")
+        .def("capacity_copy", [](const ClusterState& s) { return as_matrix(s.capacity_matrix(), s.n_dims()); },
+             "capacity_copy(self)\n--\n\n"
+             "Capacities as a new, writable (n_servers, n_dims) int64 array (Cluster.capacity is read-only).")
         .def("container_counts",
              [](const ClusterState& s) {
                  const std::vector<std::int64_t> counts = s.container_counts();
                  return py::array_t<std::int64_t>(static_cast<py::ssize_t>(counts.size()), counts.data());
-             })
+             },
+             "container_counts(self)\n--\n\n"
+             "Live containers per server, an (n_servers,) int64 array.")
         .def("server_rows",
              [](const ClusterState& s,
                 const py::array_t<ServerId, py::array::c_style | py::array::forcecast>& servers) {
@@ -105,21 +124,50 @@ void register_cluster(py::module_& m) {
                                capacity.mutable_data(), counts.mutable_data());
                  return py::make_tuple(free, capacity, counts);
              },
-             py::arg("servers"))
+             py::arg("servers"),
+             "server_rows(self, servers)\n--\n\n"
+             "(free, capacity, counts) of the listed servers only, read under one lock.\n\n"
+             "servers: 1-D int64 array-like of server ids. Returns (k, n_dims) free and capacity int64\n"
+             "arrays and a (k,) int64 array of container counts, row i for servers[i]: O(k), for\n"
+             "scorers that look at a few candidates.")
         .def("best_fit",
              [](const ClusterState& s, py::handle request) {
                  Amount r[kMaxDims];
                  convert_request(request, s.resources(), r);
                  return s.best_fit(r);
              },
-             py::arg("request"))
+             py::arg("request"),
+             "best_fit(self, request)\n--\n\n"
+             "The fitting server left with the least free space, or -1 when none fits.\n\n"
+             "request: Sequence[int] | 1-D integer array, one amount per resource. Free space left is\n"
+             "summed over the resources as shares of each server's capacity; ties go to the lowest\n"
+             "index. Cordoned servers are skipped. Returns int.")
+        .def(
+            "memory_bytes",
+            [](const ClusterState& s) {
+                const ClusterState::MemoryUse use = s.memory_use();
+                py::dict out;
+                out["servers"] = use.servers;
+                out["containers"] = use.containers;
+                return out;
+            },
+            "memory_bytes(self)\n--\n\n"
+            "Bytes the core holds, as a dict[str, int]: 'servers' for the per-server structures\n"
+            "(capacities, free amounts, levels, level bitsets, the free tree, counts) and\n"
+            "'containers' for the slot table and its free list.")
         .def("count_feasible",
              [](const ClusterState& s, py::handle request) {
                  Amount r[kMaxDims];
                  convert_request(request, s.resources(), r);
                  return s.count_feasible(r);
              },
-             py::arg("request"))
+             py::arg("request"),
+             "count_feasible(self, request)\n--\n\n"
+             "How many servers feasible(request) would list (int), without listing them.\n\n"
+             "request: Sequence[int] | 1-D integer array. The counts of the 16 request sizes asked\n"
+             "most recently are remembered and kept exact by every mutation (O(1) when asked\n"
+             "again); a new size counts whole bitset words by popcount and checks only the\n"
+             "request's boundary band exactly.")
         .def("totals",
              [](const ClusterState& s) {
                  const auto dims = static_cast<py::ssize_t>(s.n_dims());
@@ -127,9 +175,14 @@ void register_cluster(py::module_& m) {
                  py::array_t<Amount> capacity(dims);
                  s.totals(free.mutable_data(), capacity.mutable_data());
                  return py::make_tuple(std::move(free), std::move(capacity));
-             })
+             },
+             "totals(self)\n--\n\n"
+             "(free, capacity): per-resource sums over all servers, two (n_dims,) int64 arrays.\n\n"
+             "Kept up to date by every mutation, so reading them is O(n_dims).")
         .def("largest_capacity", [](const ClusterState& s, std::size_t dim) { return s.largest_capacity(dim); },
-             py::arg("dim"))
+             py::arg("dim"),
+             "largest_capacity(self, dim)\n--\n\n"
+             "The largest capacity of any server in resource dimension dim (int; 0 without servers).")
         .def("feasible",
              [](const ClusterState& s, py::handle request, std::optional<std::int64_t> limit) {
                  Amount r[kMaxDims];
@@ -147,7 +200,11 @@ void register_cluster(py::module_& m) {
                  }
                  return py::array_t<ServerId>(static_cast<py::ssize_t>(found.size()), found.data());
              },
-             py::arg("request"), py::arg("limit") = py::none())
+             py::arg("request"), py::arg("limit") = py::none(),
+             "feasible(self, request, limit=None)\n--\n\n"
+             "Every server that can host request now, in increasing order (an int64 array).\n\n"
+             "request: Sequence[int] | 1-D integer array. limit: int | None, stop after this many.\n"
+             "Cordoned servers are left out. The GIL is released for full scans of 4,096+ servers.")
         .def("place_with",
              [](ClusterState& s, py::handle request, const std::string& policy) {
                  Amount r[kMaxDims];
@@ -155,14 +212,24 @@ void register_cluster(py::module_& m) {
                  const Placement p = s.place_with(parse_policy(policy), r);
                  return py::make_tuple(p.container, p.server);
              },
-             py::arg("request"), py::arg("policy") = "first_fit")
+             py::arg("request"), py::arg("policy") = "first_fit",
+             "place_with(self, request, policy='first_fit')\n--\n\n"
+             "Finds a server and books request on it in one atomic step: (container, server).\n\n"
+             "request: Sequence[int] | 1-D integer array. policy: 'first_fit' or 'best_fit'.\n"
+             "Returns (-1, -1) and books nothing when no server fits; safe where another thread\n"
+             "could book between first_fit() and place().")
         .def("place_gang",
              [](ClusterState& s, py::handle requests, const std::string& policy) {
                  const PlacePolicy parsed = parse_policy(policy);
                  const std::vector<Amount> matrix = convert_requests(requests, s.resources());
                  return placements_to_list(s.place_gang(matrix.data(), matrix.size() / s.n_dims(), parsed));
              },
-             py::arg("requests"), py::arg("policy") = "first_fit")
+             py::arg("requests"), py::arg("policy") = "first_fit",
+             "place_gang(self, requests, policy='first_fit')\n--\n\n"
+             "Places every partition of a model or none: [(container, server), ...] in request order.\n\n"
+             "requests: Sequence[Sequence[int]] | (n, n_dims) integer array, one row per partition.\n"
+             "policy: 'first_fit' or 'best_fit', applied partition by partition. When a partition\n"
+             "finds no server, raises ValueError naming it and leaves the state untouched.")
         .def("container",
              [](const ClusterState& s, py::handle container) {
                  const ContainerId id = int_arg(container.ptr(), "container");
@@ -170,22 +237,33 @@ void register_cluster(py::module_& m) {
                  const ServerId server = s.container_server(id, amounts.mutable_data());
                  return py::make_tuple(server, amounts);
              },
-             py::arg("container"))
+             py::arg("container"),
+             "container(self, container)\n--\n\n"
+             "(server, amounts) of a live container: its server id (int) and an (n_dims,) int64 array.\n\n"
+             "container: int, an id from place(). Raises KeyError if it is not live.")
         .def("add_servers",
              [](ClusterState& s, const py::handle& capacity) {
                  Array matrix = check_matrix(capacity, s.n_dims(), "capacity");
                  return s.add_servers(matrix.data(), static_cast<std::size_t>(matrix.shape(0)));
              },
-             py::arg("capacity"))
+             py::arg("capacity"),
+             "add_servers(self, capacity)\n--\n\n"
+             "Appends servers from an (n, n_dims) int64 capacity matrix; returns the first new id (int).")
         // Server ids go through int_arg (as in fast_methods) so that bool and float are
         // refused with a message naming the argument, instead of True meaning server 1.
         .def("cordon", [](ClusterState& s, py::handle server) { s.cordon(int_arg(server.ptr(), "server")); },
-             py::arg("server"))
+             py::arg("server"),
+             "cordon(self, server)\n--\n\n"
+             "Stops server (int) from taking new containers; those it hosts stay until released.")
         .def("uncordon", [](ClusterState& s, py::handle server) { s.uncordon(int_arg(server.ptr(), "server")); },
-             py::arg("server"))
+             py::arg("server"),
+             "uncordon(self, server)\n--\n\n"
+             "Lets a cordoned server (int) take new containers again.")
         .def("is_cordoned",
              [](const ClusterState& s, py::handle server) { return s.is_cordoned(int_arg(server.ptr(), "server")); },
-             py::arg("server"))
+             py::arg("server"),
+             "is_cordoned(self, server)\n--\n\n"
+             "Whether server (int) is cordoned (bool).")
         .def("replay",
              [](ClusterState& s, const py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>& ops,
                 const py::handle& requests,
@@ -212,7 +290,11 @@ void register_cluster(py::module_& m) {
                  summary["released"] = stats.released;
                  return py::make_tuple(servers, containers, summary);
              },
-             py::arg("ops"), py::arg("requests"), py::arg("refs"))
+             py::arg("ops"), py::arg("requests"), py::arg("refs"),
+             "replay(self, ops, requests, refs)\n--\n\n"
+             "The event loop behind Cluster.replay, on checked arrays: ops (m,) uint8, requests\n"
+             "(m, n_dims) int64, refs (m,) int64. Returns (servers, containers, {placed, unplaced,\n"
+             "released}); call Cluster.replay, which checks and converts its arguments.")
         .def("snapshot",
              [](const ClusterState& s) {
                  std::vector<std::uint8_t> bytes;
@@ -221,11 +303,17 @@ void register_cluster(py::module_& m) {
                      bytes = s.snapshot();
                  }
                  return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-             })
-        .def("validate_reason", [](const ClusterState& s) {
-            py::gil_scoped_release release;  // a full recomputation; other threads may go on
-            return s.validate();
-        });
+             },
+             "snapshot(self)\n--\n\n"
+             "The whole state as versioned, checksummed bytes, for Cluster.restore() or save().")
+        .def("validate_reason",
+             [](const ClusterState& s) {
+                 py::gil_scoped_release release;  // a full recomputation; other threads may go on
+                 return s.validate();
+             },
+             "validate_reason(self)\n--\n\n"
+             "Recomputes every invariant: '' when consistent, else the first broken one (str).\n"
+             "Cluster.validate() raises with it instead.");
     install_fast_methods(cls);
 }
 

@@ -70,8 +70,12 @@ py::tuple decide(const ClusterState& cluster, const BlockIndex* blocks, const Ml
 }  // namespace
 
 void register_decision(py::module_& m) {
+    // The docstring carries its own signature line (see register_cluster).
+    py::options options;
+    options.disable_function_signatures();
     m.def("ro_decide", &decide, py::arg("cluster"), py::arg("blocks"), py::arg("scorer"), py::arg("request"),
           py::arg("block_ids"), py::arg("k"),
+          "ro_decide(cluster, blocks, scorer, request, block_ids, k)\n--\n\n"
           "(server, candidates, features, scores): the resource optimizer's decision in C++ "
           "(fastplace/optimizer/features.py's candidates and features, scored by scorer).");
     m.attr("RO_N_FEATURES") = kRoFeatures;

@@ -101,16 +101,27 @@ py::array_t<float> score_decision(const MlpScorer& scorer, const py::handle& obj
 }  // namespace
 
 void register_scorer(py::module_& m) {
-    py::class_<MlpScorer>(m, "MlpScorerCore")
-        .def(py::init(&make_scorer), py::arg("weights"), py::arg("biases"), py::arg("mean"), py::arg("std"))
-        .def("score", &score, py::arg("features"))
+    // Docstrings carry their own signature line (see register_cluster).
+    py::options options;
+    options.disable_function_signatures();
+    py::class_<MlpScorer>(m, "MlpScorerCore",
+                          "A ReLU multilayer perceptron in C++ that scores candidate servers (the RO's network).")
+        .def(py::init(&make_scorer), py::arg("weights"), py::arg("biases"), py::arg("mean"), py::arg("std"),
+             "__init__(self, weights, biases, mean, std)\n--\n\n"
+             "weights: one float32 (out, in) matrix per layer; biases: one float32 vector per layer;\n"
+             "mean, std: float32 feature normalisation (features are (x - mean) / std).")
+        .def("score", &score, py::arg("features"),
+             "score(self, features)\n--\n\n"
+             "One float32 score per row of a (k, n_features) float32 array (higher is better).")
         .def("score_decision", &score_decision, py::arg("features"), py::arg("shared_tail") = 0,
+             "score_decision(self, features, shared_tail=0)\n--\n\n"
              "The rows of one decision: the same scores up to float32 rounding, skipping hidden units that "
              "are zero on whole blocks of rows; of the last shared_tail columns, those equal (bit for bit) on "
              "every row go into the first layer once.")
-        .def_property_readonly("n_features", &MlpScorer::n_features)
-        .def_property_readonly("sizes", &MlpScorer::sizes)
-        .def_property_readonly("kernel", &MlpScorer::kernel_name);
+        .def_property_readonly("n_features", &MlpScorer::n_features, "Input width (int).")
+        .def_property_readonly("sizes", &MlpScorer::sizes, "Layer widths, input first (list[int]).")
+        .def_property_readonly("kernel", &MlpScorer::kernel_name,
+                               "Name of the kernel in use (str; FASTPLACE_SCORER_GENERIC=1 picks the portable one).");
 }
 
 }  // namespace fastplace::bindings

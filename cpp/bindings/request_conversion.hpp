@@ -168,8 +168,17 @@ inline std::vector<Amount> convert_requests(py::handle obj, const std::vector<st
     std::vector<Amount> out(static_cast<std::size_t>(n) * dims);
     PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
     for (Py_ssize_t i = 0; i < n; ++i) {
-        const std::string what = "requests[" + std::to_string(i) + "]";
-        convert_request(items[i], names, &out[static_cast<std::size_t>(i) * dims], what.c_str());
+        Amount* row = &out[static_cast<std::size_t>(i) * dims];
+        try {
+            convert_request(items[i], names, row, "requests");
+        } catch (const py::error_already_set&) {
+            throw;
+        } catch (...) {
+            // Convert again with the row's own name, only to word the error.
+            const std::string what = "requests[" + std::to_string(i) + "]";
+            convert_request(items[i], names, row, what.c_str());
+            throw;
+        }
     }
     return out;
 }

@@ -101,6 +101,15 @@ void ClusterState::rebuild_derived(const std::vector<std::uint8_t>& cordoned) {
         }
     }
     rebuild_totals();
+    free_tree_.rebuild(tree_rows());
+    feasible_counts_ = FeasibleCounts(dims);
+}
+
+void ClusterState::server_changed(std::size_t server, const Amount* before, bool was_available) {
+    free_tree_.update(tree_rows(), server);
+    if (before != nullptr) {
+        feasible_counts_.server_changed(before, was_available, &free_[server * n_dims()], available_.test(server));
+    }
 }
 
 void ClusterState::set_free(std::size_t server, std::size_t dim, Amount value) {
@@ -230,33 +239,34 @@ bool ClusterState::fits_unlocked(std::size_t server, const Amount* request) cons
 }
 
 // Visits, in increasing order, every server that is available and fits the request,
-// until visit returns true. Candidates are the AND of one level bitset per dimension
-// (servers whose free amount is at least the request's level) and the available
-// bitset; only servers on the request's own level can still fall short, so each
-// candidate gets an exact integer check.
-template <typename Visit>
-void ClusterState::scan_candidates(const Amount* request, Visit&& visit) const {
+// until visit returns true. The free tree skips every group of servers whose largest
+// free amount falls short in some dimension (and what prune vetoes); in the 64-server
+// words it reaches, the AND of one level bitset per dimension and the available bitset
+// drops servers below the request's level, and the rest get an exact integer check.
+template <typename Visit, typename Prune>
+void ClusterState::scan_candidates(const Amount* request, Visit&& visit, Prune&& prune) const {
     const std::size_t dims = n_dims();
-    const SummarisedBitset* sets[kMaxDims];
-    for (std::size_t d = 0; d < dims; ++d) sets[d] = &level_bits_[d * kLevels + level_of(d, request[d])];
+    const Word* sets[kMaxDims];
+    for (std::size_t d = 0; d < dims; ++d) sets[d] = level_bits_[d * kLevels + level_of(d, request[d])].words();
     const Word* avail_words = available_.words();
-    const Word* avail_summary = available_.summary();
-    const std::size_t n_summary = available_.n_summary_words();
-    for (std::size_t sw = 0; sw < n_summary; ++sw) {
-        Word word_mask = avail_summary[sw];
-        for (std::size_t d = 0; d < dims && word_mask; ++d) word_mask &= sets[d]->summary()[sw];
-        while (word_mask) {
-            const std::size_t w = sw * kWordBits + static_cast<std::size_t>(lowest_bit(word_mask));
-            word_mask &= word_mask - 1;
-            Word bits = avail_words[w];
-            for (std::size_t d = 0; d < dims; ++d) bits &= sets[d]->words()[w];
+    free_tree_.walk(
+        request,
+        [&](std::size_t w, Word mask) {
+            Word bits = avail_words[w] & mask;
+            for (std::size_t d = 0; d < dims; ++d) bits &= sets[d][w];
             while (bits) {
                 const std::size_t server = w * kWordBits + static_cast<std::size_t>(lowest_bit(bits));
                 bits &= bits - 1;
-                if (fits_unlocked(server, request) && visit(server)) return;
+                if (fits_unlocked(server, request) && visit(server)) return true;
             }
-        }
-    }
+            return false;
+        },
+        prune);
+}
+
+template <typename Visit>
+void ClusterState::scan_candidates(const Amount* request, Visit&& visit) const {
+    scan_candidates(request, std::forward<Visit>(visit), [](std::size_t, std::size_t) { return false; });
 }
 
 ServerId ClusterState::first_fit_unlocked(const Amount* request) const {
@@ -272,25 +282,49 @@ ServerId ClusterState::best_fit_unlocked(const Amount* request) const {
     const std::size_t dims = n_dims();
     ServerId best = -1;
     double best_score = std::numeric_limits<double>::infinity();
-    scan_candidates(request, [&](std::size_t server) {
-        // Remaining free space after placing, each dimension as a share of the
-        // server's capacity (a float is fine here: feasibility is already decided).
-        double score = 0.0;
-        for (std::size_t d = 0; d < dims; ++d) {
-            const Amount cap = capacity_[server * dims + d];
-            if (cap > 0) {
-                score += static_cast<double>(free_[server * dims + d] - request[d]) /
-                         static_cast<double>(cap);
+    // A server's score is its free share (sum of free/capacity) minus the request's
+    // share of its capacities, which is at most request_share (the request over the
+    // smallest capacities); a node's smallest free share minus request_share thus
+    // bounds the score of every server below it.
+    double request_share = 0.0;
+    for (std::size_t d = 0; d < dims; ++d) {
+        if (smallest_capacity_[d] > 0) {
+            request_share += static_cast<double>(request[d]) / static_cast<double>(smallest_capacity_[d]);
+        }
+    }
+    // The scan replaces the best only with a score below this (ties go to the lower
+    // index); the threshold never rises, so a node whose bound is at or above it now
+    // holds no server that would ever replace the best, and is skipped. The bound
+    // keeps a margin far above the rounding of a few float operations.
+    const auto threshold = [&] { return best_score - 1e-14 * std::max(1.0, best_score); };
+    const auto prune = [&](std::size_t level, std::size_t node) {
+        if (best < 0) return false;
+        const double limit = threshold();
+        if (limit <= 0.0) return true;  // scores of feasible servers are >= 0
+        const double bound = free_tree_.min_share(level, node) - request_share;
+        return bound - 1e-9 * std::max(1.0, std::fabs(bound)) >= limit;
+    };
+    scan_candidates(
+        request,
+        [&](std::size_t server) {
+            // Remaining free space after placing, each dimension as a share of the
+            // server's capacity (a float is fine here: feasibility is already decided).
+            double score = 0.0;
+            for (std::size_t d = 0; d < dims; ++d) {
+                const Amount cap = capacity_[server * dims + d];
+                if (cap > 0) {
+                    score += static_cast<double>(free_[server * dims + d] - request[d]) / static_cast<double>(cap);
+                }
             }
-        }
-        // Scores within a few ulps count as ties (sums of shares such as 1/10 + 2/10
-        // and 3/10 + 0/10 round differently), which go to the lowest index.
-        if (best < 0 || score < best_score - 1e-14 * std::max(1.0, best_score)) {
-            best_score = score;
-            best = static_cast<ServerId>(server);
-        }
-        return false;
-    });
+            // Scores within a few ulps count as ties (sums of shares such as 1/10 + 2/10
+            // and 3/10 + 0/10 round differently), which go to the lowest index.
+            if (best < 0 || score < threshold()) {
+                best_score = score;
+                best = static_cast<ServerId>(server);
+            }
+            return false;
+        },
+        prune);
     return best;
 }
 
@@ -356,10 +390,14 @@ ContainerId ClusterState::book_unlocked(std::size_t server, const Amount* reques
     }
     slots_.set_server(slot, static_cast<ServerId>(server));
     Amount* amounts = slots_.amounts(slot);
+    Amount before[kMaxDims];
+    const bool counted = !feasible_counts_.empty();
+    if (counted) std::copy_n(&free_[server * dims], dims, before);
     for (std::size_t d = 0; d < dims; ++d) {
         amounts[d] = request[d];
         set_free(server, d, free_[server * dims + d] - request[d]);
     }
+    server_changed(server, counted ? before : nullptr, available_.test(server));
     if (count_[server]++ == 0) ++n_active_;
     ++n_live_;
     return make_id(slots_.generation(slot), slot);
@@ -373,10 +411,14 @@ void ClusterState::unbook_unlocked(ContainerId container) {
     const auto slot = static_cast<std::size_t>(container & 0xffffffffLL);
     const auto server = static_cast<std::size_t>(slots_.server(slot));
     Amount* amounts = slots_.amounts(slot);
+    Amount before[kMaxDims];
+    const bool counted = !feasible_counts_.empty();
+    if (counted) std::copy_n(&free_[server * dims], dims, before);
     for (std::size_t d = 0; d < dims; ++d) {
         set_free(server, d, free_[server * dims + d] + amounts[d]);
         amounts[d] = 0;
     }
+    server_changed(server, counted ? before : nullptr, available_.test(server));
     slots_.set_server(slot, -1);
     if (--count_[server] == 0) --n_active_;
     --n_live_;
@@ -389,10 +431,14 @@ void ClusterState::release_slot(std::size_t slot) {
     const std::size_t dims = n_dims();
     const auto server = static_cast<std::size_t>(slots_.server(slot));
     Amount* amounts = slots_.amounts(slot);
+    Amount before[kMaxDims];
+    const bool counted = !feasible_counts_.empty();
+    if (counted) std::copy_n(&free_[server * dims], dims, before);
     for (std::size_t d = 0; d < dims; ++d) {
         set_free(server, d, free_[server * dims + d] + amounts[d]);
         amounts[d] = 0;
     }
+    server_changed(server, counted ? before : nullptr, available_.test(server));
     slots_.set_server(slot, -1);
     // A slot whose generation is exhausted is retired, never reused: its next id would
     // repeat one handed out before (ids stay unique for the state's lifetime).
@@ -427,8 +473,10 @@ std::vector<Placement> ClusterState::place_gang(const Amount* requests, std::siz
                                                 PlacePolicy policy) {
     const std::size_t dims = n_dims();
     for (std::size_t i = 0; i < n; ++i) {
-        const std::string what = "requests[" + std::to_string(i) + "]";
-        check_request(&requests[i * dims], what.c_str());
+        // The field name is formatted only for a bad row: a gang is placed in ~1 us.
+        if (std::any_of(&requests[i * dims], &requests[(i + 1) * dims], [](Amount a) { return a < 0; })) {
+            check_request(&requests[i * dims], ("requests[" + std::to_string(i) + "]").c_str());
+        }
     }
     Lock lock(mutex_);
     std::vector<Placement> placed;
@@ -490,6 +538,7 @@ ServerId ClusterState::add_servers(const Amount* capacity, std::size_t n) {
             free_total_[d] += static_cast<std::uint64_t>(c);
             capacity_total_[d] += static_cast<std::uint64_t>(c);
             largest_capacity_[d] = std::max(largest_capacity_[d], c);
+            if (c > 0 && (smallest_capacity_[d] == 0 || c < smallest_capacity_[d])) smallest_capacity_[d] = c;
         }
         available_.set(s);
         for (std::size_t d = 0; d < dims; ++d) {
@@ -498,19 +547,27 @@ ServerId ClusterState::add_servers(const Amount* capacity, std::size_t n) {
             for (std::size_t l = 0; l <= level; ++l) level_bits_[d * kLevels + l].set(s);
         }
     }
+    free_tree_.rebuild(tree_rows());  // O(n): adding servers is rare
+    feasible_counts_.clear();
     return static_cast<ServerId>(first);
 }
 
 void ClusterState::cordon(ServerId server) {
     Lock lock(mutex_);
     check_server(server);
-    available_.reset(static_cast<std::size_t>(server));
+    const auto s = static_cast<std::size_t>(server);
+    const bool was_available = available_.test(s);
+    available_.reset(s);
+    server_changed(s, &free_[s * n_dims()], was_available);
 }
 
 void ClusterState::uncordon(ServerId server) {
     Lock lock(mutex_);
     check_server(server);
-    available_.set(static_cast<std::size_t>(server));
+    const auto s = static_cast<std::size_t>(server);
+    const bool was_available = available_.test(s);
+    available_.set(s);
+    server_changed(s, &free_[s * n_dims()], was_available);
 }
 
 ReplayStats ClusterState::replay(const std::uint8_t* ops, const Amount* requests,
@@ -616,11 +673,14 @@ void ClusterState::rebuild_totals() {
     free_total_.assign(dims, 0);
     capacity_total_.assign(dims, 0);
     largest_capacity_.assign(dims, 0);
+    smallest_capacity_.assign(dims, 0);
     for (std::size_t s = 0; s < n_servers_; ++s) {
         for (std::size_t d = 0; d < dims; ++d) {
+            const Amount c = capacity_[s * dims + d];
             free_total_[d] += static_cast<std::uint64_t>(free_[s * dims + d]);
-            capacity_total_[d] += static_cast<std::uint64_t>(capacity_[s * dims + d]);
-            largest_capacity_[d] = std::max(largest_capacity_[d], capacity_[s * dims + d]);
+            capacity_total_[d] += static_cast<std::uint64_t>(c);
+            largest_capacity_[d] = std::max(largest_capacity_[d], c);
+            if (c > 0 && (smallest_capacity_[d] == 0 || c < smallest_capacity_[d])) smallest_capacity_[d] = c;
         }
     }
 }
@@ -645,6 +705,14 @@ Amount ClusterState::largest_capacity(std::size_t dim) const {
 // at least the next threshold, which exceeds the request: they fit without a check.
 // Only the band on the request's own level (in some dimension) is checked exactly.
 std::size_t ClusterState::count_feasible_unlocked(const Amount* request) const {
+    std::size_t count = 0;
+    if (feasible_counts_.find(request, count)) return count;
+    count = count_feasible_scan(request);
+    feasible_counts_.remember(request, count);
+    return count;
+}
+
+std::size_t ClusterState::count_feasible_scan(const Amount* request) const {
     const std::size_t dims = n_dims();
     const Word* at[kMaxDims];
     const Word* above[kMaxDims];  // nullptr: the request is on the top level, no server is surely above
@@ -699,6 +767,20 @@ bool ClusterState::View::fits(ServerId server, const Amount* request) const {
     if (server < 0 || static_cast<std::size_t>(server) >= state_.n_servers_) return false;
     const auto s = static_cast<std::size_t>(server);
     return state_.available_.test(s) && state_.fits_unlocked(s, request);
+}
+
+ClusterState::MemoryUse ClusterState::memory_use() const {
+    Lock lock(mutex_);
+    const auto bytes = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
+    const auto bitset_bytes = [](const SummarisedBitset& b) {
+        return (b.n_words() + b.n_summary_words()) * sizeof(Word);
+    };
+    MemoryUse use;
+    use.servers = bytes(capacity_) + bytes(free_) + bytes(level_) + bytes(count_) + bitset_bytes(available_) +
+                  free_tree_.memory_bytes() + bytes(thresholds_);
+    for (const SummarisedBitset& b : level_bits_) use.servers += bitset_bytes(b);
+    use.containers = slots_.memory_bytes() + bytes(free_slots_);
+    return use;
 }
 
 std::string ClusterState::validate() const {

@@ -93,6 +93,15 @@ std::string ClusterState::validate_unlocked() const {
         }
     }
     if (!tail_clear(available_)) return "available bitset has stray bits or a stale summary";
+    if (std::string tree = free_tree_.validate(tree_rows()); !tree.empty()) return tree;
+    for (std::size_t i = 0; i < feasible_counts_.size(); ++i) {
+        const std::size_t expected = count_feasible_scan(feasible_counts_.request(i));
+        if (feasible_counts_.count(i) != expected) {
+            return "remembered feasible count " + std::to_string(feasible_counts_.count(i)) + " of request " +
+                   describe_request(feasible_counts_.request(i)) + " is stale: " + std::to_string(expected) +
+                   " servers fit";
+        }
+    }
 
     std::vector<std::uint8_t> seen(slots_.size(), 0);
     for (const std::uint32_t slot : free_slots_) {
@@ -111,7 +120,8 @@ std::string ClusterState::validate_unlocked() const {
 
 std::string ClusterState::validate_totals() const {
     const std::size_t dims = n_dims();
-    if (free_total_.size() != dims || capacity_total_.size() != dims || largest_capacity_.size() != dims) {
+    if (free_total_.size() != dims || capacity_total_.size() != dims || largest_capacity_.size() != dims ||
+        smallest_capacity_.size() != dims) {
         return "running totals do not have n_dims entries";
     }
     for (std::size_t d = 0; d < dims; ++d) {
@@ -126,6 +136,12 @@ std::string ClusterState::validate_totals() const {
         if (free_sum != free_total_[d]) return "running total of free " + resources_[d] + " is stale";
         if (capacity_sum != capacity_total_[d]) return "running total of capacity " + resources_[d] + " is stale";
         if (largest != largest_capacity_[d]) return "largest capacity of " + resources_[d] + " is stale";
+        Amount smallest = 0;
+        for (std::size_t s = 0; s < n_servers_; ++s) {
+            const Amount c = capacity_[s * dims + d];
+            if (c > 0 && (smallest == 0 || c < smallest)) smallest = c;
+        }
+        if (smallest != smallest_capacity_[d]) return "smallest capacity of " + resources_[d] + " is stale";
     }
     return {};
 }

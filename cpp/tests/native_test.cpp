@@ -117,6 +117,18 @@ void random_operations(std::size_t n_servers, std::size_t dims, unsigned seed) {
                 check(copy.snapshot() == bytes, "snapshot round trip");
             }
         }
+        // The free tree's queries and the remembered counts against a plain scan.
+        const std::vector<Amount> free = state.free_matrix();
+        ServerId first = -1;
+        std::size_t count = 0;
+        for (std::size_t s = 0; s < n_servers; ++s) {
+            bool fits = !state.is_cordoned(static_cast<ServerId>(s));
+            for (std::size_t d = 0; d < dims && fits; ++d) fits = free[s * dims + d] >= request[d];
+            if (fits && first < 0) first = static_cast<ServerId>(s);
+            count += fits ? 1 : 0;
+        }
+        check(state.first_fit(request.data()) == first, "first_fit against a plain scan");
+        check(state.count_feasible(request.data()) == count, "count_feasible against a plain scan");
         const std::string broken = state.validate();
         check(broken.empty(), "validate: " + broken);
         if (!broken.empty()) return;
@@ -356,9 +368,10 @@ int main() {
     for (const std::size_t n : {1, 63, 64, 65, 200}) {
         for (const std::size_t dims : {1, 2, 3}) decision_checks(n, dims, static_cast<unsigned>(n * 7 + dims));
     }
-    for (const std::size_t n : {1, 63, 64, 65, 129}) {
+    for (const std::size_t n : {1, 63, 64, 65, 129, 600}) {
         for (const std::size_t dims : {1, 2, 5, 8}) random_operations(n, dims, static_cast<unsigned>(n * 31 + dims));
     }
+    random_operations(4200, 2, 4200);  // a free tree of five levels
     corrupted_snapshots();
     for (const std::size_t n : {1, 63, 64, 65, 129}) block_index_operations(n, static_cast<unsigned>(n));
     corrupted_block_snapshots();

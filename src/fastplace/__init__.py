@@ -1,7 +1,9 @@
 """fastplace: microsecond placement of distributed-inference containers on serverless clusters.
 
 Importing fastplace loads only numpy and the native core; numba (blocks), torch
-(optimizer) and matplotlib are imported by the submodules that need them.
+(optimizer) and matplotlib are imported by the submodules that need them, and a part
+whose extra is not installed raises :class:`MissingExtra` naming it (see
+:mod:`fastplace.extras`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastplace.cluster import (
     ReplayOp,
     ReplayResult,
 )
+from fastplace.extras import MissingExtra
 from fastplace.packing import pack, read_vbp
 from fastplace.resources import DEFAULT_RESOURCES, MB_PER_VCPU, cpu_for_memory
 
@@ -33,6 +36,7 @@ __all__ = [
     "ClusterInvariantError",
     "CorruptSnapshot",
     "Decision",
+    "MissingExtra",
     "ReplayOp",
     "ReplayResult",
     "ServerAllocator",

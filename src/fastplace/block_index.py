@@ -48,7 +48,7 @@ def _cache_sizes(n_servers: int, cache_bytes: int | npt.ArrayLike) -> npt.NDArra
 class BlockIndex(_core.BlockIndexCore):
     """Per-server LRU block caches, queried per model version.
 
-    >>> index = BlockIndex(3, cache_bytes=100)
+    >>> index = BlockIndex(3, cache_bytes=130)
     >>> v1 = index.intern([0xA1, 0xB2, 0xC3], [40, 30, 20])
     >>> index.fetch(0, v1)  # cold start on server 0: downloads all 90 bytes
     90
@@ -60,6 +60,8 @@ class BlockIndex(_core.BlockIndexCore):
     """
 
     def __init__(self, n_servers: int, cache_bytes: int | npt.ArrayLike) -> None:
+        """``n_servers`` servers with empty caches of ``cache_bytes`` bytes each (one size
+        for all, or a sequence of one size per server)."""
         super().__init__(_cache_sizes(n_servers, cache_bytes))
 
     @classmethod

@@ -166,6 +166,12 @@ class Cluster(_core.ClusterCore):
     def __init__(
         self, capacity: npt.ArrayLike, resources: Sequence[str] = DEFAULT_RESOURCES
     ) -> None:
+        """A cluster of ``len(capacity)`` empty servers.
+
+        ``capacity`` is an (n_servers, n_dims) matrix of integers (or whole floats), one
+        row per server; ``resources`` names the n_dims columns (1 to 8), in the order
+        every request lists its amounts (default memory in MB, CPU in millicores).
+        """
         names = _check_resources(resources)
         matrix = as_amount_matrix(
             capacity, "capacity", len(names), resources=names, suggest_resources=True

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from fastplace.cluster import ReplayOp
+from fastplace.cluster import Cluster, ReplayOp
 from fastplace.resources import cpu_for_memory
 
 __all__ = [
+    "CLUSTER_STATES",
     "LAMBDA_MEMORY_MB",
     "ChurnStream",
     "churn_stream",
+    "cluster_in_state",
     "container_requests",
     "synthetic_capacity",
 ]
@@ -129,3 +131,79 @@ def churn_stream(
         requests=np.ascontiguousarray(requests, dtype=np.int64),
         refs=np.asarray(refs, dtype=np.int64),
     )
+
+
+#: The cluster states the scale benchmarks and tests measure every query in.
+CLUSTER_STATES = (
+    "fill_front",
+    "fill_front_mixed",
+    "churned",
+    "full_but_last",
+    "third_cordoned",
+)
+
+#: The small Lambda sizes a filling cluster is probed with (and filled with).
+FILL_MEMORY_MB = np.array([512, 1024, 2048, 3008, 4096])
+_SMALL_SERVER = (16384, 8000)  # 16 GiB, 8 vCPUs: CPU runs out before memory
+
+
+def _lambda_requests(memory: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    return np.stack([memory, cpu_for_memory(memory)], axis=1).astype(np.int64)
+
+
+def _fill(cluster: Cluster, load: float, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    """First-fit placements of FILL_MEMORY_MB sizes, no releases, until ``load`` of the
+    memory is booked; returns the container ids placed."""
+    target = load * float(cluster.capacity[:, 0].sum())
+    memory = rng.choice(FILL_MEMORY_MB, size=int(target / FILL_MEMORY_MB.min()) + 1)
+    n = int(np.searchsorted(np.cumsum(memory), target))
+    result = cluster.replay(np.zeros(n, dtype=np.uint8), _lambda_requests(memory[:n]), None)
+    return result.containers[result.containers >= 0]
+
+
+def cluster_in_state(state: str, n_servers: int, *, seed: int = 0) -> Cluster:
+    """A cluster of ``n_servers`` in one of :data:`CLUSTER_STATES`.
+
+    * ``fill_front``: identical servers (16 GiB, 8 vCPUs) filled by first fit, with no
+      releases, to 60% of memory: every server before the fill front keeps a sliver
+      just below the small sizes.
+    * ``fill_front_mixed``: the same with two server sizes (half are twice as big).
+    * ``churned``: filled to 85%, then a fifth of the containers replaced by new ones
+      of other sizes, released and placed in turns (fragmented, as a long-running
+      cluster is).
+    * ``full_but_last``: every server but the last has 512 MB free (the small server);
+      only the last fits 1 GiB.
+    * ``third_cordoned``: ``churned``, with a random third of the servers cordoned.
+    """
+    if state not in CLUSTER_STATES:
+        raise ValueError(f"state = {state!r} is not one of {', '.join(CLUSTER_STATES)}")
+    if n_servers < 1:
+        raise ValueError(f"n_servers = {n_servers} must be >= 1")
+    rng = np.random.default_rng(seed)
+    capacity = np.tile(np.array(_SMALL_SERVER, dtype=np.int64), (n_servers, 1))
+    if state == "fill_front_mixed":
+        capacity[rng.random(n_servers) < 0.5] *= 2
+    cluster = Cluster(capacity)
+    if state in ("fill_front", "fill_front_mixed"):
+        _fill(cluster, 0.6, rng)
+    elif state == "full_but_last":
+        filler = np.zeros((n_servers - 1, 2), dtype=np.int64)
+        filler[:, 0] = _SMALL_SERVER[0] - 512
+        filler[:, 1] = _SMALL_SERVER[1] - 300
+        cluster.replay(np.zeros(n_servers - 1, dtype=np.uint8), filler, None)
+    else:
+        live = _fill(cluster, 0.85, rng)
+        victims = rng.choice(live, size=len(live) // 5, replace=False)
+        ops = np.empty(2 * len(victims), dtype=np.uint8)
+        ops[0::2] = ReplayOp.RELEASE_CONTAINER
+        ops[1::2] = ReplayOp.PLACE_FIRST_FIT
+        refs = np.full(len(ops), -1, dtype=np.int64)
+        refs[0::2] = victims
+        requests = np.zeros((len(ops), 2), dtype=np.int64)
+        memory = rng.choice(LAMBDA_MEMORY_MB[:8], size=len(victims))
+        requests[1::2] = _lambda_requests(memory)
+        cluster.replay(ops, requests, refs)
+        if state == "third_cordoned":
+            for server in np.flatnonzero(rng.random(n_servers) < 1 / 3).tolist():
+                cluster.cordon(server)
+    return cluster

@@ -421,6 +421,7 @@ class Twin:
         got = core.feasible(request)
         assert got.tolist() == feasible, f"feasible{tuple(request)}"
         assert core.first_fit(request) == (feasible[0] if feasible else -1)
+        assert core.count_feasible(request) == len(feasible), f"count_feasible{tuple(request)}"
         best = core.best_fit(request)
         if not model.accepts(best, request, "best_fit"):
             allowed = model.acceptable(request, "best_fit")

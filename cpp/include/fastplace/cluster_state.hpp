@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "fastplace/bitset.hpp"
+#include "fastplace/feasible_counts.hpp"
+#include "fastplace/free_tree.hpp"
 #include "fastplace/slot_table.hpp"
 
 namespace fastplace {
@@ -160,6 +162,14 @@ public:
     ReplayStats replay(const std::uint8_t* ops, const Amount* requests, const std::int64_t* refs,
                        std::size_t m, ServerId* servers_out, ContainerId* containers_out);
 
+    // Bytes the state holds: per-server structures (capacities, free amounts, levels,
+    // bitsets, the free tree, counts) and per-container ones (slots, the free-slot list).
+    struct MemoryUse {
+        std::size_t servers = 0;
+        std::size_t containers = 0;
+    };
+    MemoryUse memory_use() const;
+
     // Versioned, checksummed byte image of the whole state.
     std::vector<std::uint8_t> snapshot() const;
     // Recomputes every invariant from scratch; returns "" or a description of the
@@ -173,6 +183,8 @@ private:
     bool fits_unlocked(std::size_t server, const Amount* request) const;
     template <typename Visit>
     void scan_candidates(const Amount* request, Visit&& visit) const;
+    template <typename Visit, typename Prune>
+    void scan_candidates(const Amount* request, Visit&& visit, Prune&& prune) const;
     ServerId first_fit_unlocked(const Amount* request) const;
     ServerId best_fit_unlocked(const Amount* request) const;
     ServerId choose_unlocked(PlacePolicy policy, const Amount* request) const;
@@ -189,9 +201,18 @@ private:
     std::string validate_unlocked() const;
     // Free amounts, levels, bitsets and counts from capacity, slots and cordon flags.
     void rebuild_derived(const std::vector<std::uint8_t>& cordoned);
+    // The remembered count (feasible_counts_), or a scan whose result is remembered.
     std::size_t count_feasible_unlocked(const Amount* request) const;
+    std::size_t count_feasible_scan(const Amount* request) const;
+    // Tells the free tree and the remembered counts that server's row changed from
+    // before (nullptr: nobody needs the old row, no count is remembered).
+    void server_changed(std::size_t server, const Amount* before, bool was_available);
     // Sums and maxima of capacity_ and free_ from scratch (construction, restore).
     void rebuild_totals();
+    // The rows free_tree_ summarises (pointers valid until the arrays grow).
+    FreeTree::Rows tree_rows() const {
+        return FreeTree::Rows{free_.data(), capacity_.data(), available_.words(), n_servers_, n_dims()};
+    }
     // What validate() checks of the running totals: "" or the first mismatch.
     std::string validate_totals() const;
 
@@ -204,12 +225,15 @@ private:
     std::vector<std::uint8_t> level_;  // n_servers x n_dims: current level of free
     std::vector<SummarisedBitset> level_bits_;  // [dim * kLevels + l]: free level >= l
     SummarisedBitset available_;      // not cordoned
+    FreeTree free_tree_;              // skips servers that cannot fit, in bulk
+    mutable FeasibleCounts feasible_counts_;  // count_feasible of recent request sizes
     std::vector<std::int64_t> count_;  // containers per server
     std::size_t n_active_ = 0;
     // Running totals (see totals()): sums per dimension, modulo 2^64.
     std::vector<std::uint64_t> free_total_;
     std::vector<std::uint64_t> capacity_total_;
     std::vector<Amount> largest_capacity_;  // per dimension
+    std::vector<Amount> smallest_capacity_;  // per dimension, the smallest positive one (0: none)
     SlotTable slots_;
     std::vector<std::uint32_t> free_slots_;  // stack of reusable slots
     std::size_t n_live_ = 0;

@@ -40,6 +40,7 @@ public:
         set_server(size() - 1, -1);
         return size() - 1;
     }
+    std::size_t memory_bytes() const { return data_.capacity() * sizeof(std::int64_t); }
     void pop_back() { data_.resize(data_.size() - stride_); }
     void resize(std::size_t n_slots) {
         const std::size_t old = size();

@@ -11,8 +11,11 @@ some versions must still download.
     >>> similarity(old, new).similar_bytes                            # doctest: +SKIP
     0.31
 
-Importing this package does not import numba; the content-defined chunking kernel
-compiles (or loads from its on-disk cache) on first use.
+Fingerprinting needs the ``fastplace[blocks]`` extra (xxhash for the hashes, numba for
+content-defined chunking) and raises :class:`fastplace.MissingExtra` naming it when
+absent; importing this package, saving, loading and comparing fingerprints need neither.
+numba is imported on first use of the chunking kernel, which compiles (or loads from its
+on-disk cache) then.
 """
 
 from __future__ import annotations

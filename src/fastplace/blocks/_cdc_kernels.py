@@ -16,7 +16,8 @@ cuts faster on large spans: it splits the span into three segments and chunks th
 once, one hash chain per segment (a single chain is bound by the latency of its
 shift-and-add; three independent ones keep the core busy), then stitches the segments
 together exactly (see there). On x86-64 its inner loop is inline assembly
-(:func:`_lanes_assembly`), elsewhere the same loop in numba.
+(:func:`_lanes_assembly`), elsewhere (and with ``FASTPLACE_CDC_GENERIC=1``, see
+:data:`GENERIC`) the same loop in numba.
 
 With ``words`` > 0 the kernels also hash every chunk right after cutting it, calling
 python-xxhash's own C function for xxh3 (its address found by ``cdc.xxh3_function``):
@@ -27,6 +28,7 @@ All arithmetic is on uint64: numba turns mixed int64/uint64 arithmetic into floa
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import llvmlite.binding as llvm  # type: ignore[import-untyped]
@@ -44,9 +46,18 @@ _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 _FOUR = np.uint64(4)
 
+GENERIC = os.environ.get("FASTPLACE_CDC_GENERIC", "").startswith("1")
+"""``FASTPLACE_CDC_GENERIC=1`` keeps the portable code (no inline assembly) even on
+x86-64: it is what other CPUs run, and this is the only way to test it on the x86
+machines CI runs on. The kernels are then compiled in each process and not cached:
+numba keys its on-disk cache by source and CPU, not by this choice, so it would hand
+back kernels compiled with the assembly."""
+_CACHE = not GENERIC
+"""``cache`` of every ``njit`` here."""
+
 _ASSEMBLY = False
 """Whether the x86-64 inline assembly is used (it needs LLVM's assembly parser)."""
-if llvm.get_process_triple().startswith("x86_64"):
+if not GENERIC and llvm.get_process_triple().startswith("x86_64"):
     _init_parser = getattr(llvm, "initialize_native_asmparser", None)
     if _init_parser is not None:
         _init_parser()
@@ -205,7 +216,7 @@ def _xxh3_128_typer(typingctx: Any, function: Any, address: Any, length: Any) ->
 _xxh3_128: Any = intrinsic(_xxh3_128_typer)
 
 
-@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+@njit(cache=_CACHE, nogil=True, boundscheck=False, inline="always")
 def _hash_chunk(
     data: _Bytes,
     begin: np.uint64,
@@ -228,7 +239,7 @@ def _hash_chunk(
         hashes[index, 1] = low
 
 
-@njit(cache=True, nogil=True, boundscheck=False, inline="always")
+@njit(cache=_CACHE, nogil=True, boundscheck=False, inline="always")
 def _scan(
     data: _Bytes,
     pos: np.uint64,
@@ -259,7 +270,7 @@ def _scan(
     return end, h, sink
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
+@njit(cache=_CACHE, nogil=True, boundscheck=False)
 def _chunk_length(
     data: _Bytes,
     start: np.uint64,
@@ -321,7 +332,7 @@ def cut_points(
     return result
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
+@njit(cache=_CACHE, nogil=True, boundscheck=False)
 def cut_and_hash_points(
     data: _Bytes,
     start: int,
@@ -370,7 +381,7 @@ LANES = 3
 _START, _POS, _END, _MIDDLE, _LAST, _CUT, _PHASE, _HASH, _DONE = range(9)
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
+@njit(cache=_CACHE, nogil=True, boundscheck=False)
 def _lane_done(
     lane: int,
     start: np.uint64,
@@ -393,7 +404,7 @@ def _lane_done(
     return bool(avail == _ZERO or (avail < max_size and not eof))
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
+@njit(cache=_CACHE, nogil=True, boundscheck=False)
 def _lane_setup(
     state: NDArray[np.uint64],
     lane: int,
@@ -447,7 +458,7 @@ def _lane_setup(
         return
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
+@njit(cache=_CACHE, nogil=True, boundscheck=False)
 def _chunk_until(
     data: _Bytes,
     start: np.uint64,
@@ -512,7 +523,7 @@ def cut_span(
     return result
 
 
-@njit(cache=True, nogil=True, boundscheck=False)
+@njit(cache=_CACHE, nogil=True, boundscheck=False)
 def cut_and_hash_span(
     data: _Bytes,
     start: int,

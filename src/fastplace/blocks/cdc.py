@@ -27,6 +27,8 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from fastplace.extras import require
+
 __all__ = [
     "DEFAULT_AVG_SIZE",
     "GEAR",
@@ -126,6 +128,7 @@ class CDCParams:
 
     @property
     def mask_bits(self) -> int:
+        """log2 of ``avg_size``, rounded: the mask bits that cut about every ``avg_size`` bytes."""
         return round(math.log2(self.avg_size))
 
     @property
@@ -166,8 +169,7 @@ def xxh3_function(hash_bits: int) -> int | None:
     so the kernels can hash each chunk without going back to Python; None if the
     extension does not export it or it does not give xxhash's results (then chunks are
     hashed from Python, with the same results)."""
-    import xxhash
-
+    xxhash = require("xxhash", "fastplace.blocks (block fingerprints)")
     if hash_bits == 128 and sys.platform == "win32":
         return None  # a 16-byte struct comes back through memory there, not in registers
     try:
@@ -210,6 +212,7 @@ _warm_up_seconds: float | None = None
 def _load() -> ModuleType:
     global _kernels
     if _kernels is None:
+        require("numba", "fastplace.blocks (content-defined chunking)")
         from fastplace.blocks import _cdc_kernels
 
         _kernels = _cdc_kernels

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import numpy as np
-import xxhash
 from numpy.typing import NDArray
 
 from fastplace.blocks import cdc as _cdc
@@ -28,6 +27,7 @@ from fastplace.blocks.sources import (
     SourceReader,
     open_source,
 )
+from fastplace.extras import require
 
 __all__ = [
     "CDC_ALGORITHM",
@@ -82,11 +82,13 @@ class Chunking:
 
     @classmethod
     def fixed(cls, block_size: int) -> Chunking:
+        """Fixed-size blocks of ``block_size`` bytes (the last one may be shorter)."""
         _check_size("block_size", block_size)
         return cls("fixed", block_size)
 
     @classmethod
     def content_defined(cls, params: _cdc.CDCParams) -> Chunking:
+        """Content-defined chunks with the limits of ``params`` (:data:`CDC_ALGORITHM`)."""
         return cls(
             "cdc",
             params.avg_size,
@@ -97,6 +99,7 @@ class Chunking:
         )
 
     def cdc_params(self) -> _cdc.CDCParams:
+        """The chunker's limits, for ``method == "cdc"`` (ValueError for fixed blocks)."""
         if self.method != "cdc":
             raise ValueError(f"method = {self.method!r} has no CDC parameters")
         return _cdc.CDCParams(self.min_size, self.block_size, self.max_size, self.normalization)
@@ -254,11 +257,13 @@ class Fingerprints:
 
 
 def _hasher(hash_bits: int) -> Callable[[Any], int]:
-    if hash_bits == 64:
-        return xxhash.xxh3_64_intdigest
-    if hash_bits == 128:
-        return xxhash.xxh3_128_intdigest
-    raise ValueError(f"hash_bits = {hash_bits} must be 64 or 128")
+    if hash_bits not in (64, 128):
+        raise ValueError(f"hash_bits = {hash_bits} must be 64 or 128")
+    xxhash = require("xxhash", "fastplace.blocks (block fingerprints)")
+    hasher: Callable[[Any], int] = (
+        xxhash.xxh3_64_intdigest if hash_bits == 64 else xxhash.xxh3_128_intdigest
+    )
+    return hasher
 
 
 def fingerprint(

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the ``fastplace`` command line (``argv`` without the program name; None:
+    ``sys.argv``) and returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -2,8 +2,12 @@
 candidates the core proposes, trained in the simulator.
 
 ``import fastplace.optimizer`` does not import torch: features and candidates are
-numpy, and torch is imported when a model is loaded (``ResourceOptimizer.load`` /
-``default``), saved, or trained (``fastplace.optimizer.train``, ``fastplace train``).
+numpy, and torch is imported when a TorchScript model is loaded
+(``ResourceOptimizer.load`` / ``default``), saved, or trained
+(``fastplace.optimizer.train``, ``fastplace train``). Placing needs no torch: the
+shipped model's native twin (``native.NativeScorer``, ``models/default.npz``) scores in
+the core, and ``shipped.shipped_optimizer`` picks TorchScript or the twin, checked to
+hold the same weights (``digest``).
 
 >>> from fastplace.optimizer import ResourceOptimizer  # doctest: +SKIP
 >>> ro = ResourceOptimizer.default()                    # doctest: +SKIP

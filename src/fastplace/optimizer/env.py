@@ -45,9 +45,9 @@ import numpy.typing as npt
 
 from fastplace._native import _core
 from fastplace.optimizer.features import DEFAULT_K, N_FEATURES
+from fastplace.placement_policy import BlockIds, PlacementContext, Policy, Request
 from fastplace.sim.config import GIB, SimConfig
 from fastplace.sim.engine import Simulation
-from fastplace.sim.policies import BlockIds, PlacementContext, Policy, Request
 from fastplace.sim.workload import synthetic_workload
 
 __all__ = ["CREDITS", "EnvConfig", "Observation", "PlacementEnv"]

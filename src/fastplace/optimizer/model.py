@@ -5,7 +5,11 @@ A model file is a TorchScript archive (``torch.jit.save``) whose module maps a
 ``_extra_files[METADATA_NAME]``: the feature schema (version and names) it was trained
 on, the format version, and how it was trained (command, seed, date, settings).
 ``ResourceOptimizer.load`` refuses a file whose schema differs from this fastplace's
-``FEATURE_NAMES``/``SCHEMA_VERSION``.
+``FEATURE_NAMES``/``SCHEMA_VERSION``, or whose weights do not match the digest the record
+holds (``weights_sha256``, :mod:`fastplace.optimizer.digest`; files saved before the
+digest existed have none and are not checked). ``save_model`` writes the same record and
+weights as plain arrays too (the native twin, read without torch by
+:meth:`fastplace.optimizer.native.NativeScorer.from_npz`).
 
 Every loading failure (missing file, corrupt bytes, not a fastplace model, schema
 mismatch, torch not installed, a module that does not score) raises
@@ -15,8 +19,10 @@ greedy finder. torch is imported when a model is loaded or saved, never on impor
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tempfile
 import warnings
 from collections.abc import Mapping
 from importlib import resources
@@ -25,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fastplace.optimizer.digest import DIGEST_KEY, weights_digest
 from fastplace.optimizer.features import (
     DEFAULT_K,
     FEATURE_NAMES,
@@ -44,7 +51,9 @@ __all__ = [
     "METADATA_NAME",
     "OptimizerLoadError",
     "ResourceOptimizer",
+    "check_metadata",
     "default_model_path",
+    "reexport_model",
     "save_model",
 ]
 
@@ -115,6 +124,8 @@ class ResourceOptimizer:
     """
 
     def __init__(self, module: Any, metadata: dict[str, Any], path: str) -> None:
+        """Wraps a loaded TorchScript ``module``; use :meth:`load` or :meth:`default`,
+        which check the file and its ``metadata`` first."""
         self._module = module
         self._torch = _import_torch()
         self.metadata = metadata
@@ -154,6 +165,7 @@ class ResourceOptimizer:
         module.eval()
         optimizer = cls(module, metadata, where)
         optimizer._probe()
+        optimizer._check_digest()
         return optimizer
 
     @classmethod
@@ -179,6 +191,20 @@ class ResourceOptimizer:
                 f"{self.path}: the model returned shape {out.shape} for 2 candidates, expected (2,)"
             )
 
+    def _check_digest(self) -> None:
+        """Refuses weights that differ from the digest the metadata records (a file
+        edited or damaged after export); files without a digest are not checked."""
+        recorded = self.metadata.get(DIGEST_KEY)
+        if recorded is None:
+            return
+        actual = weights_digest(self.network().arrays())
+        if actual != recorded:
+            raise OptimizerLoadError(
+                f"{self.path}: the weights do not match the digest the file records "
+                f"({DIGEST_KEY} {actual[:16]}... != {str(recorded)[:16]}...): damaged or "
+                "edited; refusing it"
+            )
+
     def network(self) -> Any:
         """A trainable copy (a ``ScoreNet``) of the scripted network, weights and
         normalisation included: the starting point of fine-tuning."""
@@ -193,6 +219,7 @@ class ResourceOptimizer:
 
     @property
     def training_command(self) -> str:
+        """The command line that trained this model, from its metadata ("" if unknown)."""
         return str(self.metadata.get("training_command", ""))
 
     def scores(self, features: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -254,16 +281,20 @@ def save_model(
 ) -> dict[str, Any]:
     """Scripts ``net`` (a ScoreNet) to TorchScript and writes it with its metadata.
 
-    The schema keys (format, versions, feature names) are filled in here; ``metadata``
-    adds the rest (training command, seed, date ...). With ``arrays_path``, also writes
-    the same weights and normalisation as plain arrays (``np.savez``) plus the metadata
-    JSON, for a native scorer to be checked against. Writes atomically (temporary file,
-    then rename). Returns the full metadata.
+    The schema keys (format, versions, feature names) and the weights digest
+    (``weights_sha256``) are filled in here; ``metadata`` adds the rest (training
+    command, seed, date ...). With ``arrays_path``, also writes the same weights and
+    normalisation as plain arrays (``np.savez``) plus the same metadata JSON: the native
+    twin, which scores without torch and is tied to the TorchScript file by the digest.
+    Each file is written to a unique temporary name, fsynced, then renamed into place.
+    Returns the full metadata.
 
     torch 2.13 warns (DeprecationWarning) that TorchScript is deprecated; this function
     lets the warning through — callers facing users silence it (see ``train``).
     """
     torch = _import_torch()
+    net = net.eval()
+    arrays = net.arrays()
     record = dict(metadata)
     record.update(
         format=FORMAT,
@@ -272,17 +303,46 @@ def save_model(
         feature_names=list(FEATURE_NAMES),
         torch_version=str(torch.__version__),
     )
+    record[DIGEST_KEY] = weights_digest(arrays)
     text = json.dumps(record, indent=2, sort_keys=True)
-    net = net.eval()
     scripted = torch.jit.script(net)
-    target = os.fspath(path)
-    temporary = f"{target}.tmp"
-    torch.jit.save(scripted, temporary, _extra_files={METADATA_NAME: text})
-    os.replace(temporary, target)
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer, _extra_files={METADATA_NAME: text})
+    _write_atomically(path, buffer.getvalue())
     if arrays_path is not None:
-        arrays = net.arrays()
-        arrays_target = os.fspath(arrays_path)
-        with open(f"{arrays_target}.tmp", "wb") as file:
-            np.savez(file, metadata=np.array(text), **arrays)
-        os.replace(f"{arrays_target}.tmp", arrays_target)
+        buffer = io.BytesIO()
+        np.savez(buffer, metadata=np.array(text), **arrays)
+        _write_atomically(arrays_path, buffer.getvalue())
     return record
+
+
+def reexport_model(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    arrays_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Writes the model in ``path`` again with ``save_model``, weights and metadata
+    unchanged (no training): how a model saved before the weights digest existed gets
+    one, and its native twin (``arrays_path``) with it. Returns the new metadata."""
+    optimizer = ResourceOptimizer.load(path)
+    return save_model(optimizer.network(), out, optimizer.metadata, arrays_path=arrays_path)
+
+
+def _write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+    """``data`` to ``path`` through a unique temporary file in the same directory,
+    fsynced before the rename, so a reader sees the old file or the whole new one."""
+    target = os.fspath(path)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=os.path.dirname(target) or "."
+    )
+    try:
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide a model from other users
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -2,10 +2,15 @@
 
 ``models/default.npz`` holds the same weights as the TorchScript ``models/default.pt``
 as plain arrays (``mean``, ``std``, ``weight_i`` (out, in), ``bias_i``, ReLU between
-layers). :class:`NativeScorer` feeds them to ``_core.MlpScorerCore`` (C++, SIMD), whose
-scores equal the TorchScript model's up to float32 rounding. It has the ``scores``
-method of :class:`~fastplace.optimizer.model.ResourceOptimizer`, so
-``fastplace.ServerAllocator(optimizer=NativeScorer.from_npz())`` uses it as its RO.
+layers) plus the same metadata record. :class:`NativeScorer` feeds them to
+``_core.MlpScorerCore`` (C++, SIMD), whose scores equal the TorchScript model's up to
+float32 rounding. It has the ``scores`` method of
+:class:`~fastplace.optimizer.model.ResourceOptimizer`, so
+``fastplace.ServerAllocator(optimizer=NativeScorer.from_npz())`` uses it as its RO, and
+without torch the allocator's default RO is this twin of the shipped model
+(:func:`fastplace.optimizer.shipped.shipped_optimizer`). ``from_npz`` refuses a file
+whose weights do not match the digest its metadata records
+(:mod:`fastplace.optimizer.digest`).
 
 :func:`native_decision` (``_core.ro_decide``) computes a decision's candidates, features
 and scores in one C++ call; the allocator uses it for TorchScript models, whose weights
@@ -18,6 +23,7 @@ and scores in one C++ call; the allocator uses it for TorchScript models, whose 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -28,7 +34,9 @@ import numpy as np
 import numpy.typing as npt
 
 from fastplace._core import MlpScorerCore, ro_decide
+from fastplace.optimizer.digest import DIGEST_KEY, weights_digest
 from fastplace.optimizer.features import N_FEATURES, N_GLOBAL_FEATURES, Request
+from fastplace.optimizer.model import OptimizerLoadError, check_metadata
 
 if TYPE_CHECKING:
     from fastplace.block_index import BlockIndex
@@ -64,43 +72,82 @@ class NativeScorer:
         input is standardised as ``(x - mean) / std`` (std below 1e-3 counts as 1).
         ValueError when the shapes do not chain or the last layer has more than one output."""
         as_f32 = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
-        self._core = MlpScorerCore(
-            as_f32,
-            [np.ascontiguousarray(b, dtype=np.float32).reshape(-1) for b in biases],
-            np.ascontiguousarray(mean, dtype=np.float32).reshape(-1),
-            np.ascontiguousarray(std, dtype=np.float32).reshape(-1),
-        )
+        bias_f32 = [np.ascontiguousarray(b, dtype=np.float32).reshape(-1) for b in biases]
+        mean_f32 = np.ascontiguousarray(mean, dtype=np.float32).reshape(-1)
+        std_f32 = np.ascontiguousarray(std, dtype=np.float32).reshape(-1)
+        self._core = MlpScorerCore(as_f32, bias_f32, mean_f32, std_f32)
         self.path = path
         self._n_features = int(self._core.n_features)
+        #: SHA-256 of the weights as this scorer computes with them (digest.py's
+        #: canonical form): equal digests, equal scores.
+        self.digest = weights_digest(
+            {"mean": mean_f32, "std": std_f32}
+            | {f"weight_{i}": w for i, w in enumerate(as_f32)}
+            | {f"bias_{i}": b for i, b in enumerate(bias_f32)}
+        )
+        #: The metadata record of the file it was read from ({} if built from arrays).
+        self.metadata: dict[str, Any] = {}
 
     @classmethod
     def from_npz(cls, path: str | os.PathLike[str] | None = None) -> NativeScorer:
         """The plain-array model in ``path`` (``np.savez`` by ``save_model(arrays_path=)``);
-        None: the shipped ``models/default.npz``. ValueError if it is not such a file or
-        takes another number of features than this fastplace computes."""
+        None: the shipped ``models/default.npz``.
+
+        OptimizerLoadError (a ValueError) naming the file when it is not such a file,
+        was made for another feature schema, records no weights digest, or holds weights
+        that do not match the digest it records (a damaged or edited file)."""
         if path is None:
             traversable = resources.files("fastplace.optimizer") / "models" / "default.npz"
             with resources.as_file(traversable) as file:
                 return cls.from_npz(file)
         where = os.fspath(path)
-        with np.load(where, allow_pickle=False) as arrays:
+        if not os.path.isfile(where):
+            raise OptimizerLoadError(f"{where}: no such model file")
+        try:
+            arrays = np.load(where, allow_pickle=False)
+        except Exception as error:  # numpy raises ValueError, OSError, zipfile errors...
+            raise OptimizerLoadError(
+                f"{where}: not a readable .npz file ({type(error).__name__}: {error})"
+            ) from None
+        with arrays:
             layers = sorted(int(m.group(1)) for n in arrays.files if (m := _WEIGHT.fullmatch(n)))
             missing = [n for n in ("mean", "std") if n not in arrays.files]
             if not layers or layers != list(range(len(layers))) or missing:
-                raise ValueError(
+                raise OptimizerLoadError(
                     f"{where}: not a plain-array scorer (needs mean, std, weight_0.., bias_0..)"
                 )
             try:
                 weights = [arrays[f"weight_{i}"] for i in layers]
                 biases = [arrays[f"bias_{i}"] for i in layers]
+                metadata = _metadata(arrays, where)
+                scorer = cls(weights, biases, arrays["mean"], arrays["std"], path=where)
             except KeyError as error:
-                raise ValueError(f"{where}: missing {error.args[0]}") from None
-            scorer = cls(weights, biases, arrays["mean"], arrays["std"], path=where)
+                raise OptimizerLoadError(f"{where}: missing {error.args[0]}") from None
+            except OptimizerLoadError:
+                raise
+            except Exception as error:  # a damaged member: zlib, CRC or shape errors
+                raise OptimizerLoadError(
+                    f"{where}: unreadable arrays ({type(error).__name__}: {error})"
+                ) from None
+        check_metadata(metadata, where)
+        recorded = metadata.get(DIGEST_KEY)
+        if not isinstance(recorded, str):
+            raise OptimizerLoadError(
+                f"{where}: the metadata records no {DIGEST_KEY}, so the weights cannot be "
+                "checked; re-export it with fastplace.optimizer.model.reexport_model"
+            )
+        if scorer.digest != recorded:
+            raise OptimizerLoadError(
+                f"{where}: the weights do not match the digest the file records "
+                f"({DIGEST_KEY} {scorer.digest[:16]}... != {recorded[:16]}...): "
+                "damaged or edited; refusing it"
+            )
         if scorer.n_features != N_FEATURES:
-            raise ValueError(
+            raise OptimizerLoadError(
                 f"{where}: the model takes {scorer.n_features} features, this fastplace "
                 f"computes {N_FEATURES}"
             )
+        scorer.metadata = metadata
         return scorer
 
     @classmethod
@@ -127,6 +174,7 @@ class NativeScorer:
             arrays["std"],
             path=optimizer.path,
         )
+        scorer.metadata = dict(optimizer.metadata)
         if scorer.n_features != N_FEATURES:
             raise ValueError(f"{where}takes {scorer.n_features} features, not {N_FEATURES}")
         probe = np.random.default_rng(0).uniform(-0.5, 1.5, (64, N_FEATURES)).astype(np.float32)
@@ -215,6 +263,21 @@ def scorer_core_for(optimizer: object) -> MlpScorerCore | None:
         return NativeScorer.from_torchscript(optimizer).core
     except Exception:  # anything odd about the module: keep scoring with TorchScript
         return None
+
+
+def _metadata(arrays: Any, where: str) -> dict[str, Any]:
+    """The JSON record ``save_model`` stores under ``metadata`` in the .npz."""
+    if "metadata" not in arrays.files:
+        raise OptimizerLoadError(
+            f"{where}: no metadata record: not a fastplace resource optimizer model"
+        )
+    try:
+        record = json.loads(str(arrays["metadata"]))
+    except ValueError as error:
+        raise OptimizerLoadError(f"{where}: metadata is not valid JSON ({error})") from None
+    if not isinstance(record, dict):
+        raise OptimizerLoadError(f"{where}: metadata is not a JSON object")
+    return record
 
 
 def native_decision(

@@ -5,7 +5,9 @@ RO's server is used when it is valid; when the RO fails (raises, scores NaN) or 
 a server that does not fit, the greedy finder (first fit) decides, and the fallback is
 counted in ``fallbacks`` by reason. A model that cannot be loaded is not a fallback
 case here: constructing the policy raises OptimizerLoadError, since simulating "ro"
-without a model would silently measure first fit.
+without a model would silently measure first fit. The default model is the shipped one
+(``fastplace.optimizer.shipped``): TorchScript with torch, its native twin without, the
+same decisions either way.
 """
 
 from __future__ import annotations
@@ -13,32 +15,43 @@ from __future__ import annotations
 from collections import Counter
 
 from fastplace._native import _core
-from fastplace.optimizer.features import DEFAULT_K
+from fastplace.optimizer.features import DEFAULT_K, N_FEATURES
 from fastplace.optimizer.model import ResourceOptimizer
-from fastplace.optimizer.native import scorer_core_for
-from fastplace.sim.policies import BlockIds, PlacementContext, Policy, Request
+from fastplace.optimizer.native import NativeScorer, scorer_core_for
+from fastplace.optimizer.shipped import shipped_optimizer
+from fastplace.placement_policy import BlockIds, PlacementContext, Policy, Request
 
 __all__ = ["RO", "ResourceOptimizerPolicy"]
 
 
 class RO(Policy):
-    """Places with a trained ResourceOptimizer (default: the shipped model)."""
+    """Places with a trained ResourceOptimizer or NativeScorer (default: the shipped
+    model)."""
 
     name = "ro"
 
-    def __init__(self, optimizer: ResourceOptimizer | None = None, *, k: int = DEFAULT_K) -> None:
+    def __init__(
+        self, optimizer: ResourceOptimizer | NativeScorer | None = None, *, k: int = DEFAULT_K
+    ) -> None:
         if k <= 0:
             raise ValueError(f"k = {k} must be > 0")
-        self.optimizer = optimizer if optimizer is not None else ResourceOptimizer.default()
+        self.optimizer = optimizer if optimizer is not None else shipped_optimizer()
         self.k = k
         self.fallbacks: Counter[str] = Counter()
         # The model's weights in the core's scorer (checked equal to TorchScript), so a
         # decision is one C++ call, as in the allocator; None: TorchScript scores.
         self._scorer = scorer_core_for(self.optimizer)
+        if self._scorer is None and isinstance(self.optimizer, NativeScorer):
+            raise ValueError(
+                f"optimizer takes {self.optimizer.n_features} features, this fastplace "
+                f"computes {N_FEATURES}"
+            )
 
     def _choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
         if self._scorer is None:
-            return self.optimizer.choose(context.cluster, context.blocks, request, blocks, self.k)
+            # A ResourceOptimizer whose export failed (checked in __init__): TorchScript.
+            optimizer: ResourceOptimizer = self.optimizer  # type: ignore[assignment]
+            return optimizer.choose(context.cluster, context.blocks, request, blocks, self.k)
         server, servers, _, _ = _core.ro_decide(
             context.cluster, context.blocks, self._scorer, request, blocks, self.k
         )

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fastplace.extras import require
 from fastplace.packing.problem import strong_lower_bound
 from fastplace.packing.sizes import normalised
 
@@ -250,13 +251,9 @@ def eliminate_bin(
 
 @functools.cache
 def _compiled() -> Callable[..., Any]:
-    try:
-        import numba
-    except ImportError as error:  # pragma: no cover - numba is a dependency
-        raise ImportError(
-            f"the 'best' packing policy needs numba for its local search: {error}"
-        ) from error
-    return numba.njit(cache=True, nogil=True)(eliminate_bin)
+    numba = require("numba", "the 'best' packing policy (its tabu search)")
+    compiled: Callable[..., Any] = numba.njit(cache=True, nogil=True)(eliminate_bin)
+    return compiled
 
 
 def improve(

@@ -27,6 +27,7 @@ class VbpFormatError(ValueError):
     """A malformed ``.vbp`` file; the message starts with ``path:line:``."""
 
     def __init__(self, path: str, line: int, message: str) -> None:
+        """``message`` about ``line`` (1-based) of the file at ``path``."""
         super().__init__(f"{path}:{line}: {message}")
         self.path = path
         self.line = line
@@ -48,10 +49,12 @@ class VbpInstance:
 
     @property
     def dims(self) -> int:
+        """Number of resource dimensions of the bins and items."""
         return int(self.capacity.shape[0])
 
     @property
     def n_items(self) -> int:
+        """Number of items, every item type counted ``demand`` times."""
         return int(self.items.shape[0])
 
 

@@ -60,4 +60,5 @@ class SimConfig:
                 raise ValueError(f"SimConfig.{name} = {value!r} must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (as metrics.json records them)."""
         return asdict(self)

@@ -15,22 +15,21 @@ A DI model's partitions are placed as a gang: all of them, or none.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from fastplace.cluster import Cluster
-
-if TYPE_CHECKING:
-    from fastplace.block_index import BlockIndex
+# The interface lives in fastplace.placement_policy (so that fastplace.optimizer need
+# not import this module); re-exported here under its old names.
+from fastplace.placement_policy import BlockIds, PlacementContext, Policy, Request
 
 __all__ = [
     "POLICIES",
     "BestFit",
+    "BlockIds",
     "DotProduct",
     "FirstFit",
     "Hybrid",
@@ -39,57 +38,10 @@ __all__ = [
     "PlacementContext",
     "Policy",
     "RandomFit",
+    "Request",
     "Similarity",
     "make_policy",
 ]
-
-Request = list[int]
-BlockIds = npt.NDArray[np.int64]
-
-
-@dataclass
-class PlacementContext:
-    """What a policy may look at: the cluster, the block caches, a seeded RNG."""
-
-    cluster: Cluster
-    blocks: BlockIndex
-    rng: np.random.Generator
-
-    def __post_init__(self) -> None:
-        # Normalisers for scores: each dimension as a share of the largest server.
-        self.scale = 1.0 / np.maximum(self.cluster.capacity_copy().max(axis=0), 1)
-
-
-class Policy(ABC):
-    """Chooses a server for one container; ``place_gang`` books a whole model."""
-
-    name: ClassVar[str]
-    #: Servers already chosen for earlier partitions of the gang being placed.
-    gang: list[int] = []  # noqa: RUF012 - replaced per instance in place_gang
-
-    @abstractmethod
-    def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
-        """The server for ``request`` (-1 if none fits). Must not change any state."""
-
-    def place_gang(
-        self, context: PlacementContext, requests: list[Request], blocks: list[BlockIds]
-    ) -> list[tuple[int, int]] | None:
-        """Books every request or none: (container, server) pairs, or None."""
-        cluster = context.cluster
-        placed: list[tuple[int, int]] = []
-        self.gang = []
-        try:
-            for request, ids in zip(requests, blocks, strict=True):
-                server = self.choose(context, request, ids)
-                if server < 0:
-                    for container, _ in placed:
-                        cluster.release(container)
-                    return None
-                placed.append((cluster.place(server, request), server))
-                self.gang.append(server)
-        finally:
-            self.gang = []
-        return placed
 
 
 class _NativeGang(Policy):
@@ -322,7 +274,8 @@ def _resource_optimizer_alone() -> Policy:
     return policy
 
 
-#: Policy name -> factory. ``ro`` (the resource optimizer alone) needs torch.
+#: Policy name -> factory. ``ro`` is the resource optimizer alone (no greedy finder
+#: unless it fails); it and ``hybrid`` use the shipped model, with or without torch.
 POLICIES: dict[str, Callable[[], Policy]] = {
     "first_fit": FirstFit,
     "best_fit": BestFit,

@@ -37,6 +37,7 @@ class Partition:
 
     @property
     def request(self) -> list[int]:
+        """The container request, ``[memory_mb, cpu_millis]``."""
         return [self.memory_mb, self.cpu_millis]
 
 
@@ -92,6 +93,7 @@ class Workload:
 
     @property
     def n_requests(self) -> int:
+        """Number of requests in the stream."""
         return int(self.arrival_s.shape[0])
 
 

@@ -45,6 +45,8 @@ class PartitionActor:
         cache_dir: str,
         bandwidth: float | None = None,
     ) -> None:
+        """Partition ``index`` of ``model`` version ``version`` from the store at
+        ``store_root``, cached in ``cache_dir`` on this node; :meth:`start` loads it."""
         self.store = ModelStore(store_root, bandwidth=bandwidth)
         self.manifest = self.store.manifest(model, version)
         self.index = index
@@ -126,4 +128,5 @@ class PartitionActor:
         return outputs, fanout_s
 
     def ping(self) -> int:
+        """The partition index: a cheap call that shows the actor is alive."""
         return self.index

@@ -97,14 +97,17 @@ class Deployment:
 
     @property
     def fetched_bytes(self) -> int:
+        """Bytes all partitions fetched from the store at their cold starts."""
         return sum(p.cold_start.fetched_bytes for p in self.partitions if p.cold_start)
 
     @property
     def servers(self) -> list[int]:
+        """fastplace server id of each partition, in partition order."""
         return [p.server for p in self.partitions]
 
     @property
     def node_ids(self) -> list[str]:
+        """Ray node id of each partition, in partition order."""
         return [p.node_id for p in self.partitions]
 
 
@@ -143,6 +146,12 @@ class Deployer:
         request_timeout_s: float = 60.0,
         max_concurrency: int = 8,
     ) -> None:
+        """A deployer over the nodes of the running Ray cluster (see the class docstring).
+
+        ``start_timeout_s`` bounds a partition's cold start, ``request_timeout_s`` one
+        inference; ``max_concurrency`` is the calls each partition actor serves at once.
+        Raises DeploymentError when Ray is not initialised.
+        """
         self._ray = require_ray()
         if not self._ray.is_initialized():
             raise DeploymentError("Ray is not initialised: call ray.init(...) first")

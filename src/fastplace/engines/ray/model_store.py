@@ -210,6 +210,8 @@ class ModelStore:
         block_size: int = DEFAULT_BLOCK_SIZE,
         bandwidth: float | None = None,
     ) -> None:
+        """The store under ``root`` (created if missing), cutting versions into blocks of
+        ``block_size`` bytes."""
         if block_size <= 0:
             raise ValueError(f"block_size = {block_size} must be > 0")
         if bandwidth is not None and not bandwidth > 0:
@@ -222,6 +224,7 @@ class ModelStore:
 
     @property
     def blocks_dir(self) -> Path:
+        """Directory of the content-addressed blocks."""
         return self.root / "blocks"
 
     def _manifest_path(self, model: str, version: int) -> Path:
@@ -287,6 +290,7 @@ class ModelStore:
             raise KeyError(f"the store holds no version {version} of model {model!r}") from None
 
     def versions(self, model: str) -> list[int]:
+        """The versions of ``model`` the store holds, ascending ([] for an unknown model)."""
         directory = self.root / "models" / model
         if not directory.is_dir():
             return []
@@ -310,6 +314,7 @@ class ColdStart:
 
     @property
     def seconds(self) -> float:
+        """The whole cold start: fetch plus load."""
         return self.fetch_s + self.load_s
 
 

@@ -1,0 +1,149 @@
+// A summary of the cluster's free space that lets a search skip, in bulk, servers
+// that cannot host a request: an 8-ary tree over the servers whose node holds, for
+// the available (not cordoned) servers below it, the largest free amount in every
+// dimension and the smallest total free share (sum over dimensions of free/capacity).
+//
+// Why this shape: a level bitset (cluster_state.hpp) says "free is at least the
+// request's level", which leaves a boundary band of servers that need an exact check;
+// when the band is long (a cluster filling up leaves a sliver just below a common size
+// on every server before the fill front) first fit walked all of it. A node whose
+// largest free amount falls short in any dimension is skipped whole, whatever the
+// cause, so the walk visits only nodes that may hold an answer. A fanout of 8 keeps a
+// node's children per dimension in one 64-byte cache line and an update to the few
+// nodes above one server; depth is log8(n): 7 levels for a million servers.
+//
+// Per-dimension maxima are exact in one dimension and an upper bound across several:
+// a node may pass on one server's memory and another's CPU, and hold no server that
+// fits. The search then backs out of it; servers whose free amounts trade off across
+// dimensions like that (never seen in Lambda-style load, where CPU follows memory)
+// cost a visit of the nodes they make pass.
+//
+// The minimum free share bounds best fit's score from below (a branch and bound that
+// keeps best fit's exact answer and tie rule, see best_fit in cluster_state.cpp).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace fastplace {
+
+class FreeTree {
+public:
+    using Amount = std::int64_t;
+    static constexpr std::size_t kFanout = 8;  // 8 x 8 = 64: a level-1 node is one bitset word
+    // A node with no available server below it: fails every request (amounts >= 0).
+    static constexpr Amount kNone = -1;
+    static constexpr std::size_t kMaxDims = 8;  // as the cluster state's
+
+    // The rows the tree summarises, owned by the cluster state; pointers stay valid
+    // only until the cluster's arrays grow, so they are passed on every call.
+    struct Rows {
+        const Amount* free;      // n x dims
+        const Amount* capacity;  // n x dims
+        const std::uint64_t* available;  // bit s set: server s takes containers
+        std::size_t n;
+        std::size_t dims;
+
+        bool is_available(std::size_t s) const { return (available[s / 64] >> (s % 64)) & 1U; }
+        // Sum over dimensions of free/capacity (dimensions without capacity count 0),
+        // or +infinity for a cordoned server.
+        double free_share(std::size_t s) const;
+    };
+
+    // Rebuilds every node from the rows: O(n).
+    void rebuild(const Rows& rows);
+    // Refreshes the nodes above server s after its free amounts or availability
+    // changed: O(depth) nodes, and it stops at the first node that did not change.
+    void update(const Rows& rows, std::size_t s);
+
+    std::size_t n_levels() const { return levels_.size(); }
+    std::size_t memory_bytes() const;
+    // "" or the first node that differs from a rebuild.
+    std::string validate(const Rows& rows) const;
+
+    // Calls leaf(word, mask) for each 64-server word (servers 64 * word ...) that may
+    // hold a server fitting request, in increasing order, until leaf returns true;
+    // mask has the bits of the word's servers whose group of 8 passed (the leaf still
+    // checks each server). prune(level, node) may veto a node that passed the maxima
+    // (best fit's bound); it is asked before the node is entered.
+    template <typename Leaf, typename Prune>
+    void walk(const Amount* request, Leaf&& leaf, Prune&& prune) const {
+        if (n_ == 0) return;
+        const std::size_t top = levels_.size() - 1;
+        if (top == 0) {  // at most 64 servers: one word, its groups are the top nodes
+            const std::uint64_t mask = group_mask(0, request, prune);
+            if (mask) leaf(std::size_t{0}, mask);
+            return;
+        }
+        for (std::size_t node = 0; node < levels_[top].size; ++node) {
+            if (passes(top, node, request) && !prune(top, node) && walk_node(top, node, request, leaf, prune)) return;
+        }
+    }
+
+    // The smallest free share below a node (see Rows::free_share).
+    double min_share(std::size_t level, std::size_t node) const { return levels_[level].min_share[node]; }
+    const Amount* max_free(std::size_t level, std::size_t node) const { return &levels_[level].max_free[node * dims_]; }
+
+private:
+    // levels_[0] has one node per kFanout servers; levels_[k] one per kFanout nodes
+    // of levels_[k - 1]; the last level has at most kFanout nodes.
+    struct Level {
+        std::size_t size = 0;
+        std::vector<Amount> max_free;   // size x dims
+        std::vector<double> min_share;  // size
+    };
+
+    bool passes(std::size_t level, std::size_t node, const Amount* request) const {
+        const Amount* m = &levels_[level].max_free[node * dims_];
+        for (std::size_t d = 0; d < dims_; ++d) {
+            if (m[d] < request[d]) return false;
+        }
+        return true;
+    }
+
+    // The servers of word whose group of 8 (a node of level 0) passes and is not pruned.
+    template <typename Prune>
+    std::uint64_t group_mask(std::size_t word, const Amount* request, Prune& prune) const {
+        std::uint64_t mask = 0;
+        const std::size_t first = word * kFanout;
+        const std::size_t last = std::min(first + kFanout, levels_[0].size);
+        for (std::size_t group = first; group < last; ++group) {
+            if (passes(0, group, request) && !prune(std::size_t{0}, group)) {
+                mask |= std::uint64_t{0xff} << (kFanout * (group - first));
+            }
+        }
+        return mask;
+    }
+
+    template <typename Leaf, typename Prune>
+    bool walk_node(std::size_t level, std::size_t node, const Amount* request, Leaf& leaf, Prune& prune) const {
+        if (level == 1) {  // a node of level 1 covers one 64-server word
+            const std::uint64_t mask = group_mask(node, request, prune);
+            return mask != 0 && leaf(node, mask);
+        }
+        const std::size_t first = node * kFanout;
+        const std::size_t last = std::min(first + kFanout, levels_[level - 1].size);
+        for (std::size_t child = first; child < last; ++child) {
+            if (passes(level - 1, child, request) && !prune(level - 1, child) &&
+                walk_node(level - 1, child, request, leaf, prune)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // Recomputes node of level from its children; true when it changed.
+    bool refresh(const Rows& rows, std::size_t level, std::size_t node);
+    // What node of level would hold, from the rows and the level below.
+    void compute(const Rows& rows, std::size_t level, std::size_t node, Amount* max_free, double& min_share) const;
+
+    std::size_t n_ = 0;
+    std::size_t dims_ = 0;
+    std::vector<Level> levels_;
+};
+
+}  // namespace fastplace

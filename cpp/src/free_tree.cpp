@@ -1,0 +1,121 @@
+#include "fastplace/free_tree.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace fastplace {
+
+double FreeTree::Rows::free_share(std::size_t s) const {
+    if (!is_available(s)) return std::numeric_limits<double>::infinity();
+    double share = 0.0;
+    for (std::size_t d = 0; d < dims; ++d) {
+        const Amount cap = capacity[s * dims + d];
+        if (cap > 0) share += static_cast<double>(free[s * dims + d]) / static_cast<double>(cap);
+    }
+    return share;
+}
+
+void FreeTree::compute(const Rows& rows, std::size_t level, std::size_t node, Amount* max_free,
+                       double& min_share) const {
+    std::fill(max_free, max_free + dims_, kNone);
+    min_share = std::numeric_limits<double>::infinity();
+    const std::size_t first = node * kFanout;
+    if (level == 0) {
+        const std::size_t last = std::min(first + kFanout, n_);
+        for (std::size_t s = first; s < last; ++s) {
+            if (!rows.is_available(s)) continue;
+            const Amount* free = &rows.free[s * dims_];
+            for (std::size_t d = 0; d < dims_; ++d) max_free[d] = std::max(max_free[d], free[d]);
+            min_share = std::min(min_share, rows.free_share(s));
+        }
+        return;
+    }
+    const Level& below = levels_[level - 1];
+    const std::size_t last = std::min(first + kFanout, below.size);
+    for (std::size_t child = first; child < last; ++child) {
+        const Amount* m = &below.max_free[child * dims_];
+        for (std::size_t d = 0; d < dims_; ++d) max_free[d] = std::max(max_free[d], m[d]);
+        min_share = std::min(min_share, below.min_share[child]);
+    }
+}
+
+bool FreeTree::refresh(const Rows& rows, std::size_t level, std::size_t node) {
+    Amount max_free[kMaxDims];
+    double min_share = 0.0;
+    compute(rows, level, node, max_free, min_share);
+    Level& at = levels_[level];
+    Amount* stored = &at.max_free[node * dims_];
+    // Compare shares bit for bit: NaN never arises (free and capacity are finite).
+    bool changed = at.min_share[node] != min_share;
+    for (std::size_t d = 0; d < dims_; ++d) changed |= stored[d] != max_free[d];
+    if (!changed) return false;
+    std::copy_n(max_free, dims_, stored);
+    at.min_share[node] = min_share;
+    return true;
+}
+
+void FreeTree::rebuild(const Rows& rows) {
+    if (rows.dims < 1 || rows.dims > kMaxDims) throw std::invalid_argument("free tree: dims out of range");
+    n_ = rows.n;
+    dims_ = rows.dims;
+    levels_.clear();
+    std::size_t below = n_;
+    do {
+        Level level;
+        level.size = (below + kFanout - 1) / kFanout;
+        level.max_free.assign(level.size * dims_, kNone);
+        level.min_share.assign(level.size, std::numeric_limits<double>::infinity());
+        levels_.push_back(std::move(level));
+        below = levels_.back().size;
+    } while (below > kFanout);
+    for (std::size_t l = 0; l < levels_.size(); ++l) {
+        Level& at = levels_[l];
+        for (std::size_t node = 0; node < at.size; ++node) {
+            compute(rows, l, node, &at.max_free[node * dims_], at.min_share[node]);
+        }
+    }
+}
+
+void FreeTree::update(const Rows& rows, std::size_t s) {
+    std::size_t node = s / kFanout;
+    for (std::size_t l = 0; l < levels_.size(); ++l, node /= kFanout) {
+        if (!refresh(rows, l, node)) return;
+    }
+}
+
+std::size_t FreeTree::memory_bytes() const {
+    std::size_t bytes = sizeof(*this) + levels_.capacity() * sizeof(Level);
+    for (const Level& level : levels_) {
+        bytes += level.max_free.capacity() * sizeof(Amount) + level.min_share.capacity() * sizeof(double);
+    }
+    return bytes;
+}
+
+std::string FreeTree::validate(const Rows& rows) const {
+    if (rows.n != n_ || rows.dims != dims_) return "free tree was built for another number of servers";
+    if (n_ > 0 && levels_.empty()) return "free tree has no levels";
+    std::size_t below = n_;
+    Amount max_free[kMaxDims];
+    for (std::size_t l = 0; l < levels_.size(); ++l) {
+        const Level& at = levels_[l];
+        if (at.size != (below + kFanout - 1) / kFanout || at.max_free.size() != at.size * dims_ ||
+            at.min_share.size() != at.size) {
+            return "free tree level " + std::to_string(l) + " has the wrong number of nodes";
+        }
+        for (std::size_t node = 0; node < at.size; ++node) {
+            double min_share = 0.0;
+            compute(rows, l, node, max_free, min_share);
+            if (!std::equal(max_free, max_free + dims_, &at.max_free[node * dims_]) ||
+                !(min_share == at.min_share[node])) {
+                return "free tree node " + std::to_string(node) + " of level " + std::to_string(l) +
+                       " is stale (its largest free amounts or smallest free share differ from its children's)";
+            }
+        }
+        below = at.size;
+    }
+    if (below > kFanout) return "free tree's top level has more than " + std::to_string(kFanout) + " nodes";
+    return {};
+}
+
+}  // namespace fastplace

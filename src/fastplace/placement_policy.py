@@ -1,0 +1,74 @@
+"""The placement policy interface: what every policy is given and what it answers.
+
+The simulator's policies (:mod:`fastplace.sim.policies`), the resource optimizer's
+(:mod:`fastplace.optimizer.policy`), the training environment and the Ray engine all
+build on these names. They live here, beside the cluster and apart from both
+``sim`` and ``optimizer``, so that neither package imports the other to get them
+(``fastplace.sim.policies`` still re-exports them under their old names).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from fastplace.cluster import Cluster
+
+if TYPE_CHECKING:
+    from fastplace.block_index import BlockIndex
+
+__all__ = ["BlockIds", "PlacementContext", "Policy", "Request"]
+
+#: One container's resource request, one amount per cluster dimension.
+Request = list[int]
+#: The ids of the blocks of the file a container loads (its model version's blocks).
+BlockIds = npt.NDArray[np.int64]
+
+
+@dataclass
+class PlacementContext:
+    """What a policy may look at: the cluster, the block caches, a seeded RNG."""
+
+    cluster: Cluster
+    blocks: BlockIndex
+    rng: np.random.Generator
+
+    def __post_init__(self) -> None:
+        # Normalisers for scores: each dimension as a share of the largest server.
+        self.scale = 1.0 / np.maximum(self.cluster.capacity_copy().max(axis=0), 1)
+
+
+class Policy(ABC):
+    """Chooses a server for one container; ``place_gang`` books a whole model."""
+
+    name: ClassVar[str]
+    #: Servers already chosen for earlier partitions of the gang being placed.
+    gang: list[int] = []  # noqa: RUF012 - replaced per instance in place_gang
+
+    @abstractmethod
+    def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
+        """The server for ``request`` (-1 if none fits). Must not change any state."""
+
+    def place_gang(
+        self, context: PlacementContext, requests: list[Request], blocks: list[BlockIds]
+    ) -> list[tuple[int, int]] | None:
+        """Books every request or none: (container, server) pairs, or None."""
+        cluster = context.cluster
+        placed: list[tuple[int, int]] = []
+        self.gang = []
+        try:
+            for request, ids in zip(requests, blocks, strict=True):
+                server = self.choose(context, request, ids)
+                if server < 0:
+                    for container, _ in placed:
+                        cluster.release(container)
+                    return None
+                placed.append((cluster.place(server, request), server))
+                self.gang.append(server)
+        finally:
+            self.gang = []
+        return placed
