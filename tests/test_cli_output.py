@@ -131,9 +131,10 @@ def test_library_plots_name_the_extra_without_matplotlib(tmp_path: Path) -> None
         "import sys\n"
         "sys.modules['matplotlib'] = None\n"
         "from fastplace.sim.report import plot\n"
+        "from fastplace.extras import MissingExtra\n"
         "try:\n"
         "    plot({'a': {}}, 'x.png', 't')\n"
-        "except ImportError as error:\n"
+        "except MissingExtra as error:\n"
         "    print(error)\n"
     )
     env = dict(os.environ)
@@ -142,4 +143,4 @@ def test_library_plots_name_the_extra_without_matplotlib(tmp_path: Path) -> None
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
     )
-    assert done.stdout.strip() == PLOTS_NEED
+    assert done.stdout.strip() == "plotting needs matplotlib: pip install 'fastplace[cli]'"

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MATPLOTLIB_MISSING", "pyplot"]
+from fastplace.extras import require
 
-MATPLOTLIB_MISSING = "plots need matplotlib: pip install 'fastplace[cli]'"
+__all__ = ["pyplot"]
 
 
 def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend; ImportError saying which extra provides it."""
-    try:
-        import matplotlib
-    except ImportError as error:
-        raise ImportError(MATPLOTLIB_MISSING, name="matplotlib") from error
+    """``matplotlib.pyplot`` on the Agg backend; :class:`fastplace.extras.MissingExtra`
+    naming the extra ``fastplace[cli]`` when matplotlib is not installed."""
+    matplotlib = require("matplotlib", "plotting")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return require("matplotlib.pyplot", "plotting")

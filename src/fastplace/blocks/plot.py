@@ -23,7 +23,7 @@ def plot_similarity(
     """Draw one line per curve: (block size in bytes, fraction 0..1) points, log2 x axis.
 
     matplotlib is imported here, with the non-interactive Agg backend, so that nothing
-    else in fastplace pays for it (ImportError naming the extra ``fastplace[cli]`` when
+    else in fastplace pays for it (MissingExtra naming the extra ``fastplace[cli]`` when
     it is missing). The format follows the file name (.png, .svg, .pdf); the file is
     written under a temporary name and renamed.
     """

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from fastplace._plotting import MATPLOTLIB_MISSING
+from fastplace.extras import EXTRAS
 
 __all__ = [
     "PLOTS_NEED",
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: What a missing matplotlib costs, said once by each command that would plot.
-PLOTS_NEED = MATPLOTLIB_MISSING
+PLOTS_NEED = f"plots need matplotlib: pip install 'fastplace[{EXTRAS['matplotlib']}]'"
 
 #: Plain progress lines start once a task has run this long: a log need not say
 #: how a one-second job went.

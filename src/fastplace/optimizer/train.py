@@ -50,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from fastplace.extras import MissingExtra
 from fastplace.optimizer.demonstrator import DEMONSTRATORS
 from fastplace.optimizer.env import EnvConfig, Observation, PlacementEnv
 from fastplace.optimizer.features import DEFAULT_K, N_FEATURES
@@ -529,7 +530,7 @@ def train(
     curve_path: Path | None = curve_file
     try:
         plot_curve(history, baselines, curve_file, title, learn_start=config.learn_start)
-    except ImportError:  # no matplotlib (extra fastplace[cli]): the model matters, not the plot
+    except MissingExtra:  # no matplotlib (extra fastplace[cli]): the model matters, not the plot
         curve_path = None
     log_path = out_dir / "training_log.json"
     wall = time.perf_counter() - started

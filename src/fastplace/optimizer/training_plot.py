@@ -117,7 +117,7 @@ def plot_curve(
     learn_start: int | None = None,
 ) -> None:
     """Draws :func:`curve_figure` into ``path`` (written under a temporary name and
-    renamed); ImportError naming the extra when matplotlib is missing."""
+    renamed); MissingExtra naming the extra when matplotlib is missing."""
     figure = curve_figure(episodes, baselines, title, learn_start=learn_start)
     try:
         with atomic_path(path) as temporary:

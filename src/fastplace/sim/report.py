@@ -54,7 +54,7 @@ def write_json(results: dict[str, dict[str, Any]], path: Path, **context: Any) -
 def plot(results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
     """Bar charts of the headline metrics, one panel each, policies side by side.
 
-    Needs matplotlib (extra ``fastplace[cli]``): ImportError saying so otherwise.
+    Needs matplotlib (extra ``fastplace[cli]``): MissingExtra saying so otherwise.
     """
     from fastplace._plotting import pyplot
 
