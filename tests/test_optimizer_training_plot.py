@@ -63,6 +63,9 @@ def test_one_episode_draws_points_and_says_why_a_panel_is_empty() -> None:
             "no gradient step in 60 decisions: learning starts after 1,000"
         ]
         assert list(middle.get_lines()[0].get_xdata()) == [1]  # episodes counted from 1
+        figure.canvas.draw()
+        ticks = [t.get_text() for t in bottom.get_xticklabels() if t.get_text()]
+        assert ticks == ["1"]  # whole episodes only, not 0.945 ... 1.05
     finally:
         matplotlib.pyplot.close(figure)
 

@@ -84,7 +84,12 @@ def curve_figure(
         _empty(bottom, why)
     bottom.set_ylabel("TD loss (Huber)")
     bottom.set_xlabel("episode")
-    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    last = episodes[-1].episode + 1 if episodes else 1
+    if last <= 10:  # every episode ticked (an integer locator wants two ticks at least)
+        bottom.set_xticks(range(1, last + 1))
+    else:
+        bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.set_xlim(0.5, last + 0.5)
     figure.tight_layout()
     return figure
 
@@ -96,6 +101,7 @@ def _series(axis: Any, points: Sequence[tuple[float, float]], colour: str, **sty
 
 
 def _empty(axis: Any, message: str) -> None:
+    axis.set_yticks([])  # no scale for data that is not there
     axis.text(
         0.5,
         0.5,
