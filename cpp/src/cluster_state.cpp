@@ -106,10 +106,8 @@ void ClusterState::rebuild_derived(const std::vector<std::uint8_t>& cordoned) {
 }
 
 void ClusterState::server_changed(std::size_t server, const Amount* before, bool was_available) {
-    free_tree_.update(tree_rows(), server);
-    if (before != nullptr) {
-        feasible_counts_.server_changed(before, was_available, &free_[server * n_dims()], available_.test(server));
-    }
+    free_tree_.update(tree_rows(), server, before, was_available);
+    feasible_counts_.server_changed(before, was_available, &free_[server * n_dims()], available_.test(server));
 }
 
 void ClusterState::set_free(std::size_t server, std::size_t dim, Amount value) {
@@ -391,13 +389,12 @@ ContainerId ClusterState::book_unlocked(std::size_t server, const Amount* reques
     slots_.set_server(slot, static_cast<ServerId>(server));
     Amount* amounts = slots_.amounts(slot);
     Amount before[kMaxDims];
-    const bool counted = !feasible_counts_.empty();
-    if (counted) std::copy_n(&free_[server * dims], dims, before);
+    std::copy_n(&free_[server * dims], dims, before);
     for (std::size_t d = 0; d < dims; ++d) {
         amounts[d] = request[d];
         set_free(server, d, free_[server * dims + d] - request[d]);
     }
-    server_changed(server, counted ? before : nullptr, available_.test(server));
+    server_changed(server, before, available_.test(server));
     if (count_[server]++ == 0) ++n_active_;
     ++n_live_;
     return make_id(slots_.generation(slot), slot);
@@ -412,13 +409,12 @@ void ClusterState::unbook_unlocked(ContainerId container) {
     const auto server = static_cast<std::size_t>(slots_.server(slot));
     Amount* amounts = slots_.amounts(slot);
     Amount before[kMaxDims];
-    const bool counted = !feasible_counts_.empty();
-    if (counted) std::copy_n(&free_[server * dims], dims, before);
+    std::copy_n(&free_[server * dims], dims, before);
     for (std::size_t d = 0; d < dims; ++d) {
         set_free(server, d, free_[server * dims + d] + amounts[d]);
         amounts[d] = 0;
     }
-    server_changed(server, counted ? before : nullptr, available_.test(server));
+    server_changed(server, before, available_.test(server));
     slots_.set_server(slot, -1);
     if (--count_[server] == 0) --n_active_;
     --n_live_;
@@ -432,13 +428,12 @@ void ClusterState::release_slot(std::size_t slot) {
     const auto server = static_cast<std::size_t>(slots_.server(slot));
     Amount* amounts = slots_.amounts(slot);
     Amount before[kMaxDims];
-    const bool counted = !feasible_counts_.empty();
-    if (counted) std::copy_n(&free_[server * dims], dims, before);
+    std::copy_n(&free_[server * dims], dims, before);
     for (std::size_t d = 0; d < dims; ++d) {
         set_free(server, d, free_[server * dims + d] + amounts[d]);
         amounts[d] = 0;
     }
-    server_changed(server, counted ? before : nullptr, available_.test(server));
+    server_changed(server, before, available_.test(server));
     slots_.set_server(slot, -1);
     // A slot whose generation is exhausted is retired, never reused: its next id would
     // repeat one handed out before (ids stay unique for the state's lifetime).

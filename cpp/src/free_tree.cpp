@@ -27,7 +27,7 @@ void FreeTree::compute(const Rows& rows, std::size_t level, std::size_t node, Am
             if (!rows.is_available(s)) continue;
             const Amount* free = &rows.free[s * dims_];
             for (std::size_t d = 0; d < dims_; ++d) max_free[d] = std::max(max_free[d], free[d]);
-            min_share = std::min(min_share, rows.free_share(s));
+            min_share = std::min(min_share, share_[s]);
         }
         return;
     }
@@ -40,25 +40,12 @@ void FreeTree::compute(const Rows& rows, std::size_t level, std::size_t node, Am
     }
 }
 
-bool FreeTree::refresh(const Rows& rows, std::size_t level, std::size_t node) {
-    Amount max_free[kMaxDims];
-    double min_share = 0.0;
-    compute(rows, level, node, max_free, min_share);
-    Level& at = levels_[level];
-    Amount* stored = &at.max_free[node * dims_];
-    // Compare shares bit for bit: NaN never arises (free and capacity are finite).
-    bool changed = at.min_share[node] != min_share;
-    for (std::size_t d = 0; d < dims_; ++d) changed |= stored[d] != max_free[d];
-    if (!changed) return false;
-    std::copy_n(max_free, dims_, stored);
-    at.min_share[node] = min_share;
-    return true;
-}
-
 void FreeTree::rebuild(const Rows& rows) {
     if (rows.dims < 1 || rows.dims > kMaxDims) throw std::invalid_argument("free tree: dims out of range");
     n_ = rows.n;
     dims_ = rows.dims;
+    share_.resize(n_);
+    for (std::size_t s = 0; s < n_; ++s) share_[s] = rows.free_share(s);
     levels_.clear();
     std::size_t below = n_;
     do {
@@ -77,15 +64,51 @@ void FreeTree::rebuild(const Rows& rows) {
     }
 }
 
-void FreeTree::update(const Rows& rows, std::size_t s) {
+void FreeTree::update(const Rows& rows, std::size_t s, const Amount* before, bool was_available) {
+    // What the child (first the server, then each node on the way up) held before and
+    // holds now.
+    Amount old_max[kMaxDims];
+    Amount new_max[kMaxDims];
+    const bool available = rows.is_available(s);
+    for (std::size_t d = 0; d < dims_; ++d) {
+        old_max[d] = was_available ? before[d] : kNone;
+        new_max[d] = available ? rows.free[s * dims_ + d] : kNone;
+    }
+    double old_share = share_[s];
+    double new_share = rows.free_share(s);
+    share_[s] = new_share;
     std::size_t node = s / kFanout;
     for (std::size_t l = 0; l < levels_.size(); ++l, node /= kFanout) {
-        if (!refresh(rows, l, node)) return;
+        Level& at = levels_[l];
+        Amount* stored = &at.max_free[node * dims_];
+        double& stored_share = at.min_share[node];
+        Amount previous[kMaxDims];
+        std::copy_n(stored, dims_, previous);
+        const double previous_share = stored_share;
+        bool recompute = false;
+        for (std::size_t d = 0; d < dims_; ++d) {
+            if (new_max[d] >= stored[d]) {
+                stored[d] = new_max[d];
+            } else if (old_max[d] == stored[d]) {
+                recompute = true;  // the child held the maximum and lost it
+            }
+        }
+        if (new_share <= stored_share) {
+            stored_share = new_share;
+        } else if (old_share == stored_share) {
+            recompute = true;
+        }
+        if (recompute) compute(rows, l, node, stored, stored_share);
+        if (std::equal(previous, previous + dims_, stored) && previous_share == stored_share) return;
+        std::copy_n(previous, dims_, old_max);
+        std::copy_n(stored, dims_, new_max);
+        old_share = previous_share;
+        new_share = stored_share;
     }
 }
 
 std::size_t FreeTree::memory_bytes() const {
-    std::size_t bytes = sizeof(*this) + levels_.capacity() * sizeof(Level);
+    std::size_t bytes = sizeof(*this) + levels_.capacity() * sizeof(Level) + share_.capacity() * sizeof(double);
     for (const Level& level : levels_) {
         bytes += level.max_free.capacity() * sizeof(Amount) + level.min_share.capacity() * sizeof(double);
     }
@@ -95,6 +118,12 @@ std::size_t FreeTree::memory_bytes() const {
 std::string FreeTree::validate(const Rows& rows) const {
     if (rows.n != n_ || rows.dims != dims_) return "free tree was built for another number of servers";
     if (n_ > 0 && levels_.empty()) return "free tree has no levels";
+    if (share_.size() != n_) return "free tree keeps the free share of another number of servers";
+    for (std::size_t s = 0; s < n_; ++s) {
+        if (!(share_[s] == rows.free_share(s))) {
+            return "free tree's free share of server " + std::to_string(s) + " is stale";
+        }
+    }
     std::size_t below = n_;
     Amount max_free[kMaxDims];
     for (std::size_t l = 0; l < levels_.size(); ++l) {

@@ -204,8 +204,8 @@ private:
     // The remembered count (feasible_counts_), or a scan whose result is remembered.
     std::size_t count_feasible_unlocked(const Amount* request) const;
     std::size_t count_feasible_scan(const Amount* request) const;
-    // Tells the free tree and the remembered counts that server's row changed from
-    // before (nullptr: nobody needs the old row, no count is remembered).
+    // Tells the free tree and the remembered counts that server's free row changed
+    // from before (n_dims amounts) and its availability from was_available.
     void server_changed(std::size_t server, const Amount* before, bool was_available);
     // Sums and maxima of capacity_ and free_ from scratch (construction, restore).
     void rebuild_totals();

@@ -56,9 +56,11 @@ public:
 
     // Rebuilds every node from the rows: O(n).
     void rebuild(const Rows& rows);
-    // Refreshes the nodes above server s after its free amounts or availability
-    // changed: O(depth) nodes, and it stops at the first node that did not change.
-    void update(const Rows& rows, std::size_t s);
+    // Refreshes the nodes above server s after its free amounts (before: the old row)
+    // or availability changed. Each node is adjusted from its child's old and new
+    // values, and recomputed from its 8 children only when the child held the node's
+    // maximum (or minimum share) and lost it; it stops at the first unchanged node.
+    void update(const Rows& rows, std::size_t s, const Amount* before, bool was_available);
 
     std::size_t n_levels() const { return levels_.size(); }
     std::size_t memory_bytes() const;
@@ -136,13 +138,14 @@ private:
         return false;
     }
 
-    // Recomputes node of level from its children; true when it changed.
-    bool refresh(const Rows& rows, std::size_t level, std::size_t node);
     // What node of level would hold, from the rows and the level below.
     void compute(const Rows& rows, std::size_t level, std::size_t node, Amount* max_free, double& min_share) const;
 
     std::size_t n_ = 0;
     std::size_t dims_ = 0;
+    // Rows::free_share of every server, so that recomputing a node of level 0 divides
+    // nothing: only the server that changed is divided again.
+    std::vector<double> share_;
     std::vector<Level> levels_;
 };
 
