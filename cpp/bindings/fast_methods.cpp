@@ -21,9 +21,10 @@ ClusterState& state_of(PyObject* self) {
 
 // Gathers positional and keyword arguments (vectorcall layout: keyword values follow
 // the positional ones, their names in kwnames) into out[], in the order of names[].
+// The first `required` names must be given; the others are left nullptr when absent.
 template <std::size_t N>
 void collect_args(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, const char* method,
-                  const char* const (&names)[N], PyObject* (&out)[N]) {
+                  const char* const (&names)[N], PyObject* (&out)[N], std::size_t required = N) {
     const auto positional = static_cast<std::size_t>(nargs);
     if (positional > N) {
         throw py::type_error(std::string(method) + "() takes " + std::to_string(N) + " argument" +
@@ -44,7 +45,7 @@ void collect_args(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, co
         }
         out[i] = args[nargs + k];
     }
-    for (std::size_t i = 0; i < N; ++i) {
+    for (std::size_t i = 0; i < required; ++i) {
         if (out[i] == nullptr) {
             throw py::type_error(std::string(method) + "() missing required argument '" + names[i] + "'");
         }
@@ -119,6 +120,32 @@ PyObject* release(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObj
     });
 }
 
+PyObject* place_gang(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    return guarded([&] {
+        static const char* const names[] = {"requests", "policy"};
+        PyObject* given[2];
+        collect_args(args, nargs, kwnames, "place_gang", names, given, 1);
+        ClusterState& state = state_of(self);
+        PlacePolicy policy = PlacePolicy::first_fit;
+        if (given[1] != nullptr) {
+            if (!PyUnicode_Check(given[1])) {
+                throw py::type_error(std::string("policy must be a str, got ") + Py_TYPE(given[1])->tp_name);
+            }
+            const char* name = PyUnicode_AsUTF8(given[1]);
+            if (name == nullptr) throw py::error_already_set();
+            policy = parse_policy(name);
+        }
+        const std::vector<Amount> matrix = convert_requests(given[0], state.resources());
+        const std::vector<Placement> placed = state.place_gang(matrix.data(), matrix.size() / state.n_dims(), policy);
+        py::list out(placed.size());
+        for (std::size_t i = 0; i < placed.size(); ++i) {
+            py::tuple pair = py::make_tuple(placed[i].container, placed[i].server);
+            PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), pair.release().ptr());
+        }
+        return out.release().ptr();
+    });
+}
+
 // Static storage: method descriptors keep pointers to their PyMethodDef. Each docstring
 // starts with CPython's "name($self, ...)\n--\n\n" signature line, which becomes the
 // method's __text_signature__ (what inspect.signature and help() show).
@@ -141,6 +168,13 @@ PyMethodDef kMethods[] = {
      "release($self, container)\n--\n\n"
      "Frees a live container's resources; container (int) is an id from place().\n\n"
      "Raises KeyError when the container is not live (never placed, or released already)."},
+    {"place_gang", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&place_gang)),
+     METH_FASTCALL | METH_KEYWORDS,
+     "place_gang($self, requests, policy='first_fit')\n--\n\n"
+     "Places every partition of a model or none: [(container, server), ...] in request order.\n\n"
+     "requests: Sequence[Sequence[int]] | (n, n_dims) integer array, one row per partition.\n"
+     "policy: 'first_fit' or 'best_fit', applied partition by partition. When a partition\n"
+     "finds no server, raises ValueError naming it and leaves the state untouched."},
 };
 
 }  // namespace

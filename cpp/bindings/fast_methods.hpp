@@ -7,7 +7,7 @@
 
 namespace fastplace::bindings {
 
-// Replaces first_fit, fits, place and release on the bound ClusterCore class.
+// Replaces first_fit, fits, place, release and place_gang on the bound ClusterCore class.
 void install_fast_methods(pybind11::handle cluster_class);
 
 }  // namespace fastplace::bindings

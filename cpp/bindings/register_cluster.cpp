@@ -22,11 +22,6 @@ using Array = py::array_t<Amount, py::array::c_style | py::array::forcecast>;
 // Scans shorter than this are cheaper than a GIL release/re-acquire round trip.
 constexpr std::size_t kReleaseGilFromServers = 4096;
 
-PlacePolicy parse_policy(const std::string& name) {
-    if (name == "first_fit") return PlacePolicy::first_fit;
-    if (name == "best_fit") return PlacePolicy::best_fit;
-    throw py::value_error("policy = '" + name + "' is not one of 'first_fit', 'best_fit'");
-}
 
 Array check_matrix(const py::handle& obj, std::size_t dims, const char* what) {
     auto matrix = Array::ensure(obj);
@@ -52,14 +47,6 @@ py::array_t<Amount> as_matrix(const std::vector<Amount>& values, std::size_t dim
     const auto rows = static_cast<py::ssize_t>(values.size() / dims);
     py::array_t<Amount> out({rows, static_cast<py::ssize_t>(dims)});
     std::copy(values.begin(), values.end(), out.mutable_data());
-    return out;
-}
-
-py::list placements_to_list(const std::vector<Placement>& placed) {
-    py::list out(placed.size());
-    for (std::size_t i = 0; i < placed.size(); ++i) {
-        out[i] = py::make_tuple(placed[i].container, placed[i].server);
-    }
     return out;
 }
 
@@ -218,18 +205,6 @@ void register_cluster(py::module_& m) {
              "request: Sequence[int] | 1-D integer array. policy: 'first_fit' or 'best_fit'.\n"
              "Returns (-1, -1) and books nothing when no server fits; safe where another thread\n"
              "could book between first_fit() and place().")
-        .def("place_gang",
-             [](ClusterState& s, py::handle requests, const std::string& policy) {
-                 const PlacePolicy parsed = parse_policy(policy);
-                 const std::vector<Amount> matrix = convert_requests(requests, s.resources());
-                 return placements_to_list(s.place_gang(matrix.data(), matrix.size() / s.n_dims(), parsed));
-             },
-             py::arg("requests"), py::arg("policy") = "first_fit",
-             "place_gang(self, requests, policy='first_fit')\n--\n\n"
-             "Places every partition of a model or none: [(container, server), ...] in request order.\n\n"
-             "requests: Sequence[Sequence[int]] | (n, n_dims) integer array, one row per partition.\n"
-             "policy: 'first_fit' or 'best_fit', applied partition by partition. When a partition\n"
-             "finds no server, raises ValueError naming it and leaves the state untouched.")
         .def("container",
              [](const ClusterState& s, py::handle container) {
                  const ContainerId id = int_arg(container.ptr(), "container");

@@ -183,4 +183,11 @@ inline std::vector<Amount> convert_requests(py::handle obj, const std::vector<st
     return out;
 }
 
+// A placement policy by name ('first_fit' or 'best_fit').
+inline PlacePolicy parse_policy(const std::string& name) {
+    if (name == "first_fit") return PlacePolicy::first_fit;
+    if (name == "best_fit") return PlacePolicy::best_fit;
+    throw py::value_error("policy = '" + name + "' is not one of 'first_fit', 'best_fit'");
+}
+
 }  // namespace fastplace::bindings
