@@ -99,7 +99,10 @@ void FreeTree::update(const Rows& rows, std::size_t s, const Amount* before, boo
             recompute = true;
         }
         if (recompute) compute(rows, l, node, stored, stored_share);
-        if (std::equal(previous, previous + dims_, stored) && previous_share == stored_share) return;
+        // A plain loop: std::equal becomes a memcmp call, a tenth of an update's time.
+        bool changed = previous_share != stored_share;
+        for (std::size_t d = 0; d < dims_; ++d) changed |= previous[d] != stored[d];
+        if (!changed) return;
         std::copy_n(previous, dims_, old_max);
         std::copy_n(stored, dims_, new_max);
         old_share = previous_share;
