@@ -278,6 +278,7 @@ ServerId ClusterState::first_fit_unlocked(const Amount* request) const {
 
 ServerId ClusterState::best_fit_unlocked(const Amount* request) const {
     const std::size_t dims = n_dims();
+    if (!free_tree_.tracks_shares()) free_tree_.track_shares(tree_rows());
     ServerId best = -1;
     double best_score = std::numeric_limits<double>::infinity();
     // A server's score is its free share (sum of free/capacity) minus the request's
@@ -388,11 +389,13 @@ ContainerId ClusterState::book_unlocked(std::size_t server, const Amount* reques
     }
     slots_.set_server(slot, static_cast<ServerId>(server));
     Amount* amounts = slots_.amounts(slot);
+    // before is copied inside the loop: a separate std::copy_n of a runtime-sized row
+    // becomes a memmove call, a tenth of a placement's time.
     Amount before[kMaxDims];
-    std::copy_n(&free_[server * dims], dims, before);
     for (std::size_t d = 0; d < dims; ++d) {
+        before[d] = free_[server * dims + d];
         amounts[d] = request[d];
-        set_free(server, d, free_[server * dims + d] - request[d]);
+        set_free(server, d, before[d] - request[d]);
     }
     server_changed(server, before, available_.test(server));
     if (count_[server]++ == 0) ++n_active_;
@@ -409,9 +412,9 @@ void ClusterState::unbook_unlocked(ContainerId container) {
     const auto server = static_cast<std::size_t>(slots_.server(slot));
     Amount* amounts = slots_.amounts(slot);
     Amount before[kMaxDims];
-    std::copy_n(&free_[server * dims], dims, before);
     for (std::size_t d = 0; d < dims; ++d) {
-        set_free(server, d, free_[server * dims + d] + amounts[d]);
+        before[d] = free_[server * dims + d];
+        set_free(server, d, before[d] + amounts[d]);
         amounts[d] = 0;
     }
     server_changed(server, before, available_.test(server));
@@ -428,9 +431,9 @@ void ClusterState::release_slot(std::size_t slot) {
     const auto server = static_cast<std::size_t>(slots_.server(slot));
     Amount* amounts = slots_.amounts(slot);
     Amount before[kMaxDims];
-    std::copy_n(&free_[server * dims], dims, before);
     for (std::size_t d = 0; d < dims; ++d) {
-        set_free(server, d, free_[server * dims + d] + amounts[d]);
+        before[d] = free_[server * dims + d];
+        set_free(server, d, before[d] + amounts[d]);
         amounts[d] = 0;
     }
     server_changed(server, before, available_.test(server));

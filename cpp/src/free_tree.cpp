@@ -27,7 +27,7 @@ void FreeTree::compute(const Rows& rows, std::size_t level, std::size_t node, Am
             if (!rows.is_available(s)) continue;
             const Amount* free = &rows.free[s * dims_];
             for (std::size_t d = 0; d < dims_; ++d) max_free[d] = std::max(max_free[d], free[d]);
-            min_share = std::min(min_share, share_[s]);
+            if (shares_) min_share = std::min(min_share, share_[s]);
         }
         return;
     }
@@ -36,16 +36,21 @@ void FreeTree::compute(const Rows& rows, std::size_t level, std::size_t node, Am
     for (std::size_t child = first; child < last; ++child) {
         const Amount* m = &below.max_free[child * dims_];
         for (std::size_t d = 0; d < dims_; ++d) max_free[d] = std::max(max_free[d], m[d]);
-        min_share = std::min(min_share, below.min_share[child]);
+        if (shares_) min_share = std::min(min_share, below.min_share[child]);
     }
+}
+
+void FreeTree::track_shares(const Rows& rows) {
+    shares_ = true;
+    rebuild(rows);
 }
 
 void FreeTree::rebuild(const Rows& rows) {
     if (rows.dims < 1 || rows.dims > kMaxDims) throw std::invalid_argument("free tree: dims out of range");
     n_ = rows.n;
     dims_ = rows.dims;
-    share_.resize(n_);
-    for (std::size_t s = 0; s < n_; ++s) share_[s] = rows.free_share(s);
+    share_.assign(shares_ ? n_ : 0, 0.0);
+    for (std::size_t s = 0; s < share_.size(); ++s) share_[s] = rows.free_share(s);
     levels_.clear();
     std::size_t below = n_;
     do {
@@ -74,24 +79,31 @@ void FreeTree::update(const Rows& rows, std::size_t s, const Amount* before, boo
         old_max[d] = was_available ? before[d] : kNone;
         new_max[d] = available ? rows.free[s * dims_ + d] : kNone;
     }
-    double old_share = share_[s];
-    double new_share = rows.free_share(s);
-    share_[s] = new_share;
+    // Without share tracking both stay +infinity, as every node's minimum does.
+    double old_share = std::numeric_limits<double>::infinity();
+    double new_share = old_share;
+    if (shares_) {
+        old_share = share_[s];
+        new_share = rows.free_share(s);
+        share_[s] = new_share;
+    }
     std::size_t node = s / kFanout;
     for (std::size_t l = 0; l < levels_.size(); ++l, node /= kFanout) {
         Level& at = levels_[l];
         Amount* stored = &at.max_free[node * dims_];
         double& stored_share = at.min_share[node];
-        Amount previous[kMaxDims];
-        std::copy_n(stored, dims_, previous);
         const double previous_share = stored_share;
         bool recompute = false;
+        // old_max takes the node's previous values as it goes (fused, not copied: a
+        // runtime-sized copy is a memmove call): they are the parent's old child values.
         for (std::size_t d = 0; d < dims_; ++d) {
-            if (new_max[d] >= stored[d]) {
+            const Amount previous = stored[d];
+            if (new_max[d] >= previous) {
                 stored[d] = new_max[d];
-            } else if (old_max[d] == stored[d]) {
+            } else if (old_max[d] == previous) {
                 recompute = true;  // the child held the maximum and lost it
             }
+            old_max[d] = previous;
         }
         if (new_share <= stored_share) {
             stored_share = new_share;
@@ -101,10 +113,11 @@ void FreeTree::update(const Rows& rows, std::size_t s, const Amount* before, boo
         if (recompute) compute(rows, l, node, stored, stored_share);
         // A plain loop: std::equal becomes a memcmp call, a tenth of an update's time.
         bool changed = previous_share != stored_share;
-        for (std::size_t d = 0; d < dims_; ++d) changed |= previous[d] != stored[d];
+        for (std::size_t d = 0; d < dims_; ++d) {
+            changed |= old_max[d] != stored[d];
+            new_max[d] = stored[d];
+        }
         if (!changed) return;
-        std::copy_n(previous, dims_, old_max);
-        std::copy_n(stored, dims_, new_max);
         old_share = previous_share;
         new_share = stored_share;
     }
@@ -121,8 +134,8 @@ std::size_t FreeTree::memory_bytes() const {
 std::string FreeTree::validate(const Rows& rows) const {
     if (rows.n != n_ || rows.dims != dims_) return "free tree was built for another number of servers";
     if (n_ > 0 && levels_.empty()) return "free tree has no levels";
-    if (share_.size() != n_) return "free tree keeps the free share of another number of servers";
-    for (std::size_t s = 0; s < n_; ++s) {
+    if (share_.size() != (shares_ ? n_ : 0)) return "free tree keeps the free share of another number of servers";
+    for (std::size_t s = 0; s < share_.size(); ++s) {
         if (!(share_[s] == rows.free_share(s))) {
             return "free tree's free share of server " + std::to_string(s) + " is stale";
         }

@@ -225,7 +225,9 @@ private:
     std::vector<std::uint8_t> level_;  // n_servers x n_dims: current level of free
     std::vector<SummarisedBitset> level_bits_;  // [dim * kLevels + l]: free level >= l
     SummarisedBitset available_;      // not cordoned
-    FreeTree free_tree_;              // skips servers that cannot fit, in bulk
+    // Skips servers that cannot fit, in bulk. Mutable: the first best fit (a const
+    // query, under the lock) turns on its tracking of free shares.
+    mutable FreeTree free_tree_;
     mutable FeasibleCounts feasible_counts_;  // count_feasible of recent request sizes
     std::vector<std::int64_t> count_;  // containers per server
     std::size_t n_active_ = 0;

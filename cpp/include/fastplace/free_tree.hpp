@@ -63,6 +63,11 @@ public:
     void update(const Rows& rows, std::size_t s, const Amount* before, bool was_available);
 
     std::size_t n_levels() const { return levels_.size(); }
+    // The smallest free shares (for best fit's bound) are kept only once asked for:
+    // tracking them costs every update a division and often a recomputed node, and a
+    // cluster that is only ever searched by first fit never reads them.
+    bool tracks_shares() const { return shares_; }
+    void track_shares(const Rows& rows);  // O(n), once
     std::size_t memory_bytes() const;
     // "" or the first node that differs from a rebuild.
     std::string validate(const Rows& rows) const;
@@ -86,7 +91,8 @@ public:
         }
     }
 
-    // The smallest free share below a node (see Rows::free_share).
+    // The smallest free share below a node (see Rows::free_share); +infinity unless
+    // tracks_shares().
     double min_share(std::size_t level, std::size_t node) const { return levels_[level].min_share[node]; }
     const Amount* max_free(std::size_t level, std::size_t node) const { return &levels_[level].max_free[node * dims_]; }
 
@@ -145,7 +151,8 @@ private:
     std::size_t dims_ = 0;
     // Rows::free_share of every server, so that recomputing a node of level 0 divides
     // nothing: only the server that changed is divided again.
-    std::vector<double> share_;
+    std::vector<double> share_;  // empty unless shares_
+    bool shares_ = false;
     std::vector<Level> levels_;
 };
 
