@@ -115,7 +115,7 @@ def test_place_gang(benchmark: Any, state: str, n_servers: int) -> None:
             placed.extend(container for container, _server in place_gang(gang))
 
     group(benchmark, f"place_gang of 6 partitions, {state}", n_servers, 20)
-    benchmark.pedantic(gangs, setup=release_all, rounds=20)
+    benchmark.pedantic(gangs, setup=release_all, rounds=100)
     release_all()
     assert (cluster.free_copy() == before).all()
 
