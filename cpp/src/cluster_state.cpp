@@ -237,25 +237,40 @@ bool ClusterState::fits_unlocked(std::size_t server, const Amount* request) cons
 }
 
 // Visits, in increasing order, every server that is available and fits the request,
-// until visit returns true. The free tree skips every group of servers whose largest
-// free amount falls short in some dimension (and what prune vetoes); in the 64-server
-// words it reaches, the AND of one level bitset per dimension and the available bitset
-// drops servers below the request's level, and the rest get an exact integer check.
+// until visit returns true. The free tree skips every 4,096-server block (and larger
+// run) whose largest free amounts fall short in some dimension, or that prune vetoes.
+// Inside a block, the summaries of one level bitset per dimension and of the
+// available bitset name the 64-server words holding a server at or above the
+// request's level; a word whose tree node falls short (its servers sit in the
+// request's boundary band and all miss) is skipped; in the others, the AND of the
+// bitsets drops servers below the request's level and the rest get an exact check.
 template <typename Visit, typename Prune>
 void ClusterState::scan_candidates(const Amount* request, Visit&& visit, Prune&& prune) const {
     const std::size_t dims = n_dims();
-    const Word* sets[kMaxDims];
-    for (std::size_t d = 0; d < dims; ++d) sets[d] = level_bits_[d * kLevels + level_of(d, request[d])].words();
+    const SummarisedBitset* sets[kMaxDims];
+    for (std::size_t d = 0; d < dims; ++d) sets[d] = &level_bits_[d * kLevels + level_of(d, request[d])];
     const Word* avail_words = available_.words();
+    const Word* avail_summary = available_.summary();
+    const bool word_nodes = free_tree_.n_levels() > FreeTree::kWordLevel;
     free_tree_.walk(
         request,
-        [&](std::size_t w, Word mask) {
-            Word bits = avail_words[w] & mask;
-            for (std::size_t d = 0; d < dims; ++d) bits &= sets[d][w];
-            while (bits) {
-                const std::size_t server = w * kWordBits + static_cast<std::size_t>(lowest_bit(bits));
-                bits &= bits - 1;
-                if (fits_unlocked(server, request) && visit(server)) return true;
+        [&](std::size_t block) {
+            Word word_mask = avail_summary[block];
+            for (std::size_t d = 0; d < dims && word_mask; ++d) word_mask &= sets[d]->summary()[block];
+            while (word_mask) {
+                const std::size_t w = block * kWordBits + static_cast<std::size_t>(lowest_bit(word_mask));
+                word_mask &= word_mask - 1;
+                if (word_nodes && (!free_tree_.passes(FreeTree::kWordLevel, w, request) ||
+                                   prune(FreeTree::kWordLevel, w))) {
+                    continue;
+                }
+                Word bits = avail_words[w];
+                for (std::size_t d = 0; d < dims; ++d) bits &= sets[d]->words()[w];
+                while (bits) {
+                    const std::size_t server = w * kWordBits + static_cast<std::size_t>(lowest_bit(bits));
+                    bits &= bits - 1;
+                    if (fits_unlocked(server, request) && visit(server)) return true;
+                }
             }
             return false;
         },

@@ -34,7 +34,7 @@ namespace fastplace {
 class FreeTree {
 public:
     using Amount = std::int64_t;
-    static constexpr std::size_t kFanout = 8;  // 8 x 8 = 64: a level-1 node is one bitset word
+    static constexpr std::size_t kFanout = 8;  // 8^2 = 64 servers: one bitset word
     // A node with no available server below it: fails every request (amounts >= 0).
     static constexpr Amount kNone = -1;
     static constexpr std::size_t kMaxDims = 8;  // as the cluster state's
@@ -72,22 +72,33 @@ public:
     // "" or the first node that differs from a rebuild.
     std::string validate(const Rows& rows) const;
 
-    // Calls leaf(word, mask) for each 64-server word (servers 64 * word ...) that may
-    // hold a server fitting request, in increasing order, until leaf returns true;
-    // mask has the bits of the word's servers whose group of 8 passed (the leaf still
-    // checks each server). prune(level, node) may veto a node that passed the maxima
-    // (best fit's bound); it is asked before the node is entered.
-    template <typename Leaf, typename Prune>
-    void walk(const Amount* request, Leaf&& leaf, Prune&& prune) const {
+    // Levels whose nodes cover one bitset word (64 servers) and one summary word of
+    // the bitsets (4,096 servers): 8^2 and 8^4.
+    static constexpr std::size_t kWordLevel = 1;
+    static constexpr std::size_t kBlockLevel = 3;
+
+    // Whether node of level may hold a server fitting request (its maxima cover it).
+    bool passes(std::size_t level, std::size_t node, const Amount* request) const {
+        const Amount* m = &levels_[level].max_free[node * dims_];
+        for (std::size_t d = 0; d < dims_; ++d) {
+            if (m[d] < request[d]) return false;
+        }
+        return true;
+    }
+    // Calls block(b) for each node b of kBlockLevel (servers 4,096 * b ...) whose maxima
+    // and every ancestor's cover request and that prune(level, node) does not veto, in
+    // increasing order, until block returns true. A cluster of 4,096 servers or fewer
+    // has no such level: block(0) is called once.
+    template <typename Block, typename Prune>
+    void walk(const Amount* request, Block&& block, Prune&& prune) const {
         if (n_ == 0) return;
         const std::size_t top = levels_.size() - 1;
-        if (top == 0) {  // at most 64 servers: one word, its groups are the top nodes
-            const std::uint64_t mask = group_mask(0, request, prune);
-            if (mask) leaf(std::size_t{0}, mask);
+        if (top < kBlockLevel) {
+            block(std::size_t{0});
             return;
         }
         for (std::size_t node = 0; node < levels_[top].size; ++node) {
-            if (passes(top, node, request) && !prune(top, node) && walk_node(top, node, request, leaf, prune)) return;
+            if (passes(top, node, request) && !prune(top, node) && walk_node(top, node, request, block, prune)) return;
         }
     }
 
@@ -105,39 +116,14 @@ private:
         std::vector<double> min_share;  // size
     };
 
-    bool passes(std::size_t level, std::size_t node, const Amount* request) const {
-        const Amount* m = &levels_[level].max_free[node * dims_];
-        for (std::size_t d = 0; d < dims_; ++d) {
-            if (m[d] < request[d]) return false;
-        }
-        return true;
-    }
-
-    // The servers of word whose group of 8 (a node of level 0) passes and is not pruned.
-    template <typename Prune>
-    std::uint64_t group_mask(std::size_t word, const Amount* request, Prune& prune) const {
-        std::uint64_t mask = 0;
-        const std::size_t first = word * kFanout;
-        const std::size_t last = std::min(first + kFanout, levels_[0].size);
-        for (std::size_t group = first; group < last; ++group) {
-            if (passes(0, group, request) && !prune(std::size_t{0}, group)) {
-                mask |= std::uint64_t{0xff} << (kFanout * (group - first));
-            }
-        }
-        return mask;
-    }
-
-    template <typename Leaf, typename Prune>
-    bool walk_node(std::size_t level, std::size_t node, const Amount* request, Leaf& leaf, Prune& prune) const {
-        if (level == 1) {  // a node of level 1 covers one 64-server word
-            const std::uint64_t mask = group_mask(node, request, prune);
-            return mask != 0 && leaf(node, mask);
-        }
+    template <typename Block, typename Prune>
+    bool walk_node(std::size_t level, std::size_t node, const Amount* request, Block& block, Prune& prune) const {
+        if (level == kBlockLevel) return block(node);
         const std::size_t first = node * kFanout;
         const std::size_t last = std::min(first + kFanout, levels_[level - 1].size);
         for (std::size_t child = first; child < last; ++child) {
             if (passes(level - 1, child, request) && !prune(level - 1, child) &&
-                walk_node(level - 1, child, request, leaf, prune)) {
+                walk_node(level - 1, child, request, block, prune)) {
                 return true;
             }
         }
