@@ -8,9 +8,11 @@
 // when the band is long (a cluster filling up leaves a sliver just below a common size
 // on every server before the fill front) first fit walked all of it. A node whose
 // largest free amount falls short in any dimension is skipped whole, whatever the
-// cause, so the walk visits only nodes that may hold an answer. A fanout of 8 keeps a
-// node's children per dimension in one 64-byte cache line and an update to the few
-// nodes above one server; depth is log8(n): 7 levels for a million servers.
+// cause. The cluster's search walks the tree down to 4,096-server blocks (one summary
+// word of the bitsets, whose summaries then name the candidate words) and tests each
+// candidate word's node (64 servers); the levels in between keep an update cheap: a
+// node is recomputed from 8 children, never 64. Depth is log8(n): 7 levels for a
+// million servers.
 //
 // Per-dimension maxima are exact in one dimension and an upper bound across several:
 // a node may pass on one server's memory and another's CPU, and hold no server that
@@ -19,7 +21,8 @@
 // cost a visit of the nodes they make pass.
 //
 // The minimum free share bounds best fit's score from below (a branch and bound that
-// keeps best fit's exact answer and tie rule, see best_fit in cluster_state.cpp).
+// keeps best fit's exact answer and tie rule, see best_fit in cluster_state.cpp); it
+// is tracked only once best fit is first used.
 #pragma once
 
 #include <algorithm>
