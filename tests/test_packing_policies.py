@@ -177,6 +177,7 @@ def test_vector_shapes_matter() -> None:
         ([10, -1], [[1, 0]], r"capacity\[1\] = -1 must be >= 0"),
         ([10, 10], [[1, 1, 1]], r"items has shape \(1, 3\), expected \(n, 2\)$"),
         ([10, 10], [1, 1], r"items must have shape \(n, 2\)"),
+        ([10, 10], [[1, 1], [2]], r"items\[1\] has length 1, expected 2"),
         ([10, 10], [[1.0, 1.0], [np.nan, 2.0]], r"items\[1\]\[0\] = nan is not finite"),
         ([10, 10], [[1.5, 1.0]], r"items\[0\]\[0\] = 1.5 is not a whole number"),
         ([10, 10], [[1, 1], [2, 2], [3, -4]], "item 2 has a negative size -4 in dimension 1"),

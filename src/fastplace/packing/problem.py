@@ -40,7 +40,11 @@ def as_problem(capacity: npt.ArrayLike, items: npt.ArrayLike) -> tuple[Int64Arra
     if (cap < 0).any():
         dim = int(np.flatnonzero(cap < 0)[0])
         raise ValueError(f"capacity[{dim}] = {cap[dim]} must be >= 0")
-    item_array = np.asarray(items)
+    try:
+        item_array = np.asarray(items)
+    except ValueError:  # ragged rows: numpy's "inhomogeneous shape" names no row
+        as_amount_matrix(items, "items", dims)  # raises naming the row at fault
+        raise
     if item_array.size == 0 and item_array.ndim <= 2:
         item_array = item_array.reshape(0, dims)
     matrix = as_amount_matrix(item_array, "items", dims)

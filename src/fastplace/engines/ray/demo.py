@@ -132,9 +132,9 @@ def build_store(root: Path, config: DemoConfig, progress: Progress = print) -> f
     began = time.perf_counter()
     for i, name in enumerate(config.model_names()):
         if _stored(store, name, config):
-            progress(f"{name}: {config.versions} versions already in the store")
+            progress(f"{name}: {_versions(config.versions)} already in the store")
             continue
-        progress(f"training {name}: {config.versions} versions")
+        progress(f"training {name}: {_versions(config.versions)}")
         versions = train_versions(
             config.model, config.versions, steps_per_day=config.steps_per_day, seed=config.seed + i
         )
@@ -302,3 +302,7 @@ def run_demo(
         | {"model": config.model.to_dict()},
         "policies": [result.summary() for result in results],
     }
+
+
+def _versions(n: int) -> str:
+    return f"{n} version" if n == 1 else f"{n} versions"
