@@ -6,7 +6,6 @@ import io
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fastplace
+from child_process import child_env
 from fastplace.blocks import CDCParams, fingerprint
 from fastplace.blocks import cdc as cdc_module
 from fastplace.blocks.cdc import GEAR, GEAR_LS, chunk_boundaries, spread_mask
@@ -261,11 +260,12 @@ def test_generic_flag_turns_the_assembly_and_the_cache_off() -> None:
         "k = cdc._load()\n"
         "print(k.GENERIC, k.PORTABLE, k._ASSEMBLY, k._CACHE)\n"
     )
-    env = dict(os.environ, FASTPLACE_CDC_GENERIC="1")
-    root = str(Path(fastplace.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        env=child_env(FASTPLACE_CDC_GENERIC="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "False", "False"]

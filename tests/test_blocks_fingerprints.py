@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from child_process import child_env
 from fastplace.blocks import (
     CorruptFingerprints,
     EmptySourceError,
@@ -303,11 +304,5 @@ def test_importing_fastplace_loads_neither_numba_nor_torch() -> None:
         "fastplace.blocks.fingerprint(b'x' * 100_000, cdc=True)\n"
         "assert 'numba' in sys.modules\n"
     )
-    import fastplace
 
-    # The child must import the same fastplace as this process (a source tree or the
-    # installed package), whichever that is.
-    env = dict(os.environ)
-    root = str(Path(fastplace.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env(), timeout=120)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from child_process import child_env, run_cli_without
 from fastplace.cli import main
 from fastplace.cli.output import PLOTS_NEED, Table
 from fastplace.sim.report import TABLE_METRICS
@@ -17,34 +17,6 @@ from fastplace.sim.report import TABLE_METRICS
 VBP = "3\n10 10 10\n2\n3 3 3 3\n7 7 7 3\n"  # 6 items in 3 bins
 
 ALL_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,locality,random,hybrid"
-
-
-def run_without(blocked: list[str], argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``fastplace ARGV`` in a child where importing each of ``blocked`` fails, as when
-    the package is installed without its extra."""
-    import fastplace
-
-    code = (
-        "import sys\n"
-        f"for name in {blocked!r}:\n"
-        "    sys.modules[name] = None  # import raises ImportError\n"
-        "from fastplace.cli import main\n"
-        f"status = main({argv!r})\n"
-        f"loaded = [m for m in {blocked!r} if sys.modules.get(m) is not None]\n"
-        "assert not loaded, loaded\n"
-        "sys.exit(status)\n"
-    )
-    env = dict(os.environ)
-    root = str(Path(fastplace.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def test_simulate_table_keeps_every_digit_when_stdout_is_not_a_terminal(
@@ -83,12 +55,12 @@ def test_plain_table_is_aligned_and_never_cut() -> None:
 
 def test_cli_without_rich_prints_plain_tables(tmp_path: Path) -> None:
     (tmp_path / "small.vbp").write_text(VBP)
-    done = run_without(["rich"], ["pack", "small.vbp"], tmp_path)
+    done = run_cli_without(["rich"], ["pack", "small.vbp"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "bins used" in done.stdout and done.stdout.count("\n") >= 6
     assert done.stderr == ""
 
-    done = run_without(
+    done = run_cli_without(
         ["rich"],
         ["simulate", "--policies", "first_fit", "--servers", "20", "--duration", "20"],
         tmp_path,
@@ -103,7 +75,7 @@ def test_simulate_without_matplotlib_says_once_that_plots_need_the_extra(
     tmp_path: Path,
 ) -> None:
     argv = ["simulate", "--policies", "first_fit,random", "--servers", "20", "--duration", "20"]
-    done = run_without(["matplotlib"], argv, tmp_path)
+    done = run_cli_without(["matplotlib"], argv, tmp_path)
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if "matplotlib" in line]
     assert notes == [f"{PLOTS_NEED} (skipped out/metrics.png)"]
@@ -117,7 +89,7 @@ def test_similarity_plot_without_matplotlib_prints_the_table(tmp_path: Path) -> 
     (tmp_path / "old.bin").write_bytes(bytes(range(256)) * 1024)
     (tmp_path / "new.bin").write_bytes(bytes(range(256)) * 1024)
     argv = ["similarity", "old.bin", "new.bin", "--block-sizes", "32K", "--plot", "fig.png"]
-    done = run_without(["matplotlib", "rich"], argv, tmp_path)
+    done = run_cli_without(["matplotlib", "rich"], argv, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [f"{PLOTS_NEED} (skipped fig.png)"]
     assert "100.0 %" in done.stdout
@@ -125,7 +97,6 @@ def test_similarity_plot_without_matplotlib_prints_the_table(tmp_path: Path) -> 
 
 
 def test_library_plots_name_the_extra_without_matplotlib(tmp_path: Path) -> None:
-    import fastplace
 
     code = (
         "import sys\n"
@@ -137,10 +108,7 @@ def test_library_plots_name_the_extra_without_matplotlib(tmp_path: Path) -> None
         "except MissingExtra as error:\n"
         "    print(error)\n"
     )
-    env = dict(os.environ)
-    root = str(Path(fastplace.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), cwd=tmp_path
     )
     assert done.stdout.strip() == "plotting needs matplotlib: pip install 'fastplace[cli]'"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-import fastplace
+from child_process import child_env
 from fastplace import extras
 from fastplace.extras import EXTRAS, MissingExtra, require
 
@@ -36,20 +35,12 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
-def _child_env() -> dict[str, str]:
-    """The child imports the same fastplace as this process (source tree or installed)."""
-    env = dict(os.environ)
-    root = str(Path(fastplace.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    return env
-
-
 def test_smoke_script_passes_with_every_optional_module_hidden() -> None:
     """The script .ci/run runs in a numpy-only venv: placement, the simulator and greedy
     packing work there, and fingerprints and the 'best' policy name their extra."""
     result = subprocess.run(
         [sys.executable, "-c", HIDING, str(SMOKE), *EXTRAS],
-        env=_child_env(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -63,7 +54,7 @@ def test_smoke_script_fails_when_an_optional_module_is_importable() -> None:
     """Not hiding numpy's optional companions: the script must notice (it can fail)."""
     result = subprocess.run(
         [sys.executable, "-c", HIDING, str(SMOKE)],  # nothing hidden
-        env=_child_env(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ import pytest
 pytest.importorskip("torch")
 matplotlib = pytest.importorskip("matplotlib")
 
+from child_process import run_cli_without  # noqa: E402
 from fastplace.optimizer.train import EpisodeStats  # noqa: E402
 from fastplace.optimizer.training_plot import curve_figure, curve_title  # noqa: E402
 
@@ -82,27 +80,10 @@ def test_a_run_without_validation_says_so() -> None:
 
 
 def test_train_without_matplotlib_writes_the_model_and_says_so_once(tmp_path: Path) -> None:
-    import fastplace
 
     argv = ["train", "--episodes", "1", "--max-steps", "40", "--servers", "12"]
     argv += ["--duration", "20", "--out", "run"]
-    code = (
-        "import sys\n"
-        "sys.modules['matplotlib'] = None\n"
-        "from fastplace.cli import main\n"
-        f"sys.exit(main({argv!r}))\n"
-    )
-    env = dict(os.environ)
-    root = str(Path(fastplace.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
+    done = run_cli_without(["matplotlib"], argv, tmp_path)
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if "matplotlib" in line]
     assert notes == [
