@@ -551,7 +551,7 @@ ServerId ClusterState::add_servers(const Amount* capacity, std::size_t n) {
             free_total_[d] += static_cast<std::uint64_t>(c);
             capacity_total_[d] += static_cast<std::uint64_t>(c);
             largest_capacity_[d] = std::max(largest_capacity_[d], c);
-            if (c > 0 && (smallest_capacity_[d] == 0 || c < smallest_capacity_[d])) smallest_capacity_[d] = c;
+            keep_smallest_positive(smallest_capacity_[d], c);
         }
         available_.set(s);
         for (std::size_t d = 0; d < dims; ++d) {
@@ -693,7 +693,7 @@ void ClusterState::rebuild_totals() {
             free_total_[d] += static_cast<std::uint64_t>(free_[s * dims + d]);
             capacity_total_[d] += static_cast<std::uint64_t>(c);
             largest_capacity_[d] = std::max(largest_capacity_[d], c);
-            if (c > 0 && (smallest_capacity_[d] == 0 || c < smallest_capacity_[d])) smallest_capacity_[d] = c;
+            keep_smallest_positive(smallest_capacity_[d], c);
         }
     }
 }

@@ -128,19 +128,16 @@ std::string ClusterState::validate_totals() const {
         std::uint64_t free_sum = 0;
         std::uint64_t capacity_sum = 0;
         Amount largest = 0;
+        Amount smallest = 0;
         for (std::size_t s = 0; s < n_servers_; ++s) {
             free_sum += static_cast<std::uint64_t>(free_[s * dims + d]);
             capacity_sum += static_cast<std::uint64_t>(capacity_[s * dims + d]);
             largest = std::max(largest, capacity_[s * dims + d]);
+            keep_smallest_positive(smallest, capacity_[s * dims + d]);
         }
         if (free_sum != free_total_[d]) return "running total of free " + resources_[d] + " is stale";
         if (capacity_sum != capacity_total_[d]) return "running total of capacity " + resources_[d] + " is stale";
         if (largest != largest_capacity_[d]) return "largest capacity of " + resources_[d] + " is stale";
-        Amount smallest = 0;
-        for (std::size_t s = 0; s < n_servers_; ++s) {
-            const Amount c = capacity_[s * dims + d];
-            if (c > 0 && (smallest == 0 || c < smallest)) smallest = c;
-        }
         if (smallest != smallest_capacity_[d]) return "smallest capacity of " + resources_[d] + " is stale";
     }
     return {};

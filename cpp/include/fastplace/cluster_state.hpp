@@ -209,6 +209,10 @@ private:
     void server_changed(std::size_t server, const Amount* before, bool was_available);
     // Sums and maxima of capacity_ and free_ from scratch (construction, restore).
     void rebuild_totals();
+    // smallest becomes c when c is a positive capacity below it (0 means none yet).
+    static void keep_smallest_positive(Amount& smallest, Amount c) {
+        if (c > 0 && (smallest == 0 || c < smallest)) smallest = c;
+    }
     // The rows free_tree_ summarises (pointers valid until the arrays grow).
     FreeTree::Rows tree_rows() const {
         return FreeTree::Rows{free_.data(), capacity_.data(), available_.words(), n_servers_, n_dims()};
