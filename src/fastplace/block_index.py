@@ -21,11 +21,13 @@ threads are safe and each is atomic; ``cached_bytes`` on 4,096 or more servers,
 from __future__ import annotations
 
 import operator
+import os
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._atomic import write_atomic
 from fastplace._native import _core
 from fastplace.cluster import ClusterInvariantError, restore_snapshot, snapshot_bytes
 
@@ -70,6 +72,17 @@ class BlockIndex(_core.BlockIndexCore):
         index = cls.__new__(cls)
         _core.BlockIndexCore.__init__(index, snapshot_bytes(data))
         return index
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes :meth:`snapshot` to ``path`` atomically and durably, as
+        :meth:`fastplace.Cluster.save` does."""
+        write_atomic(path, self.snapshot())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BlockIndex:
+        """An index restored from a file written by :meth:`save`."""
+        with open(path, "rb") as file:
+            return cls.restore(file.read())
 
     def add_servers(  # type: ignore[override]
         self, n: int, cache_bytes: int | npt.ArrayLike

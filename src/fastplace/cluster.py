@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._atomic import write_atomic
 from fastplace._native import _core
 from fastplace.resources import DEFAULT_RESOURCES
 
@@ -186,12 +187,10 @@ class Cluster(_core.ClusterCore):
         return cluster
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Writes :meth:`snapshot` to ``path`` (atomically: write, then rename)."""
-        data = self.snapshot()
-        temporary = f"{os.fspath(path)}.tmp"
-        with open(temporary, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
+        """Writes :meth:`snapshot` to ``path`` atomically and durably: concurrent saves
+        to one path never fail, and a reader sees a whole old or new snapshot
+        (:mod:`fastplace._atomic`)."""
+        write_atomic(path, self.snapshot())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Cluster:

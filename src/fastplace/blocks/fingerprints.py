@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from fastplace._atomic import atomic_file
 from fastplace.blocks import cdc as _cdc
 from fastplace.blocks.sizes import format_size
 from fastplace.blocks.sources import (
@@ -197,7 +198,8 @@ class Fingerprints:
         return None
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write to ``path`` as an uncompressed .npz (no pickles), exactly as given."""
+        """Write to ``path`` as an uncompressed .npz (no pickles), exactly as given;
+        atomically and durably (:mod:`fastplace._atomic`)."""
         meta = {
             "format": FILE_FORMAT,
             "total_size": self.total_size,
@@ -213,7 +215,7 @@ class Fingerprints:
                 "algorithm": self.chunking.algorithm,
             },
         }
-        with open(path, "wb") as file:
+        with atomic_file(path) as file:
             np.savez(
                 file,
                 meta=np.array(json.dumps(meta)),

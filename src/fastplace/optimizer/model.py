@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from importlib import resources
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._atomic import write_atomic
 from fastplace.optimizer.digest import DIGEST_KEY, weights_digest
 from fastplace.optimizer.features import (
     DEFAULT_K,
@@ -308,11 +308,11 @@ def save_model(
     scripted = torch.jit.script(net)
     buffer = io.BytesIO()
     torch.jit.save(scripted, buffer, _extra_files={METADATA_NAME: text})
-    _write_atomically(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
     if arrays_path is not None:
         buffer = io.BytesIO()
         np.savez(buffer, metadata=np.array(text), **arrays)
-        _write_atomically(arrays_path, buffer.getvalue())
+        write_atomic(arrays_path, buffer.getvalue())
     return record
 
 
@@ -327,22 +327,3 @@ def reexport_model(
     one, and its native twin (``arrays_path``) with it. Returns the new metadata."""
     optimizer = ResourceOptimizer.load(path)
     return save_model(optimizer.network(), out, optimizer.metadata, arrays_path=arrays_path)
-
-
-def _write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
-    """``data`` to ``path`` through a unique temporary file in the same directory,
-    fsynced before the rename, so a reader sees the old file or the whole new one."""
-    target = os.fspath(path)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=os.path.dirname(target) or "."
-    )
-    try:
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide a model from other users
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastplace._atomic import atomic_file
 from fastplace.allocator import FeedbackRecord
 
 if TYPE_CHECKING:
@@ -198,7 +199,8 @@ class FeedbackTrainer:
 
 
 def save_feedback(records: Sequence[FeedbackRecord], path: str | os.PathLike[str]) -> None:
-    """Writes ``records`` to ``path`` (numpy .npz; atomic: temporary file, then rename)."""
+    """Writes ``records`` to ``path`` (numpy .npz), atomically and durably
+    (:mod:`fastplace._atomic`)."""
     n = len(records)
     widths = {len(r.request) for r in records}
     if len(widths) > 1:
@@ -229,10 +231,8 @@ def save_feedback(records: Sequence[FeedbackRecord], path: str | os.PathLike[str
             else np.zeros((0, 0), dtype=np.float32)
         ).astype(np.float32),
     }
-    target = os.fspath(path)
-    with open(f"{target}.tmp", "wb") as file:
+    with atomic_file(path) as file:
         np.savez(file, **arrays)
-    os.replace(f"{target}.tmp", target)
 
 
 def load_feedback(path: str | os.PathLike[str]) -> list[FeedbackRecord]:

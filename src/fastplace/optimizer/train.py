@@ -50,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from fastplace._atomic import atomic_file, write_atomic
 from fastplace.extras import MissingExtra
 from fastplace.optimizer.demonstrator import DEMONSTRATORS
 from fastplace.optimizer.env import EnvConfig, Observation, PlacementEnv
@@ -351,19 +352,18 @@ def _checkpoint(
     episode: int,
     step: int,
 ) -> None:
-    temporary = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "net": net.state_dict(),
-            "target": target.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            "config": config.to_dict(),
-            "episode": episode,
-            "step": step,
-        },
-        temporary,
-    )
-    os.replace(temporary, path)
+    with atomic_file(path) as file:
+        torch.save(
+            {
+                "net": net.state_dict(),
+                "target": target.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "config": config.to_dict(),
+                "episode": episode,
+                "step": step,
+            },
+            file,
+        )
 
 
 def train(
@@ -539,7 +539,7 @@ def train(
         "wall_s": wall,
         "episodes": [asdict(e) for e in history],
     }
-    log_path.write_text(json.dumps(log, indent=2, default=float) + "\n")
+    write_atomic(log_path, json.dumps(log, indent=2, default=float) + "\n")
     return TrainResult(
         model_path=model_path,
         arrays_path=arrays_path,
