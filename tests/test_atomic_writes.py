@@ -285,6 +285,27 @@ def test_each_write_fsyncs_the_file_then_the_folder(
 
 
 @pytestmark_linux
+def test_model_store_blocks_and_manifests_are_durable(tmp_path: Path, journal: Journal) -> None:
+    from fastplace.engines.ray.model_store import ModelStore, NodeCache
+
+    store = ModelStore(tmp_path / "store", block_size=1024)
+    manifest = store.put("m", 1, [{"w": np.arange(600, dtype=np.float32)}], memory_mb=1)
+    part = manifest.partitions[0]
+    journal.check_durable(store.root / "FORMAT")
+    journal.check_durable(store.root / "models" / "m" / "v1.json")
+    for address in part.hashes:
+        journal.check_durable(store.blocks.path(address))
+    # A node cache's blocks are renamed into place (atomic) but not fsynced: every read
+    # checks them against their address, so a block a crash tore is fetched again.
+    cache = NodeCache(tmp_path / "cache")
+    cache.fetch(store, part.distinct_blocks())
+    for address in part.hashes:
+        target = str(cache.files.path(address))
+        (source,) = [e[1] for e in journal.events if e[0] == "replace" and e[2] == target]
+        assert atomic.is_temporary(str(source))
+
+
+@pytestmark_linux
 def test_optimizer_files_are_durable(tmp_path: Path, journal: Journal) -> None:
     torch = pytest.importorskip("torch")
     from fastplace.optimizer import N_FEATURES
@@ -354,6 +375,19 @@ def test_the_first_write_into_a_folder_cleans_it(tmp_path: Path) -> None:
     os.utime(stale, (old, old))
     atomic.write_atomic(tmp_path / "x.json", "{}")
     assert leftovers(tmp_path) == []
+
+
+def test_node_cache_listing_skips_temporaries(tmp_path: Path) -> None:
+    from fastplace.engines.ray.model_store import ModelStore, NodeCache
+
+    store = ModelStore(tmp_path / "store", block_size=1024)
+    part = store.put("m", 1, [{"w": np.zeros(10, np.float32)}], memory_mb=1).partitions[0]
+    cache = NodeCache(tmp_path / "cache")
+    cache.fetch(store, part.distinct_blocks())
+    address = part.hashes[0]
+    folder = cache.files.path(address).parent
+    (folder / f".{address}-0123456789ab-tmp").write_bytes(b"torn")
+    assert cache.held() == {address}
 
 
 def test_writing_over_a_directory_is_refused_and_changes_nothing(tmp_path: Path) -> None:

@@ -95,6 +95,29 @@ def test_cold_start_fetches_only_missing_blocks(deployer: Deployer, tiny_model: 
     assert sum(p.index_missing_bytes for p in newer.partitions) == newer.fetched_bytes
 
 
+def test_a_damaged_cached_block_is_fetched_again_not_served(
+    deployer: Deployer,  # noqa: F811
+    tiny_model: TinyModel,  # noqa: F811
+) -> None:
+    from fastplace.engines.ray.model_store import NodeCache
+
+    first = deployer.deploy("mtml", 2)
+    deployer.retire(first)
+    cache = NodeCache(deployer.cache_root / first.node_ids[0])
+    victim = tiny_model.manifests[2].partitions[0].hashes[0]
+    path = cache.files.path(victim)
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0xFF  # the node's disk rotted (or another process wrote there)
+    path.write_bytes(data)
+
+    again = deployer.deploy("mtml", 2)
+    assert again.servers == first.servers and again.fetched_bytes == 0
+    starts = [p.cold_start for p in again.partitions]
+    assert sum(s.repaired_blocks for s in starts if s) == 1
+    ids, dense = make_batch(tiny_model.config, 32, np.random.default_rng(5))
+    assert_same(deployer.infer("mtml", ids, dense), tiny_model.reference(2, ids, dense))
+
+
 def test_rollout_under_requests_loses_none(deployer: Deployer, tiny_model: TinyModel) -> None:  # noqa: F811
     deployer.deploy("mtml", 1)
     ids, dense = make_batch(tiny_model.config, 16, np.random.default_rng(3))

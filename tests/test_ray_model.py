@@ -132,9 +132,7 @@ def test_store_dedups_blocks_and_cache_fetches_only_missing(tmp_path: Path) -> N
 def test_damaged_block_in_the_store_is_refused(tmp_path: Path) -> None:
     store = ModelStore(tmp_path / "store", block_size=4096)
     manifest = store.put("m", 1, split_weights(random_weights(), CONFIG, 1), memory_mb=128)
-    first = manifest.partitions[0].hashes[0]
-    name = f"{first:016x}"
-    path = tmp_path / "store" / "blocks" / name[:2] / name
+    path = store.blocks.path(manifest.partitions[0].hashes[0])
     path.write_bytes(b"x" * path.stat().st_size)
     with pytest.raises(OSError, match="damaged"):
         NodeCache(tmp_path / "cache").fetch(store, manifest.partitions[0].distinct_blocks())
@@ -233,3 +231,16 @@ def test_demo_refuses_bad_arguments(
 
     assert main(["ray-demo", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_demo_refuses_a_workdir_holding_a_first_layout_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fastplace.cli import main
+
+    old = tmp_path / "store" / "blocks" / "ab"
+    old.mkdir(parents=True)
+    (old / "ab12cd34ef567890").write_bytes(b"an xxh3-addressed block")
+    assert main(["ray-demo", "--plan-only", "--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "first layout" in err and "Traceback" not in err

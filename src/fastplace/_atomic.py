@@ -10,6 +10,10 @@ Every file fastplace writes goes through here. A write:
 3. renames it over the target (``os.replace``: atomic, the last writer wins);
 4. fsyncs the folder (the new name itself is on disk).
 
+One kind of file skips the two fsyncs (``durable=False``): a node cache's blocks, which
+are checked against their SHA-256 address on every read, so a block a crash lost or
+tore is fetched again, never used; a fsync per block would cost more than the fetch.
+
 A writer that crashes leaves its temporary behind. Readers never see one (they open the
 target's own name, and directory listings skip them with :func:`is_temporary`). The rule
 for cleaning them: a temporary not modified for :data:`STALE_AFTER_S` (an hour) is a
@@ -136,26 +140,33 @@ def _create_temporary(target: Path) -> tuple[Path, int]:
     return temporary, os.open(temporary, flags, 0o666)
 
 
-def _publish(temporary: Path, target: Path) -> None:
+def _publish(temporary: Path, target: Path, durable: bool) -> None:
     os.replace(temporary, target)
-    fsync_directory(target.parent)
+    if durable:
+        fsync_directory(target.parent)
     clean_stale_temporaries(target.parent)
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+def atomic_file(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[BinaryIO]:
     """Yields a binary file open for writing; once the block ends, its content replaces
     ``path`` atomically and durably (see the module docstring). On an error the
-    temporary file is removed and ``path`` is left as it was."""
+    temporary file is removed and ``path`` is left as it was.
+
+    ``durable=False`` skips both fsyncs (the write stays atomic). Only for files whose
+    every read checks the content against a cryptographic address, so that a file a
+    crash tore is fetched again, never used: the node caches of the model store, where
+    a fsync per block would cost more than fetching the block."""
     target = Path(path)
     _check_target(target)
     temporary, handle = _create_temporary(target)
     try:
         with os.fdopen(handle, "wb") as file:
             yield file
-            file.flush()
-            os.fsync(file.fileno())
-        _publish(temporary, target)
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
+        _publish(temporary, target, durable)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -174,13 +185,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield temporary
         with open(temporary, "rb+") as file:
             os.fsync(file.fileno())
-        _publish(temporary, target)
+        _publish(temporary, target, durable=True)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes | bytearray | memoryview) -> None:
+def write_atomic(
+    path: str | os.PathLike[str],
+    data: str | bytes | bytearray | memoryview,
+    *,
+    durable: bool = True,
+) -> None:
     """Writes ``data`` (text as UTF-8) to ``path`` through :func:`atomic_file`."""
-    with atomic_file(path) as file:
+    with atomic_file(path, durable=durable) as file:
         file.write(data.encode() if isinstance(data, str) else data)

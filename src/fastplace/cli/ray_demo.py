@@ -136,11 +136,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(config: Any, workdir: Path, policies: list[str], plan_only: bool) -> dict[str, Any]:
     from fastplace.cli import CommandError
     from fastplace.cli.output import note as progress
+    from fastplace.engines.ray.model_store import ModelStore, StoreFormatError
 
+    try:  # a --workdir kept from an older fastplace holds a store it no longer reads
+        ModelStore(workdir / "store", block_size=config.block_size)
+    except StoreFormatError as error:
+        raise CommandError(str(error)) from None
     if plan_only:
         from fastplace.engines.ray.demo import build_store
         from fastplace.engines.ray.demo import plan_only as plan
-        from fastplace.engines.ray.model_store import ModelStore
 
         train_s = build_store(workdir / "store", config, progress)
         store = ModelStore(workdir / "store", block_size=config.block_size)

@@ -6,7 +6,8 @@ Lifecycle, as the :class:`~fastplace.engines.ray.deployment.Deployer` drives it:
    process runs (Ray's own start time) and says where it actually runs;
 2. :meth:`PartitionActor.start` is the cold start: delete the blocks fastplace's index
    evicted from this node, fetch the blocks the node's cache lacks from the store, then
-   assemble the weights from the cache; it returns the measured
+   assemble the weights from the cache, checking every block against its address
+   (a bad one is fetched again, never served); it returns the measured
    :class:`~fastplace.engines.ray.model_store.ColdStart`;
 3. partition 0 gets the other partitions' handles (:meth:`PartitionActor.set_peers`) and
    serves :meth:`PartitionActor.infer`: route ids to their partitions, call their
@@ -61,16 +62,18 @@ class PartitionActor:
         node: str = ray.get_runtime_context().get_node_id()
         return node
 
-    def start(self, evict: Sequence[int] = ()) -> ColdStart:
-        """Cold start: evict, fetch the missing blocks, load the weights; measured."""
+    def start(self, evict: Sequence[str] = ()) -> ColdStart:
+        """Cold start: evict (block addresses), fetch the missing blocks, load the
+        weights; measured."""
         manifest = self.manifest
         part = manifest.partitions[self.index]
         evicted = self.cache.evict(evict)
+        repaired = (self.cache.repairs.blocks, self.cache.repairs.bytes)
         fetched, fetched_bytes, cached_bytes, fetch_s = self.cache.fetch(
             self.store, part.distinct_blocks()
         )
         began = time.perf_counter()
-        weights = self.cache.load(part)
+        weights = self.cache.load(part, self.store)  # checks every block; refetches bad ones
         self.partition = Partition(
             weights,
             MTMLConfig.from_dict(manifest.config),
@@ -85,6 +88,8 @@ class PartitionActor:
             fetch_s=fetch_s,
             load_s=time.perf_counter() - began,
             evicted_bytes=evicted,
+            repaired_blocks=self.cache.repairs.blocks - repaired[0],
+            repaired_bytes=self.cache.repairs.bytes - repaired[1],
         )
 
     def set_peers(self, peers: Sequence[Any]) -> None:

@@ -242,9 +242,7 @@ def plan_only(store: ModelStore, spec: str, config: DemoConfig) -> PolicyResult:
     for name, version in _steps(config):
         manifest = store.manifest(name, version)
         ids = [
-            view.blocks.intern(
-                np.asarray(p.hashes, np.uint64), np.asarray(p.sizes, np.int64)
-            ).astype(np.int64)
+            view.blocks.intern(p.index_keys(), np.asarray(p.sizes, np.int64)).astype(np.int64)
             for p in manifest.partitions
         ]
         requests = [[p.memory_mb, cpu_for_memory(p.memory_mb)] for p in manifest.partitions]

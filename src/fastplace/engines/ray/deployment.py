@@ -171,6 +171,9 @@ class Deployer:
         self._live: list[Deployment] = []
         self._block_ids: dict[tuple[str, int], list[npt.NDArray[np.int64]]] = {}
         self._pending_evictions: dict[int, set[int]] = {}
+        """Per server: index keys of blocks the index evicted that its cache still holds."""
+        self._addresses: dict[int, str] = {}
+        """Index key -> block address, for every block interned."""
         self._remote: Any = None
         self.events: list[Event] = []
 
@@ -442,10 +445,12 @@ class Deployer:
         if key not in self._block_ids:
             self._block_ids[key] = [
                 self.blocks.intern(
-                    np.asarray(part.hashes, dtype=np.uint64), np.asarray(part.sizes, dtype=np.int64)
+                    part.index_keys(), np.asarray(part.sizes, dtype=np.int64)
                 ).astype(np.int64)
                 for part in manifest.partitions
             ]
+            for part in manifest.partitions:
+                self._addresses.update(zip(part.index_keys().tolist(), part.hashes, strict=True))
         return self._block_ids[key]
 
     def _refresh_nodes(self) -> list[Event]:
@@ -539,13 +544,13 @@ class Deployer:
 
     def _take_evictions(
         self, manifest: VersionManifest, servers: Sequence[int]
-    ) -> dict[int, set[int]]:
-        """Blocks each server's cache must drop (the index evicted them), handed to one
-        starting actor per server, never a block this version needs."""
+    ) -> dict[int, set[str]]:
+        """Blocks (addresses) each server's cache must drop (the index evicted them),
+        handed to one starting actor per server, never a block this version needs."""
         needed = {h for part in manifest.partitions for h in part.hashes}
         out = {}
         for server in set(servers):
-            pending = self._pending_evictions.pop(server, set())
+            pending = {self._addresses[k] for k in self._pending_evictions.pop(server, set())}
             if pending - needed:
                 out[server] = pending - needed
         return out
