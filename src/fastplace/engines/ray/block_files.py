@@ -144,6 +144,11 @@ class BlockFolder:
         """Fills ``view`` with the block and says whether it is good: a regular file of
         exactly ``len(view)`` bytes whose SHA-256 is ``address``. False (``view``
         undefined) for a missing, damaged or foreign file."""
+        return self.fill(address, view) and block_address(view) == address
+
+    def fill(self, address: str, view: memoryview) -> bool:
+        """:meth:`read_into` without the SHA-256 (the caller must check it, e.g. in
+        another thread): True if a regular file of exactly ``len(view)`` bytes was read."""
         folder = self._subfolder(address, create=False)
         if folder is None:
             return False
@@ -164,9 +169,7 @@ class BlockFolder:
                 if not count:
                     return False  # shrank while we read
                 filled += count
-            if file.read(1):
-                return False  # grew while we read
-        return block_address(view) == address
+            return not file.read(1)  # False if it grew while we read
 
     def read(self, address: str, size: int) -> bytes | None:
         """The block's ``size`` bytes if they are good (see :meth:`read_into`), else None."""

@@ -95,6 +95,9 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _MANIFEST_NAME = re.compile(r"v(0|[1-9][0-9]*)\.json")
 _WRITERS = 8
 """Threads storing one version's blocks."""
+_CHECKERS = min(4, os.cpu_count() or 1)
+"""Threads hashing the blocks a load reads."""
+_CHECK_RUN_BYTES = 4 << 20
 
 
 class StoreFormatError(ValueError):
@@ -465,6 +468,11 @@ class ModelStore:
         return sorted(int(match.group(1)) for match in found if match)
 
 
+def _mismatched(blocks: list[tuple[str, memoryview]]) -> list[tuple[str, memoryview]]:
+    """The blocks whose bytes do not hash to their address."""
+    return [(address, view) for address, view in blocks if block_address(view) != address]
+
+
 def _as_store(store: ModelStore | str | os.PathLike[str]) -> ModelStore:
     return store if isinstance(store, ModelStore) else ModelStore(store)
 
@@ -570,12 +578,30 @@ class NodeCache:
         CorruptBlock raised (a missing one: FileNotFoundError)."""
         source = None if store is None else _as_store(store)
         buffer = bytearray(partition.total_bytes)
-        offset = 0
-        for address, size in zip(partition.hashes, partition.sizes, strict=True):
-            view = memoryview(buffer)[offset : offset + size]
-            offset += size
-            if self.files.read_into(address, view):
-                continue
+        bad: list[tuple[str, memoryview]] = []
+        # This thread reads the block files into the buffer while the pool hashes what
+        # it has read (readinto and hashlib release the GIL), in runs of >= 4 MiB so
+        # that small blocks do not cost a task each.
+        with ThreadPoolExecutor(_CHECKERS) as pool:
+            checks = []
+            run: list[tuple[str, memoryview]] = []
+            run_bytes = offset = 0
+            for address, size in zip(partition.hashes, partition.sizes, strict=True):
+                view = memoryview(buffer)[offset : offset + size]
+                offset += size
+                if not self.files.fill(address, view):
+                    bad.append((address, view))
+                    continue
+                run.append((address, view))
+                run_bytes += size
+                if run_bytes >= _CHECK_RUN_BYTES:
+                    checks.append(pool.submit(_mismatched, run))
+                    run, run_bytes = [], 0
+            checks.append(pool.submit(_mismatched, run))
+            for check in checks:
+                bad += check.result()
+        for address, view in bad:
+            size = len(view)
             present = self.files.size(address)
             if source is None:
                 if present is None:
