@@ -550,7 +550,8 @@ class Deployer:
         needed = {h for part in manifest.partitions for h in part.hashes}
         out = {}
         for server in set(servers):
-            pending = {self._addresses[k] for k in self._pending_evictions.pop(server, set())}
+            keys = self._pending_evictions.pop(server, set())
+            pending = {self._addresses[k] for k in keys if k in self._addresses}
             if pending - needed:
                 out[server] = pending - needed
         return out
