@@ -37,7 +37,9 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
+from fastplace._checks import integer
 from fastplace.blocks import fingerprint
+from fastplace.resources import as_amount
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -137,7 +139,7 @@ class VersionManifest:
             partitions=tuple(
                 PartitionManifest(
                     index=int(part["index"]),
-                    memory_mb=int(part["memory_mb"]),
+                    memory_mb=as_amount(part["memory_mb"], "manifest memory_mb"),
                     tensors=tuple(
                         TensorInfo(
                             t["name"], t["dtype"], tuple(t["shape"]), t["offset"], t["nbytes"]
@@ -195,6 +197,16 @@ def _write_atomically(path: Path, data: bytes | memoryview) -> None:
     os.replace(temporary, path)
 
 
+def _per_partition(memory_mb: object, n: int) -> list[Any]:
+    """``memory_mb`` as one value per partition: a sequence (or 1-D array) as it is,
+    anything else (a scalar, or text, which as_amount then refuses) repeated n times."""
+    if isinstance(memory_mb, np.ndarray) and memory_mb.ndim == 1:
+        return list(memory_mb)
+    if isinstance(memory_mb, Sequence) and not isinstance(memory_mb, str | bytes | bytearray):
+        return list(memory_mb)
+    return [memory_mb] * n
+
+
 class ModelStore:
     """Model versions as content-addressed blocks in a directory (the "remote" store).
 
@@ -212,8 +224,7 @@ class ModelStore:
     ) -> None:
         """The store under ``root`` (created if missing), cutting versions into blocks of
         ``block_size`` bytes."""
-        if block_size <= 0:
-            raise ValueError(f"block_size = {block_size} must be > 0")
+        block_size = integer(block_size, "block_size", minimum=1)
         if bandwidth is not None and not bandwidth > 0:
             raise ValueError(f"bandwidth = {bandwidth} must be > 0 bytes/s")
         self.root = Path(root)
@@ -246,11 +257,13 @@ class ModelStore:
         one per partition). Returns the manifest."""
         if not partitions:
             raise ValueError("a version needs at least one partition")
-        memories = [memory_mb] * len(partitions) if isinstance(memory_mb, int) else memory_mb
+        memories = _per_partition(memory_mb, len(partitions))
         if len(memories) != len(partitions):
             raise ValueError(
                 f"memory_mb has {len(memories)} values for {len(partitions)} partitions"
             )
+        # Checked before any block is written: memory_mb is what a deployment books.
+        memories = [as_amount(m, f"memory_mb[{i}]") for i, m in enumerate(memories)]
         manifests = []
         for index, (weights, memory) in enumerate(zip(partitions, memories, strict=True)):
             data, tensors = pack_weights(weights)
@@ -267,7 +280,7 @@ class ModelStore:
             manifests.append(
                 PartitionManifest(
                     index=index,
-                    memory_mb=int(memory),
+                    memory_mb=memory,
                     tensors=tensors,
                     hashes=tuple(prints.hashes.tolist()),
                     sizes=tuple(prints.sizes.tolist()),
