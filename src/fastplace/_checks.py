@@ -11,10 +11,11 @@ they follow the requests' rules (:func:`fastplace.resources.as_amount`).
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["integer"]
+__all__ = ["amount_tuples", "integer", "integer_fields", "integer_tuples"]
 
 
 def integer(
@@ -38,3 +39,40 @@ def integer(
     if maximum is not None and number > maximum:
         raise ValueError(f"{name} = {number} must be <= {maximum}")
     return number
+
+
+def integer_fields(config: object, minimums: Mapping[str, int | None]) -> None:
+    """Checks the named fields of a (frozen) dataclass with :func:`integer`, the given
+    minimum each, and stores the plain ``int``; errors name ``Class.field``."""
+    prefix = type(config).__name__
+    for field, minimum in minimums.items():
+        checked = integer(getattr(config, field), f"{prefix}.{field}", minimum=minimum)
+        object.__setattr__(config, field, checked)
+
+
+def integer_tuples(config: object, fields: tuple[str, ...], *, minimum: int | None) -> None:
+    """:func:`integer_fields` for fields that hold a tuple of integers (or None)."""
+    prefix = type(config).__name__
+    for field in fields:
+        values = getattr(config, field)
+        if values is not None:
+            checked = tuple(
+                integer(value, f"{prefix}.{field}[{i}]", minimum=minimum)
+                for i, value in enumerate(values)
+            )
+            object.__setattr__(config, field, checked)
+
+
+def amount_tuples(config: object, fields: tuple[str, ...]) -> None:
+    """Fields that hold a tuple of resource amounts (or None), each checked as a
+    request's element is (:func:`fastplace.resources.as_amount`)."""
+    from fastplace.resources import as_amount  # resources imports nothing of ours
+
+    prefix = type(config).__name__
+    for field in fields:
+        values = getattr(config, field)
+        if values is not None:
+            checked = tuple(
+                as_amount(value, f"{prefix}.{field}[{i}]") for i, value in enumerate(values)
+            )
+            object.__setattr__(config, field, checked)

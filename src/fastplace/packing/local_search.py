@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._checks import integer
 from fastplace.extras import require
 from fastplace.packing._sums import INT64_MAX, totals
 from fastplace.packing.problem import strong_lower_bound
@@ -280,6 +281,9 @@ def improve(
     ``0 .. k-1``; it is not modified. Returned unchanged (as a copy) when a
     dimension's total size exceeds 2**63 - 1, where int64 loads could wrap.
     """
+    seed = integer(seed, "seed", minimum=0)
+    max_iterations = integer(max_iterations, "max_iterations", minimum=0)
+    attempts = integer(attempts, "attempts", minimum=1)
     kernel = _compiled()
     result = assignment.copy()
     if result.size == 0 or max(totals(items)) > INT64_MAX:

@@ -39,7 +39,10 @@ def as_instance(capacity: npt.ArrayLike, items: npt.ArrayLike) -> tuple[Int64Arr
             f"capacity must be a 1-D vector of d >= 1 amounts, got shape {capacity_array.shape}"
         )
     dims = capacity_array.shape[0]
-    cap = as_amount_matrix(capacity_array.reshape(1, dims), "capacity", dims)[0]
+    # A Python sequence goes to as_amount_matrix as it is, so that a bool among
+    # integers is refused (numpy would quietly make True a 1).
+    one_row: Any = capacity_array.reshape(1, dims) if capacity is capacity_array else [capacity]
+    cap = as_amount_matrix(one_row, "capacity", dims)[0]
     if (cap < 0).any():
         dim = int(np.flatnonzero(cap < 0)[0])
         raise ValueError(f"capacity[{dim}] = {cap[dim]} must be >= 0")
@@ -50,7 +53,7 @@ def as_instance(capacity: npt.ArrayLike, items: npt.ArrayLike) -> tuple[Int64Arr
         raise
     if item_array.size == 0 and item_array.ndim <= 2:
         item_array = item_array.reshape(0, dims)
-    matrix = as_amount_matrix(item_array, "items", dims)
+    matrix = as_amount_matrix(items if item_array.size else item_array, "items", dims)
     negative = matrix < 0
     if negative.any():
         item, dim = (int(v) for v in np.argwhere(negative)[0])
