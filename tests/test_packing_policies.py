@@ -205,9 +205,12 @@ def test_unknown_policy_lists_the_valid_ones() -> None:
         assert name in str(info.value)
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, True])
-def test_bad_seed(seed: object) -> None:
-    with pytest.raises(ValueError, match="seed"):
+@pytest.mark.parametrize(
+    ("seed", "error"), [(-1, ValueError), (1.5, TypeError), (True, TypeError), (2.0, TypeError)]
+)
+def test_bad_seed(seed: object, error: type[Exception]) -> None:
+    # Wrong type: TypeError, as for every integer parameter (fastplace._checks).
+    with pytest.raises(error, match="seed"):
         pack([10], [[1]], "best", seed=seed)  # type: ignore[arg-type]
 
 

@@ -46,8 +46,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._checks import integer
 from fastplace._native import _core
 from fastplace.cluster import Cluster
+from fastplace.resources import as_request
 
 if TYPE_CHECKING:
     from fastplace.block_index import BlockIndex
@@ -258,11 +260,15 @@ class ServerAllocator:
         """
         if not isinstance(cluster, Cluster):
             raise TypeError(f"cluster must be a fastplace.Cluster, got {type(cluster).__name__}")
+        if isinstance(budget_us, bool) or not isinstance(budget_us, int | float | np.number):
+            raise TypeError(f"budget_us = {budget_us!r} must be a number")
         if not budget_us >= 0:
             raise ValueError(f"budget_us = {budget_us!r} must be >= 0")
-        if k < 1:
-            raise ValueError(f"k = {k} must be >= 1")
+        k = integer(k, "k", minimum=1)
+        feedback_size = integer(feedback_size, "feedback_size", minimum=0)
         self.cluster = cluster
+        # Resource names never change for a cluster; kept to name them in request errors.
+        self._resources = tuple(cluster.resources)
         self.blocks = blocks
         # An infinite budget (the simulator's default) means "always wait for the RO".
         self.budget_ns = int(budget_us * 1000) if budget_us != float("inf") else 2**62
@@ -319,7 +325,7 @@ class ServerAllocator:
         records, the counters, the calls into the core) costs ~25 us more than later
         ones, which would otherwise land on the first live decision. Native RO only:
         a custom optimizer's ``scores`` is not called behind its owner's back."""
-        self.choose([0] * self.cluster.n_dims)
+        self.choose([0] * self.cluster.n_dims)  # through as_request too: warm it as well
         Decision(-1, -1, "greedy", 0)
         self._feedback.clear()
         self._reasons = dict.fromkeys(REASONS, 0)
@@ -352,15 +358,23 @@ class ServerAllocator:
     # ---- decisions -----------------------------------------------------------------
 
     def choose(
-        self, request: list[int], blocks: BlockIds | None = None
+        self, request: Sequence[int] | npt.NDArray[Any], blocks: BlockIds | None = None
     ) -> tuple[int, int, str, int, str]:
         """(server, greedy server, source, RO server, reason) without booking anything.
 
         server is -1 when nothing fits. reason says why the RO's answer was not used
         ("" when it was): no_fit, no_ro, ro_none, ro_error, ro_nan, ro_invalid,
-        ro_late (REASONS). Counted in ``stats()``.
+        ro_late (REASONS). Counted in ``stats()``. ``request`` is what
+        :meth:`Cluster.place` accepts (:func:`fastplace.resources.as_request`); anything
+        else raises before anything is counted or recorded.
         """
-        greedy = self.cluster.first_fit(request)  # also validates the request
+        return self._choose(as_request(request, self._resources), blocks)
+
+    def _choose(
+        self, request: list[int], blocks: BlockIds | None
+    ) -> tuple[int, int, str, int, str]:
+        """:meth:`choose` for a request already checked by as_request."""
+        greedy = self.cluster.first_fit(request)
         if greedy < 0:
             self._reasons["no_fit"] += 1
             return -1, -1, "greedy", -1, "no_fit"
@@ -387,10 +401,15 @@ class ServerAllocator:
     def allocate(
         self, request: Sequence[int] | npt.NDArray[Any], blocks: BlockIds | None = None
     ) -> Decision:
-        """Books one container for ``request`` and says where and why."""
+        """Books one container for ``request`` and says where and why.
+
+        ``request`` is what :meth:`Cluster.place` accepts
+        (:func:`fastplace.resources.as_request`); anything else raises TypeError or
+        ValueError naming the value, with nothing booked, counted or recorded.
+        """
         began = time.perf_counter_ns()
-        request_list = request if isinstance(request, list) else [int(x) for x in request]
-        server, _, source, ro_server, reason = self.choose(request_list, blocks)
+        request_list = as_request(request, self._resources)
+        server, _, source, ro_server, reason = self._choose(request_list, blocks)
         if server < 0:
             return Decision(-1, -1, source, time.perf_counter_ns() - began, ro_server, reason)
         try:

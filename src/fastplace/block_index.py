@@ -20,7 +20,6 @@ threads are safe and each is atomic; ``cached_bytes`` on 4,096 or more servers,
 
 from __future__ import annotations
 
-import operator
 import os
 from typing import Any
 
@@ -28,17 +27,37 @@ import numpy as np
 import numpy.typing as npt
 
 from fastplace._atomic import write_atomic
+from fastplace._checks import integer
 from fastplace._native import _core
 from fastplace.cluster import ClusterInvariantError, restore_snapshot, snapshot_bytes
 
-__all__ = ["BlockIndex"]
+__all__ = ["MAX_SERVERS", "BlockIndex"]
 
 
-def _cache_sizes(n_servers: int, cache_bytes: int | npt.ArrayLike) -> npt.NDArray[Any]:
-    """``cache_bytes`` (one size for all, or one per server) as n_servers sizes."""
-    count = operator.index(n_servers)  # TypeError for floats and other non-integers
-    if count < 0:
-        raise ValueError(f"n_servers = {count} must be >= 0")
+#: Servers one index holds (kMaxServers in cpp/src/block_index.cpp): checked here too,
+#: before an array of that many cache sizes is allocated.
+MAX_SERVERS = 2**31 - 1
+
+
+def _cache_sizes(
+    n_servers: int,
+    cache_bytes: int | npt.ArrayLike,
+    *,
+    name: str = "n_servers",
+    room: int = MAX_SERVERS,
+) -> npt.NDArray[Any]:
+    """``cache_bytes`` (one size for all, or one per server) as n_servers sizes; at most
+    ``room`` servers."""
+    count = integer(n_servers, name, minimum=0, maximum=room)
+    if not isinstance(cache_bytes, np.ndarray):
+        # Python values are held to integer(): numpy would make True a 1 in a list.
+        if np.ndim(cache_bytes) == 0:
+            size = integer(cache_bytes, "cache_bytes", minimum=0, maximum=2**63 - 1)
+            return np.full(count, size, dtype=np.int64)
+        cache_bytes = [
+            integer(value, f"cache_bytes[{i}]", minimum=0, maximum=2**63 - 1)
+            for i, value in enumerate(cache_bytes)  # type: ignore[arg-type]
+        ]
     sizes = np.asarray(cache_bytes)
     if sizes.ndim == 0:
         return np.full(count, sizes, dtype=sizes.dtype)
@@ -89,7 +108,7 @@ class BlockIndex(_core.BlockIndexCore):
     ) -> int:
         """Appends ``n`` servers with empty caches of ``cache_bytes`` each (or one size per
         server); returns the id of the first new server."""
-        return super().add_servers(_cache_sizes(n, cache_bytes))
+        return super().add_servers(_cache_sizes(n, cache_bytes, room=MAX_SERVERS - self.n_servers))
 
     def validate(self) -> None:
         """Recomputes every invariant; raises ClusterInvariantError naming the first broken one."""

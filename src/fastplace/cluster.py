@@ -13,6 +13,7 @@ operations; use ``place_with`` or ``place_gang`` to find and book atomically.
 from __future__ import annotations
 
 import enum
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy.typing as npt
 
 from fastplace._atomic import write_atomic
 from fastplace._native import _core
-from fastplace.resources import DEFAULT_RESOURCES
+from fastplace.resources import _FLOAT_LIMIT, DEFAULT_RESOURCES
 
 __all__ = [
     "Cluster",
@@ -106,11 +107,31 @@ def as_amount_matrix(
         if fractional.any():
             row, col = np.argwhere(fractional)[0]
             raise ValueError(f"{name}[{row}][{col}] = {array[row, col]} is not a whole number")
+        # The cast below would wrap these; the limit is the core's (and as_request's).
+        huge = np.abs(array) >= _FLOAT_LIMIT
+        if huge.any():
+            row, col = np.argwhere(huge)[0]
+            raise ValueError(f"{name}[{row}][{col}] = {array[row, col]} is too large for int64")
     elif array.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} holds values too large for int64")
+    if not isinstance(values, np.ndarray) and array.size:
+        _refuse_bools(values, name)
     return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _refuse_bools(rows: Any, name: str) -> None:
+    """A TypeError naming the first bool among the rows' cells: numpy turns ``True``
+    mixed with integers into 1, which a request (``Cluster.place``) would refuse."""
+    # One pass over the cells' types (C loops) first; the slow search only on a hit.
+    kinds = set(map(type, itertools.chain.from_iterable(rows)))
+    if bool not in kinds and np.bool_ not in kinds:
+        return
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            if isinstance(cell, bool | np.bool_):
+                raise TypeError(f"{name}[{i}][{j}] = {cell!r} must be an integer, got bool")
 
 
 def _count(n: int, noun: str) -> str:

@@ -17,11 +17,12 @@ import numpy as np
 import numpy.typing as npt
 
 from fastplace.cluster import Cluster
+from fastplace.resources import as_request
 
 if TYPE_CHECKING:
     from fastplace.block_index import BlockIndex
 
-__all__ = ["BlockIds", "PlacementContext", "Policy", "Request"]
+__all__ = ["BlockIds", "PlacementContext", "Policy", "Request", "checked_gang"]
 
 #: One container's resource request, one amount per cluster dimension.
 Request = list[int]
@@ -56,12 +57,15 @@ class Policy(ABC):
     def place_gang(
         self, context: PlacementContext, requests: list[Request], blocks: list[BlockIds]
     ) -> list[tuple[int, int]] | None:
-        """Books every request or none: (container, server) pairs, or None."""
+        """Books every request or none: (container, server) pairs, or None when the gang
+        does not fit. A malformed request (anything :meth:`Cluster.place` refuses)
+        raises TypeError or ValueError before anything is booked."""
         cluster = context.cluster
+        checked = checked_gang(cluster, requests, blocks)
         placed: list[tuple[int, int]] = []
         self.gang = []
         try:
-            for request, ids in zip(requests, blocks, strict=True):
+            for request, ids in zip(checked, blocks, strict=True):
                 server = self.choose(context, request, ids)
                 if server < 0:
                     for container, _ in placed:
@@ -72,3 +76,17 @@ class Policy(ABC):
         finally:
             self.gang = []
         return placed
+
+
+def checked_gang(
+    cluster: Cluster, requests: list[Request], blocks: list[BlockIds]
+) -> list[Request]:
+    """Every request of a gang checked as :meth:`Cluster.place` checks one
+    (:func:`fastplace.resources.as_request`), and one block list per request; raises
+    before a policy books anything, so that bad input is never taken for "no room"."""
+    if len(requests) != len(blocks):
+        raise ValueError(f"{len(requests)} requests but {len(blocks)} block lists")
+    resources = cluster.resources
+    return [
+        as_request(request, resources, name=f"requests[{i}]") for i, request in enumerate(requests)
+    ]

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._checks import integer
 from fastplace.cluster import Cluster, ReplayOp
-from fastplace.resources import cpu_for_memory
+from fastplace.resources import as_amount, cpu_for_memory
 
 __all__ = [
     "CLUSTER_STATES",
@@ -46,8 +47,10 @@ def synthetic_capacity(
 
     ``heterogeneous`` mixes half-, full- and double-size servers.
     """
-    if n_servers < 0:
-        raise ValueError(f"n_servers = {n_servers} must be >= 0")
+    n_servers = integer(n_servers, "n_servers", minimum=0)
+    memory_mb = as_amount(memory_mb, "memory_mb")
+    cpu_millis = as_amount(cpu_millis, "cpu_millis")
+    seed = integer(seed, "seed", minimum=0)
     capacity = np.tile(np.array([memory_mb, cpu_millis], dtype=np.int64), (n_servers, 1))
     if heterogeneous:
         scale = np.random.default_rng(seed).choice([1, 2, 4], size=n_servers, p=[0.25, 0.5, 0.25])
@@ -57,7 +60,8 @@ def synthetic_capacity(
 
 def container_requests(n: int, *, seed: int = 0) -> npt.NDArray[np.int64]:
     """``n`` container requests (memory_mb, cpu_millis) with Lambda-style sizes."""
-    rng = np.random.default_rng(seed)
+    n = integer(n, "n", minimum=0)
+    rng = np.random.default_rng(integer(seed, "seed", minimum=0))
     memory = rng.choice(LAMBDA_MEMORY_MB, size=n, p=_LAMBDA_WEIGHTS)
     return np.stack([memory, cpu_for_memory(memory)], axis=1).astype(np.int64)
 
@@ -94,8 +98,8 @@ def churn_stream(
     """
     if not 0.0 < load <= 1.0:
         raise ValueError(f"load = {load} must be in (0, 1]")
-    if n_places < 0:
-        raise ValueError(f"n_places = {n_places} must be >= 0")
+    n_places = integer(n_places, "n_places", minimum=0)
+    seed = integer(seed, "seed", minimum=0)
     total_memory = int(np.asarray(capacity)[:, 0].sum())
     rng = np.random.default_rng(seed)
     sizes = container_requests(n_places, seed=seed + 1)
@@ -177,9 +181,8 @@ def cluster_in_state(state: str, n_servers: int, *, seed: int = 0) -> Cluster:
     """
     if state not in CLUSTER_STATES:
         raise ValueError(f"state = {state!r} is not one of {', '.join(CLUSTER_STATES)}")
-    if n_servers < 1:
-        raise ValueError(f"n_servers = {n_servers} must be >= 1")
-    rng = np.random.default_rng(seed)
+    n_servers = integer(n_servers, "n_servers", minimum=1)
+    rng = np.random.default_rng(integer(seed, "seed", minimum=0))
     capacity = np.tile(np.array(_SMALL_SERVER, dtype=np.int64), (n_servers, 1))
     if state == "fill_front_mixed":
         capacity[rng.random(n_servers) < 0.5] *= 2

@@ -27,6 +27,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from fastplace._checks import integer, integer_fields
 from fastplace.extras import require
 
 __all__ = [
@@ -103,14 +104,12 @@ class CDCParams:
     @classmethod
     def from_average(cls, avg_size: int = DEFAULT_AVG_SIZE, *, normalization: int = 1) -> CDCParams:
         """The usual limits around an average: min = avg / 4, max = avg * 4."""
-        _check_positive("avg_size", avg_size)
+        avg_size = _check_positive("avg_size", avg_size)
         return cls(max(avg_size // 4, MIN_SIZE_FLOOR), avg_size, avg_size * 4, normalization)
 
     def __post_init__(self) -> None:
-        for name in ("min_size", "avg_size", "max_size", "normalization"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} = {value!r} must be an int")
+        fields = ("min_size", "avg_size", "max_size", "normalization")
+        integer_fields(self, dict.fromkeys(fields))  # bools and floats: TypeError
         _check_positive("avg_size", self.avg_size)
         if self.min_size < MIN_SIZE_FLOOR:
             raise ValueError(f"min_size = {self.min_size} must be >= {MIN_SIZE_FLOOR}")
@@ -142,11 +141,11 @@ class CDCParams:
         return spread_mask(self.mask_bits - self.normalization)
 
 
-def _check_positive(field: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{field} = {value!r} must be an int")
-    if value <= 0:
-        raise ValueError(f"{field} = {value} must be > 0")
+def _check_positive(field: str, value: int) -> int:
+    number = integer(value, field)  # TypeError for bools and floats
+    if number <= 0:
+        raise ValueError(f"{field} = {number} must be > 0")
+    return number
 
 
 _XXH3_NAMES: Final = {
@@ -255,7 +254,7 @@ class SpanCutter:
     """Spans shorter than three times this are cut by one hash chain, longer by three."""
 
     def __init__(self, params: CDCParams, threads: int = 1, hash_bits: int | None = None) -> None:
-        _check_positive("threads", threads)
+        threads = _check_positive("threads", threads)
         self.params = params
         self.threads = threads
         kernels = _load()

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fastplace._atomic import atomic_file
+from fastplace._checks import integer, integer_fields
 from fastplace.blocks import cdc as _cdc
 from fastplace.blocks.sizes import format_size
 from fastplace.blocks.sources import (
@@ -77,15 +78,15 @@ class Chunking:
     def __post_init__(self) -> None:
         if self.method not in ("fixed", "cdc"):
             raise ValueError(f"method = {self.method!r} must be 'fixed' or 'cdc'")
-        _check_size("block_size", self.block_size)
+        object.__setattr__(self, "block_size", _check_size("block_size", self.block_size))
+        integer_fields(self, {"min_size": 0, "max_size": 0, "normalization": 0})
         if self.method == "cdc":
             self.cdc_params()  # validates min / avg / max
 
     @classmethod
     def fixed(cls, block_size: int) -> Chunking:
         """Fixed-size blocks of ``block_size`` bytes (the last one may be shorter)."""
-        _check_size("block_size", block_size)
-        return cls("fixed", block_size)
+        return cls("fixed", _check_size("block_size", block_size))
 
     @classmethod
     def content_defined(cls, params: _cdc.CDCParams) -> Chunking:
@@ -118,11 +119,11 @@ class Chunking:
         return "cdc " + "/".join(format_size(size) for size in sizes)
 
 
-def _check_size(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} = {value!r} must be an int")
-    if value <= 0:
-        raise ValueError(f"{name} = {value} must be > 0")
+def _check_size(name: str, value: object) -> int:
+    number = integer(value, name)  # TypeError for bools and floats
+    if number <= 0:
+        raise ValueError(f"{name} = {number} must be > 0")
+    return number
 
 
 @dataclass(frozen=True, eq=False)
@@ -259,7 +260,7 @@ class Fingerprints:
 
 
 def _hasher(hash_bits: int) -> Callable[[Any], int]:
-    if hash_bits not in (64, 128):
+    if integer(hash_bits, "hash_bits") not in (64, 128):
         raise ValueError(f"hash_bits = {hash_bits} must be 64 or 128")
     xxhash = require("xxhash", "fastplace.blocks (block fingerprints)")
     hasher: Callable[[Any], int] = (
@@ -296,17 +297,16 @@ def fingerprint(
     the source is smaller than one block (``block_size``, or ``min_size`` for CDC), and
     OSError (FileNotFoundError, PermissionError, ...) for a path that cannot be read.
     """
-    size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
-    _check_size("block_size", size)
-    _check_size("window", window)
-    _check_size("threads", threads)
+    size = _check_size("block_size", DEFAULT_BLOCK_SIZE if block_size is None else block_size)
+    window = _check_size("window", window)
+    threads = _check_size("threads", threads)
     hasher = _hasher(hash_bits)
     if cdc:
         if min_size is not None:
-            _check_size("min_size", min_size)
+            min_size = _check_size("min_size", min_size)
         if max_size is not None:
-            _check_size("max_size", max_size)
-        base = _cdc.CDCParams.from_average(int(size), normalization=normalization)
+            max_size = _check_size("max_size", max_size)
+        base = _cdc.CDCParams.from_average(size, normalization=normalization)
         params = _cdc.CDCParams(
             base.min_size if min_size is None else min_size,
             base.avg_size,
@@ -317,7 +317,7 @@ def fingerprint(
     else:
         if min_size is not None or max_size is not None:
             raise ValueError("min_size and max_size apply only with cdc=True")
-        chunking = Chunking.fixed(int(size))
+        chunking = Chunking.fixed(size)
 
     with open_source(source) as reader:
         if reader.size is not None:

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._checks import amount_tuples, integer_fields, integer_tuples
 from fastplace._native import _core
 from fastplace.optimizer.features import DEFAULT_K, N_FEATURES
 from fastplace.placement_policy import BlockIds, PlacementContext, Policy, Request
@@ -91,6 +92,10 @@ class EnvConfig:
     max_steps: int = 0
 
     def __post_init__(self) -> None:
+        integer_fields(self, {"servers": 1, "n_models": 1, "k": 1})
+        integer_fields(self, {"cache_bytes": 0, "max_steps": 0})
+        integer_tuples(self, ("n_models_range",), minimum=1)
+        amount_tuples(self, ("memory_mb",))
         for name in ("servers", "duration_s", "n_models", "total_rate", "k"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"EnvConfig.{name} = {getattr(self, name)!r} must be > 0")

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._checks import integer
+
 if TYPE_CHECKING:
     from fastplace.block_index import BlockIndex
     from fastplace.cluster import Cluster
@@ -127,8 +129,7 @@ def candidates(
     order plus (when more than ``k`` fit) up to ``k // 2`` caching the most bytes of
     ``block_ids``. Empty when no server fits. ``blocks=None`` (no block index): the
     first ``k`` feasible servers."""
-    if k <= 0:
-        raise ValueError(f"k = {k} must be > 0")
+    k = integer(k, "k", minimum=1)
     feasible = np.asarray(cluster.feasible(request), dtype=np.int64)
     return feasible[_select(blocks, feasible, _ids(block_ids), k)[0]]
 
@@ -159,8 +160,7 @@ def decision(
     k: int = DEFAULT_K,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """``candidates(...)`` and their ``candidate_features(...)`` with one feasibility scan."""
-    if k <= 0:
-        raise ValueError(f"k = {k} must be > 0")
+    k = integer(k, "k", minimum=1)
     ids = _ids(block_ids)
     feasible = np.asarray(cluster.feasible(request), dtype=np.int64)
     positions, cached = _select(blocks, feasible, ids, k)

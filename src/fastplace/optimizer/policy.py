@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from fastplace._checks import integer
 from fastplace._native import _core
 from fastplace.optimizer.features import DEFAULT_K, N_FEATURES
 from fastplace.optimizer.model import ResourceOptimizer
@@ -33,10 +34,8 @@ class RO(Policy):
     def __init__(
         self, optimizer: ResourceOptimizer | NativeScorer | None = None, *, k: int = DEFAULT_K
     ) -> None:
-        if k <= 0:
-            raise ValueError(f"k = {k} must be > 0")
+        self.k = integer(k, "k", minimum=1)
         self.optimizer = optimizer if optimizer is not None else shipped_optimizer()
-        self.k = k
         self.fallbacks: Counter[str] = Counter()
         # The model's weights in the core's scorer (checked equal to TorchScript), so a
         # decision is one C++ call, as in the allocator; None: TorchScript scores.

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fastplace._atomic import atomic_file
+from fastplace._checks import integer
 from fastplace.allocator import FeedbackRecord
 
 if TYPE_CHECKING:
@@ -132,8 +133,7 @@ class FeedbackTrainer:
     ) -> None:
         from fastplace.optimizer.model import ResourceOptimizer
 
-        if min_records < 1:
-            raise ValueError(f"min_records = {min_records} must be >= 1")
+        min_records = integer(min_records, "min_records", minimum=1)
         self.current = ResourceOptimizer.default() if base is None else ResourceOptimizer.load(base)
         self.out = Path(out)
         self.min_records = min_records

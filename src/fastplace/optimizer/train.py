@@ -51,6 +51,7 @@ import numpy.typing as npt
 import torch
 
 from fastplace._atomic import atomic_file, write_atomic
+from fastplace._checks import amount_tuples, integer_fields, integer_tuples
 from fastplace.extras import MissingExtra
 from fastplace.optimizer.demonstrator import DEMONSTRATORS
 from fastplace.optimizer.env import EnvConfig, Observation, PlacementEnv
@@ -127,6 +128,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         names = ("episodes", "k", "batch", "buffer", "train_every", "target_sync", "n_step")
+        counts = ("seed", "learn_start", "epsilon_steps", "max_steps", "validate_every")
+        integer_fields(self, {**dict.fromkeys(names, 1), **dict.fromkeys(counts, 0)})
+        integer_fields(self, {"servers": 1, "n_models": 1, "checkpoint_every": 0})
+        integer_tuples(self, ("hidden", "n_models_range"), minimum=1)
+        integer_tuples(self, ("validation_seeds",), minimum=0)
+        amount_tuples(self, ("memory_mb",))
         for name in names:
             if not getattr(self, name) > 0:
                 raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} must be > 0")

@@ -16,6 +16,11 @@ runs it compiled by numba (imported on first use); the plain function is the
 reference the tests compare the compiled one against. Its pseudo-random choices come
 from a linear congruential generator seeded explicitly, so a run is reproducible
 from its seed and gives the same answer compiled or not.
+
+Bin loads are int64 in the kernel. A load never exceeds its dimension's total size,
+so :func:`improve` runs the search only when every dimension's total fits in int64;
+otherwise a load could wrap to a small number and an overfull bin pass as feasible,
+and the packing is returned as given (it is already feasible).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._checks import integer
 from fastplace.extras import require
+from fastplace.packing._sums import INT64_MAX, totals
 from fastplace.packing.problem import strong_lower_bound
 from fastplace.packing.sizes import normalised
 
@@ -54,7 +61,8 @@ def eliminate_bin(
 
     On success rewrites ``assignment`` in place with bins ``0 .. n_bins - 2`` (the last
     bin takes the emptied bin's index) and returns True; otherwise leaves it as it was
-    and returns False.
+    and returns False. Every dimension's total size must fit in int64 (see the module
+    docstring): loads are int64.
     """
     n, d = items.shape
     k = n_bins
@@ -270,11 +278,15 @@ def improve(
     Each round tries to empty the ``attempts`` lightest bins (sum of normalised
     sizes), one after the other, with ``max_iterations`` tabu moves each; the first
     success starts the next round. ``assignment`` must be a packing with bins
-    ``0 .. k-1``; it is not modified.
+    ``0 .. k-1``; it is not modified. Returned unchanged (as a copy) when a
+    dimension's total size exceeds 2**63 - 1, where int64 loads could wrap.
     """
+    seed = integer(seed, "seed", minimum=0)
+    max_iterations = integer(max_iterations, "max_iterations", minimum=0)
+    attempts = integer(attempts, "attempts", minimum=1)
     kernel = _compiled()
     result = assignment.copy()
-    if result.size == 0:
+    if result.size == 0 or max(totals(items)) > INT64_MAX:
         return result
     n_bins = int(result.max()) + 1
     floor = strong_lower_bound(capacity, items)

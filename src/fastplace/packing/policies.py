@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._checks import integer
 from fastplace.packing import bin_centric, item_centric, portfolio
 from fastplace.packing.problem import InfeasiblePacking, as_problem, verify_packing
 
@@ -102,7 +103,8 @@ def pack(
     the tie-breaks of the randomised policies (only ``best``).
 
     Raises ValueError for a malformed instance (naming the item and dimension at
-    fault) or an unknown policy (listing the valid ones).
+    fault) or an unknown policy (listing the valid ones), TypeError for a ``seed``
+    that is not an integer (a bool or a float).
     """
     try:
         chosen = POLICIES[policy]
@@ -110,12 +112,11 @@ def pack(
         raise ValueError(
             f"unknown packing policy {policy!r}; expected one of {', '.join(POLICIES)}"
         ) from None
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed = {seed!r} must be an integer >= 0")
+    seed = integer(seed, "seed", minimum=0)
     cap, matrix = as_problem(capacity, items)
     if matrix.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    assignment = chosen.run(matrix, cap, int(seed))
+    assignment = chosen.run(matrix, cap, seed)
     try:
         verify_packing(cap, matrix, assignment)
     except InfeasiblePacking as error:  # a bug in the policy, never the caller's fault

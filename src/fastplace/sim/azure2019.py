@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._checks import integer
 from fastplace.sim.workload import DIModel, Partition, Workload
 
 __all__ = ["TraceFormatError", "azure2019_workload", "read_trace"]
@@ -135,6 +136,7 @@ def azure2019_workload(
     seed: int = 0,
 ) -> Workload:
     """A workload replaying the trace's first ``duration_s`` seconds."""
+    seed = integer(seed, "seed", minimum=0)
     functions = read_trace(source)
     rng = np.random.default_rng(seed)
     models = []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fastplace._checks import integer
+from fastplace.resources import as_amount
 from fastplace.synthetic import SERVER_CPU_MILLIS, SERVER_MEMORY_MB
 
 __all__ = ["SimConfig"]
@@ -42,21 +45,30 @@ class SimConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        positive = {
-            "servers": self.servers,
-            "server_memory_mb": self.server_memory_mb,
-            "server_cpu_millis": self.server_cpu_millis,
-            "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
-            "duration_s": self.duration_s,
-            "sla_s": self.sla_s,
-            "block_bytes": self.block_bytes,
+        # Counts and sizes are integers (never bools or floats); the server capacities
+        # are amounts as Cluster takes them (whole floats too), stored as ints.
+        checked = {
+            "servers": integer(self.servers, "SimConfig.servers", minimum=1),
+            "server_memory_mb": as_amount(self.server_memory_mb, "SimConfig.server_memory_mb"),
+            "server_cpu_millis": as_amount(self.server_cpu_millis, "SimConfig.server_cpu_millis"),
+            "block_bytes": integer(self.block_bytes, "SimConfig.block_bytes", minimum=1),
+            "cache_bytes": integer(self.cache_bytes, "SimConfig.cache_bytes", minimum=0),
+            "seed": integer(self.seed, "SimConfig.seed", minimum=0),
         }
-        for name, value in positive.items():
-            if not value > 0:
-                raise ValueError(f"SimConfig.{name} = {value!r} must be > 0")
-        for name in ("cache_bytes", "boot_s", "keep_alive_s"):
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+        for name in ("server_memory_mb", "server_cpu_millis"):
+            if getattr(self, name) == 0:
+                raise ValueError(f"SimConfig.{name} = 0 must be > 0")
+        for name in ("bandwidth_bytes_per_s", "duration_s", "sla_s"):
             value = getattr(self, name)
-            if not value >= 0:
+            if isinstance(value, bool) or not value > 0:
+                raise ValueError(f"SimConfig.{name} = {value!r} must be > 0")
+        if not math.isfinite(self.duration_s):
+            raise ValueError(f"SimConfig.duration_s = {self.duration_s!r} must be finite")
+        for name in ("boot_s", "keep_alive_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"SimConfig.{name} = {value!r} must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:

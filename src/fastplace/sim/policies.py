@@ -24,7 +24,8 @@ import numpy.typing as npt
 
 # The interface lives in fastplace.placement_policy (so that fastplace.optimizer need
 # not import this module); re-exported here under its old names.
-from fastplace.placement_policy import BlockIds, PlacementContext, Policy, Request
+from fastplace._checks import integer
+from fastplace.placement_policy import BlockIds, PlacementContext, Policy, Request, checked_gang
 
 __all__ = [
     "POLICIES",
@@ -58,8 +59,10 @@ class _NativeGang(Policy):
     def place_gang(
         self, context: PlacementContext, requests: list[Request], blocks: list[BlockIds]
     ) -> list[tuple[int, int]] | None:
+        # Checked first: the core's ValueError below must mean "does not fit" only.
+        checked = checked_gang(context.cluster, requests, blocks)
         try:
-            return context.cluster.place_gang(requests, self.native)
+            return context.cluster.place_gang(checked, self.native)
         except ValueError:  # the gang does not fit; the core placed nothing
             return None
 
@@ -162,10 +165,8 @@ class Similarity(_ScoredPolicy):
     def __init__(self, max_load: float = 1.0, max_per_server: int = 2) -> None:
         if not 0.0 < max_load <= 1.0:
             raise ValueError(f"max_load = {max_load} must be in (0, 1]")
-        if max_per_server < 1:
-            raise ValueError(f"max_per_server = {max_per_server} must be >= 1")
         self.max_load = max_load
-        self.max_per_server = max_per_server
+        self.max_per_server = integer(max_per_server, "max_per_server", minimum=1)
 
     def score(
         self,
@@ -211,11 +212,13 @@ class LocalityFit(Policy):
         self._decide = native_decision
         self._rule = locality
         self._k = DEFAULT_K
-        self.window = LOCALITY_WINDOW if window is None else window
-        self.min_load = LOCALITY_MIN_LOAD if min_load is None else min_load
         # The candidates always hold the first DEFAULT_K // 2 feasible servers.
-        if not 1 <= self.window <= DEFAULT_K // 2:
-            raise ValueError(f"window = {self.window} must be in [1, {DEFAULT_K // 2}]")
+        self.window = (
+            LOCALITY_WINDOW
+            if window is None
+            else integer(window, "window", minimum=1, maximum=DEFAULT_K // 2)
+        )
+        self.min_load = LOCALITY_MIN_LOAD if min_load is None else min_load
         if not 0.0 <= self.min_load <= 1.0:
             raise ValueError(f"min_load = {self.min_load} must be in [0, 1]")
 

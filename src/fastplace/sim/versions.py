@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._checks import integer
 from fastplace.sim.workload import Workload
 
 if TYPE_CHECKING:
@@ -30,12 +31,10 @@ class VersionBlocks:
     def __init__(
         self, workload: Workload, index: BlockIndex, *, block_bytes: int = MIB, seed: int = 0
     ) -> None:
-        if block_bytes <= 0:
-            raise ValueError(f"block_bytes = {block_bytes} must be > 0")
         self._workload = workload
         self._index = index
-        self._block_bytes = block_bytes
-        self._seed = seed
+        self._block_bytes = integer(block_bytes, "block_bytes", minimum=1)
+        self._seed = integer(seed, "seed", minimum=0)
         self._hashes: dict[tuple[int, int, int], npt.NDArray[np.uint64]] = {}
         self._ids: dict[tuple[int, int, int], npt.NDArray[np.int64]] = {}
 

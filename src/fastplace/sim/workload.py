@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from fastplace.resources import cpu_for_memory
+from fastplace._checks import integer
+from fastplace.resources import DEFAULT_RESOURCES, as_amount, as_request, cpu_for_memory
 
 __all__ = ["DIModel", "Partition", "Workload", "synthetic_workload"]
 
@@ -26,13 +27,30 @@ class Partition:
     cpu_millis: int
     file_bytes: int
 
+    def __post_init__(self) -> None:
+        # The container request is checked as Cluster.place would check it, so that a
+        # model the simulator accepts is one the cluster can book (and vice versa).
+        memory, cpu = as_request(
+            [self.memory_mb, self.cpu_millis],
+            DEFAULT_RESOURCES,
+            name="Partition request [memory_mb, cpu_millis]",
+        )
+        object.__setattr__(self, "memory_mb", memory)
+        object.__setattr__(self, "cpu_millis", cpu)
+        object.__setattr__(
+            self, "file_bytes", integer(self.file_bytes, "Partition.file_bytes", minimum=1)
+        )
+
     @classmethod
     def of_memory(cls, memory_mb: int, *, weight_share: float = 0.5) -> Partition:
         """A partition whose weights take ``weight_share`` of its container memory."""
+        memory = as_amount(memory_mb, "memory_mb")
+        if not 0.0 <= weight_share <= 1.0:
+            raise ValueError(f"weight_share = {weight_share!r} must be in [0, 1]")
         return cls(
-            memory_mb=int(memory_mb),
-            cpu_millis=cpu_for_memory(int(memory_mb)),
-            file_bytes=max(MIB, int(memory_mb * MIB * weight_share)),
+            memory_mb=memory,
+            cpu_millis=cpu_for_memory(memory),
+            file_bytes=max(MIB, int(memory * MIB * weight_share)),
         )
 
     @property
@@ -105,12 +123,15 @@ def _memory_mix(
         if memory_weights is not None:
             raise ValueError("memory_weights given without memory_mb")
         return np.array(DEFAULT_MEMORY_MB, dtype=np.int64), None
-    sizes = np.asarray(memory_mb, dtype=np.int64).reshape(-1)
-    if sizes.shape[0] == 0:
+    if isinstance(memory_mb, str | bytes) or np.ndim(memory_mb) != 1:
+        raise TypeError(f"memory_mb must be a sequence of container sizes, got {memory_mb!r}")
+    checked = [as_amount(size, f"memory_mb[{i}]") for i, size in enumerate(memory_mb)]
+    if not checked:
         raise ValueError("memory_mb is empty")
-    for i, size in enumerate(sizes.tolist()):
+    for i, size in enumerate(checked):
         if size <= 0:
             raise ValueError(f"memory_mb[{i}] = {size} must be > 0")
+    sizes = np.asarray(checked, dtype=np.int64)
     if memory_weights is None:
         return sizes, None
     weights = np.asarray(memory_weights, dtype=np.float64).reshape(-1)
@@ -156,8 +177,8 @@ def synthetic_workload(
     ``memory_mb`` with probabilities proportional to ``memory_weights`` (a request mix
     observed in production, as the RO's retraining uses it).
     """
-    if n_models <= 0:
-        raise ValueError(f"n_models = {n_models} must be > 0")
+    n_models = integer(n_models, "n_models", minimum=1)
+    seed = integer(seed, "seed", minimum=0)
     sizes, probabilities = _memory_mix(memory_mb, memory_weights)
     rng = np.random.default_rng(seed)
     models = []

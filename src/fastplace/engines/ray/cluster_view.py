@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from fastplace._checks import integer
 from fastplace.block_index import BlockIndex
 from fastplace.cluster import Cluster
 from fastplace.resources import DEFAULT_RESOURCES
@@ -99,6 +100,7 @@ class ClusterView:
         ``cache_bytes`` is each node's block cache size unless the node declares
         ``fastplace_cache_mb``. ValueError if no node declares a capacity.
         """
+        cache_bytes = integer(cache_bytes, "cache_bytes", minimum=0)
         rows = _fastplace_nodes(nodes, resources)
         if not rows:
             raise ValueError(

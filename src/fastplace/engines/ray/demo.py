@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from fastplace._checks import integer
 from fastplace.engines.ray.model_store import ModelStore
 from fastplace.engines.ray.partitioned_model import (
     MTMLConfig,
@@ -35,7 +36,7 @@ from fastplace.engines.ray.partitioned_model import (
     split_weights,
     train_versions,
 )
-from fastplace.resources import cpu_for_memory
+from fastplace.resources import as_amount, request_for_memory
 from fastplace.sim.policies import PlacementContext, Policy, Similarity, make_policy
 
 __all__ = [
@@ -69,6 +70,28 @@ class DemoConfig:
     steps_per_day: int = 30
     seed: int = 0
     model: MTMLConfig = field(default_factory=MTMLConfig)
+
+    def __post_init__(self) -> None:
+        # Counts and sizes are integers >= 1 (the seed >= 0): no bools, no floats. The
+        # capacities and the partitions' memory are amounts, checked as requests are.
+        for name in (
+            "nodes",
+            "models",
+            "versions",
+            "partitions",
+            "block_size",
+            "requests",
+            "batch",
+            "steps_per_day",
+        ):
+            checked = integer(getattr(self, name), f"DemoConfig.{name}", minimum=1)
+            object.__setattr__(self, name, checked)
+        for name in ("node_memory_mb", "node_cpu_millis", "partition_mb"):
+            amount = as_amount(getattr(self, name), f"DemoConfig.{name}")
+            if amount == 0:
+                raise ValueError(f"DemoConfig.{name} = 0 must be > 0")
+            object.__setattr__(self, name, amount)
+        object.__setattr__(self, "seed", integer(self.seed, "DemoConfig.seed", minimum=0))
 
     def model_names(self) -> list[str]:
         return [f"mtml-{chr(ord('a') + i)}" for i in range(self.models)]
@@ -245,7 +268,7 @@ def plan_only(store: ModelStore, spec: str, config: DemoConfig) -> PolicyResult:
             view.blocks.intern(p.index_keys(), np.asarray(p.sizes, np.int64)).astype(np.int64)
             for p in manifest.partitions
         ]
-        requests = [[p.memory_mb, cpu_for_memory(p.memory_mb)] for p in manifest.partitions]
+        requests = [request_for_memory(p.memory_mb) for p in manifest.partitions]
         began = time.perf_counter()
         placed = policy.place_gang(context, requests, ids)
         result.plan_s.append(time.perf_counter() - began)

@@ -43,13 +43,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._checks import integer
 from fastplace.block_index import BlockIndex
 from fastplace.cluster import Cluster
 from fastplace.engines.ray import require_ray
 from fastplace.engines.ray.actors import PartitionActor
 from fastplace.engines.ray.cluster_view import ClusterView
 from fastplace.engines.ray.model_store import ColdStart, ModelStore, VersionManifest
-from fastplace.resources import DEFAULT_RESOURCES, cpu_for_memory
+from fastplace.resources import DEFAULT_RESOURCES, request_for_memory
 from fastplace.sim.policies import PlacementContext, Policy, make_policy
 
 __all__ = ["Deployer", "Deployment", "DeploymentError", "Event", "PartitionState"]
@@ -152,6 +153,9 @@ class Deployer:
         inference; ``max_concurrency`` is the calls each partition actor serves at once.
         Raises DeploymentError when Ray is not initialised.
         """
+        cache_bytes = integer(cache_bytes, "cache_bytes", minimum=0)
+        seed = integer(seed, "seed", minimum=0)
+        max_concurrency = integer(max_concurrency, "max_concurrency", minimum=1)
         self._ray = require_ray()
         if not self._ray.is_initialized():
             raise DeploymentError("Ray is not initialised: call ray.init(...) first")
@@ -438,7 +442,8 @@ class Deployer:
     # ---- internals ------------------------------------------------------------------
 
     def _request(self, memory_mb: int) -> list[int]:
-        return [int(memory_mb), cpu_for_memory(memory_mb)]
+        # A manifest may come from anyone's store: its memory is checked as a request.
+        return request_for_memory(memory_mb, name="partition memory_mb")
 
     def _ids(self, manifest: VersionManifest) -> list[npt.NDArray[np.int64]]:
         key = (manifest.model, manifest.version)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastplace._checks import integer
 from fastplace.engines.ray import require_ray
+from fastplace.resources import as_amount
 
 __all__ = ["LocalCluster", "start_local_cluster"]
 
@@ -73,9 +75,12 @@ class LocalCluster:
 
 
 def _resources(memory_mb: int, cpu_millis: int, cache_mb: int | None) -> dict[str, float]:
-    resources = {"fastplace_memory_mb": float(memory_mb), "fastplace_cpu_millis": float(cpu_millis)}
+    # A node's capacities, checked as Cluster takes them (ClusterView reads them back).
+    memory = as_amount(memory_mb, "memory_mb")
+    cpu = as_amount(cpu_millis, "cpu_millis")
+    resources = {"fastplace_memory_mb": float(memory), "fastplace_cpu_millis": float(cpu)}
     if cache_mb is not None:
-        resources["fastplace_cache_mb"] = float(cache_mb)
+        resources["fastplace_cache_mb"] = float(integer(cache_mb, "cache_mb", minimum=0))
     return resources
 
 
@@ -91,8 +96,8 @@ def start_local_cluster(
     Worker processes must import fastplace: the directory this fastplace was imported
     from is put first on their PYTHONPATH (harmless when fastplace is installed).
     """
-    if n_nodes < 1:
-        raise ValueError(f"n_nodes = {n_nodes} must be >= 1")
+    n_nodes = integer(n_nodes, "n_nodes", minimum=1)
+    _resources(memory_mb, cpu_millis, cache_mb)  # bad sizes fail before anything starts
     saved = {name: os.environ.get(name) for name in ("RAY_USAGE_STATS_ENABLED", "PYTHONPATH")}
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import fastplace

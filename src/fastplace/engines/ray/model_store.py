@@ -58,6 +58,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastplace._atomic import make_directories, write_atomic
+from fastplace._checks import integer
 from fastplace.engines.ray.block_files import (
     NOT_A_BLOCK_FILE,
     BlockFolder,
@@ -67,6 +68,7 @@ from fastplace.engines.ray.block_files import (
     check_address,
     index_key,
 )
+from fastplace.resources import as_amount
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -214,7 +216,7 @@ class VersionManifest:
             partitions = tuple(
                 PartitionManifest(
                     index=int(part["index"]),
-                    memory_mb=int(part["memory_mb"]),
+                    memory_mb=as_amount(part["memory_mb"], "manifest memory_mb"),
                     tensors=tuple(
                         TensorInfo(
                             t["name"], t["dtype"], tuple(t["shape"]), t["offset"], t["nbytes"]
@@ -280,6 +282,16 @@ def _real_folder(path: Path) -> bool:
         return False
 
 
+def _per_partition(memory_mb: object, n: int) -> list[Any]:
+    """``memory_mb`` as one value per partition: a sequence (or 1-D array) as it is,
+    anything else (a scalar, or text, which as_amount then refuses) repeated n times."""
+    if isinstance(memory_mb, np.ndarray) and memory_mb.ndim == 1:
+        return list(memory_mb)
+    if isinstance(memory_mb, Sequence) and not isinstance(memory_mb, str | bytes | bytearray):
+        return list(memory_mb)
+    return [memory_mb] * n
+
+
 class ModelStore:
     """Model versions as content-addressed blocks in a directory (the "remote" store).
 
@@ -298,8 +310,7 @@ class ModelStore:
         """The store under ``root`` (created if missing), cutting versions into blocks of
         ``block_size`` bytes. StoreFormatError if ``root`` holds a store of another
         layout."""
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size <= 0:
-            raise ValueError(f"block_size = {block_size!r} must be an integer > 0")
+        block_size = integer(block_size, "block_size", minimum=1)
         if bandwidth is not None and not bandwidth > 0:
             raise ValueError(f"bandwidth = {bandwidth} must be > 0 bytes/s")
         self.root = make_directories(root).resolve()
@@ -396,11 +407,13 @@ class ModelStore:
         version = check_version(version)
         if not partitions:
             raise ValueError("a version needs at least one partition")
-        memories = [memory_mb] * len(partitions) if isinstance(memory_mb, int) else memory_mb
+        memories = _per_partition(memory_mb, len(partitions))
         if len(memories) != len(partitions):
             raise ValueError(
                 f"memory_mb has {len(memories)} values for {len(partitions)} partitions"
             )
+        # Checked before any block is written: memory_mb is what a deployment books.
+        memories = [as_amount(m, f"memory_mb[{i}]") for i, m in enumerate(memories)]
         manifest_dir = self._model_dir(model)  # refuses a planted link before any write
         manifests = []
         stored: set[str] = set()
@@ -422,7 +435,7 @@ class ModelStore:
             manifests.append(
                 PartitionManifest(
                     index=index,
-                    memory_mb=int(memory),
+                    memory_mb=memory,
                     tensors=tensors,
                     hashes=tuple(addresses),
                     sizes=tuple(sizes),
