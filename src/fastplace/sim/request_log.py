@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import operator
 import os
 import re
@@ -54,6 +55,7 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
+from fastplace._atomic import atomic_file
 from fastplace.sim.azure2019 import TraceFormatError
 from fastplace.sim.workload import (
     DEFAULT_MEMORY_MB,
@@ -69,6 +71,7 @@ __all__ = [
     "RequestLogError",
     "request_log_workload",
     "small_request_log",
+    "write_request_log",
 ]
 
 #: The columns a request log may have; ``columns`` maps them to a log's own names.
@@ -132,6 +135,82 @@ def request_log_workload(
         changed_fraction=float(changed_fraction),
         seed=seed,
     )
+
+
+def write_request_log(
+    workload: Workload,
+    path: str | os.PathLike[str],
+    *,
+    digits: int | None = None,
+    shapes: bool = False,
+) -> None:
+    """Writes a workload's requests as a request log (atomically, like every file
+    fastplace writes): ``timestamp`` (its arrival, s), ``model`` (its name), ``version``
+    (``v1`` plus the rollouts of its model by then, scheduled or named) and ``duration``
+    (its service time, s); with ``shapes``, also each model's ``partitions`` and
+    ``memory_mb`` (which needs every partition of a model to have the same memory).
+
+    Times are written exactly (``digits`` None) or rounded to ``digits`` decimals.
+    Reading the log back gives the same requests (arrivals shifted to start at 0), and
+    each rollout at the first request that saw the new version.
+    """
+    names = [model.name for model in workload.models]
+    if len(set(names)) != len(names):
+        raise ValueError("model names must be distinct to be written as a log")
+    header = ["timestamp", "model", "version", "duration"]
+    per_model: list[list[str]] = [[] for _ in names]
+    if shapes:
+        header += ["partitions", "memory_mb"]
+        for model, extra in zip(workload.models, per_model, strict=True):
+            memory = {partition.memory_mb for partition in model.partitions}
+            if len(memory) != 1:
+                raise ValueError(
+                    f"model {model.name!r}: partitions of {sorted(memory)} MB cannot be "
+                    "written as one memory_mb"
+                )
+            extra += [str(len(model.partitions)), str(memory.pop())]
+
+    def text(values: npt.NDArray[np.float64]) -> list[str]:
+        if digits is None:
+            return [repr(x) for x in values.tolist()]
+        return [f"{x:.{digits}f}" for x in values.tolist()]
+
+    versions = _versions_at_arrival(workload)
+    with atomic_file(path) as raw:
+        file = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(
+            [t, names[m], f"v{v + 1}", s, *per_model[m]]
+            for t, m, v, s in zip(
+                text(workload.arrival_s),
+                workload.arrival_model.tolist(),
+                versions.tolist(),
+                text(workload.service_s),
+                strict=True,
+            )
+        )
+        file.flush()
+        file.detach()  # atomic_file closes (and first syncs) the file itself
+
+
+def _versions_at_arrival(workload: Workload) -> npt.NDArray[np.int64]:
+    """How many rollouts each request's model has had by its arrival, as the simulator
+    counts them (a rollout at the arrival's instant comes first)."""
+    t = workload.arrival_s
+    model = workload.arrival_model
+    interval = np.array([m.rollout_interval_s for m in workload.models])[model]
+    first = np.array([m.rollout_offset_s or m.rollout_interval_s for m in workload.models])
+    since = t - first[model]
+    scheduled = interval > 0
+    versions = np.zeros(t.shape[0], dtype=np.int64)
+    ok = scheduled & (since >= 0)
+    versions[ok] = 1 + np.floor(since[ok] / interval[ok]).astype(np.int64)
+    for m in np.unique(workload.rollout_model).tolist():
+        mine = model == m
+        times = workload.rollout_s[workload.rollout_model == m]
+        versions[mine] += np.searchsorted(times, t[mine], side="right")
+    return versions
 
 
 def _checked_columns(columns: Mapping[str, str] | None) -> dict[str, str] | None:
