@@ -355,22 +355,17 @@ class _Requests:
     # ---- one chunk of one column ------------------------------------------------------
 
     def _timestamps(self, texts: list[str], lines: list[int]) -> npt.NDArray[np.float64]:
-        try:
-            values = np.array(texts, dtype=np.float64)
-            form = "number"
-        except ValueError:
-            values = self._datetimes(texts, lines)
-            form = "date-time"
+        # A log's timestamps are all numbers of seconds or all date-times, as its first.
         if self.form is None:
-            self.form = (form, lines[0])
-        elif self.form[0] != form:
-            raise self.bad(
-                lines[0],
-                "timestamp",
-                texts[0],
-                f"is a {form} where line {self.form[1]} has a {self.form[0]} "
-                "(one form of timestamp per log)",
-            )
+            self.form = ("number" if _is_number(texts[0]) else "date-time", lines[0])
+        if self.form[0] == "number":
+            try:
+                values = np.array(texts, dtype=np.float64)
+            except ValueError:
+                row = next(i for i, text in enumerate(texts) if not _is_number(text))
+                raise self._not_a_timestamp(texts[row], lines[row]) from None
+        else:
+            values = self._datetimes(texts, lines)
         self._check(texts, lines, "timestamp", np.isfinite(values), "is not finite")
         return values
 
@@ -379,43 +374,38 @@ class _Requests:
         try:
             moments = [parse(text) for text in texts]
         except ValueError:  # find which, or read what 3.10's fromisoformat does not
-            moments = [self._datetime(text, line) for text, line in zip(texts, lines, strict=True)]
+            moments = []
+            for text, line in zip(texts, lines, strict=True):
+                try:
+                    moments.append(_parse_datetime(text))
+                except ValueError as error:
+                    raise self._not_a_timestamp(text, line, error) from None
         return np.array(
             [(m if m.tzinfo else m.replace(tzinfo=_UTC)).timestamp() for m in moments],
             dtype=np.float64,
         )
 
-    def _datetime(self, text: str, line: int) -> datetime:
-        try:
-            return datetime.fromisoformat(text)
-        except ValueError:
-            pass
-        match = _DATETIME.fullmatch(text)
-        if match is not None:
-            date, clock, fraction, zulu, hours, minutes = match.groups()
-            iso = f"{date}T{clock}" + (f".{(fraction + '000000')[:6]}" if fraction else "")
-            if zulu:
-                iso += "+00:00"
-            elif hours:
-                iso += f"{hours}:{minutes or '00'}"
-            try:
-                return datetime.fromisoformat(iso)
-            except ValueError as error:  # month 13, hour 25, ...
-                why = f"is not a valid date-time ({error})"
-                raise self.bad(line, "timestamp", text, why) from None
-        try:
-            float(text)
-        except ValueError:
-            raise self.bad(
-                line,
-                "timestamp",
-                text,
+    def _not_a_timestamp(
+        self, text: str, line: int, error: ValueError | None = None
+    ) -> RequestLogError:
+        assert self.form is not None
+        form, first = self.form
+        if form == "number" and _is_datetime(text):
+            why = f"is a date-time where line {first} has a number of seconds"
+        elif form == "date-time" and _is_number(text):
+            why = f"is a number of seconds where line {first} has a date-time"
+        elif error is not None and _DATETIME.fullmatch(text):  # month 13, hour 25, ...
+            return self.bad(line, "timestamp", text, f"is not a valid date-time ({error})")
+        else:
+            why = (
                 "is neither a number of seconds nor a date-time "
-                "(ISO 8601 or YYYY-MM-DD HH:MM:SS[.fff])",
-            ) from None
-        raise self.bad(line, "timestamp", text, "is a number among date-times (one form per log)")
+                "(ISO 8601 or YYYY-MM-DD HH:MM:SS[.fff])"
+            )
+            return self.bad(line, "timestamp", text, why)
+        return self.bad(line, "timestamp", text, why + " (one form of timestamp per log)")
 
     def _models(self, texts: list[str], lines: list[int]) -> npt.NDArray[np.int64]:
+        self._no_nul("model", texts, lines)
         index = self.models
         ids = [index.setdefault(text, len(index)) for text in texts]
         if "" in index:
@@ -423,9 +413,16 @@ class _Requests:
             raise self.bad(lines[row], "model", "", "is empty: every request names its model")
         return np.asarray(ids, dtype=np.int64)
 
-    def _versions(self, texts: list[str], _lines: list[int]) -> npt.NDArray[np.int64]:
+    def _versions(self, texts: list[str], lines: list[int]) -> npt.NDArray[np.int64]:
+        self._no_nul("version", texts, lines)
         index = self.versions
         return np.asarray([index.setdefault(text, len(index)) for text in texts], dtype=np.int64)
+
+    def _no_nul(self, role: str, texts: list[str], lines: list[int]) -> None:
+        # The csv module of Python >= 3.11 reads NUL bytes; in a name they mean binary data.
+        if "\x00" in "".join(texts):
+            row = next(i for i, text in enumerate(texts) if "\x00" in text)
+            raise self.bad(lines[row], role, texts[row], "has a NUL byte (a binary file?)")
 
     def _durations(self, texts: list[str], lines: list[int]) -> npt.NDArray[np.float64]:
         values = self._numbers("duration", texts, lines, np.float64, "is not a number of seconds")
@@ -567,6 +564,42 @@ class _Requests:
                 f"for model {names[model[row]]!r} (one value per model)",
             )
         return per_model
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_datetime(text: str) -> bool:
+    try:
+        _parse_datetime(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_datetime(text: str) -> datetime:
+    """ISO 8601 or ``YYYY-MM-DD HH:MM:SS[.f]`` with an optional offset, as
+    datetime.fromisoformat takes it, or rewritten to what it takes (Python 3.10's
+    takes no Z and only 3 or 6 fraction digits; none takes surrounding spaces)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    match = _DATETIME.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a date-time")
+    date, clock, fraction, zulu, hours, minutes = match.groups()
+    iso = f"{date}T{clock}" + (f".{(fraction + '000000')[:6]}" if fraction else "")
+    if zulu:
+        iso += "+00:00"
+    elif hours:
+        iso += f"{hours}:{minutes or '00'}"
+    return datetime.fromisoformat(iso)
 
 
 def _model(
