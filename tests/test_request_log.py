@@ -4,6 +4,7 @@ round trip from the synthetic workload through the simulator, and the command li
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from child_process import child_env
 from fastplace.cli import main
@@ -238,6 +241,82 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path) -> No
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbftimestamp,model\n0,a\n")
     assert request_log_workload(path).n_requests == 1
+
+
+# ---- any log against a plain reference ------------------------------------------------
+
+NAMES = st.text(min_size=1, max_size=6).filter(lambda name: "\x00" not in name)
+
+
+@st.composite
+def logs(draw: st.DrawFn) -> tuple[list[list[str]], list[str]]:
+    """Rows of a log (header first) with any model and version names (commas, quotes,
+    newlines, any script), times in any order with ties, optional columns."""
+    header = ["timestamp", "model"]
+    versions, durations = draw(st.booleans()), draw(st.booleans())
+    header += ["version"] * versions + ["duration"] * durations
+    models = draw(st.lists(NAMES, min_size=1, max_size=5, unique=True))
+    labels = draw(st.lists(NAMES, min_size=1, max_size=4, unique=True))
+    rows = []
+    for _ in range(draw(st.integers(1, 40))):
+        row = [repr(draw(st.sampled_from([0.0, 1.5, 2.0, 1e6, 3.25]) | st.floats(-1e6, 1e6)))]
+        row.append(draw(st.sampled_from(models)))
+        row += [draw(st.sampled_from(labels))] * versions
+        row += [repr(draw(st.floats(0.0, 100.0)))] * durations
+        rows.append(row)
+    return [header, *rows], header
+
+
+def reference(rows: list[list[str]], header: list[str]) -> dict[str, list[object]]:
+    """What the log says, read the obvious way: sort (stably) by time, number the models
+    by first request, a rollout wherever a model sees a version it has not seen."""
+    column = {name: i for i, name in enumerate(header)}
+    order = sorted(rows, key=lambda row: float(row[0]))
+    t0 = float(order[0][0])
+    names: list[str] = []
+    seen: dict[str, set[str]] = {}
+    rollouts: list[tuple[float, str]] = []
+    for row in order:
+        model = row[1]
+        if model not in seen:
+            names.append(model)
+            seen[model] = set()
+        if "version" in column:
+            label = row[column["version"]]
+            if seen[model] and label not in seen[model]:
+                rollouts.append((float(row[0]) - t0, model))
+            seen[model].add(label)
+    return {
+        "arrival_s": [float(row[0]) - t0 for row in order],
+        "model": [row[1] for row in order],
+        "names": names,
+        "service_s": [float(row[column["duration"]]) for row in order]
+        if "duration" in column
+        else [],
+        "rollouts": rollouts,
+    }
+
+
+@settings(max_examples=60)
+@given(log=logs())
+def test_any_log_reads_as_the_plain_reference_says(
+    tmp_path_factory: pytest.TempPathFactory, log: tuple[list[list[str]], list[str]]
+) -> None:
+    table, header = log
+    path = tmp_path_factory.mktemp("log") / "any.csv"
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows(table)
+    workload = request_log_workload(path)
+    expected = reference(table[1:], header)
+    names = [model.name for model in workload.models]
+    assert workload.arrival_s.tolist() == expected["arrival_s"]
+    assert [names[m] for m in workload.arrival_model] == expected["model"]
+    assert names == expected["names"]
+    if expected["service_s"]:
+        assert workload.service_s.tolist() == expected["service_s"]
+    rollout_names = [names[m] for m in workload.rollout_model]
+    rollouts = list(zip(workload.rollout_s.tolist(), rollout_names, strict=True))
+    assert rollouts == expected["rollouts"]
 
 
 # ---- bad rows -----------------------------------------------------------------------

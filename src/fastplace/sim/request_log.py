@@ -288,7 +288,7 @@ def _read(path: Path, columns: dict[str, str] | None) -> _Requests:
                 f"{path}: not UTF-8 text (a binary file?): "
                 f"byte {error.object[error.start]:#04x} is {error.reason}"
             ) from None
-        except csv.Error as error:  # a NUL byte, a field over the size limit, ...
+        except csv.Error as error:  # a field over the size limit, NUL (Python < 3.11), ...
             raise RequestLogError(f"{path}:{reader.line_num}: {error}") from None
     return requests
 
