@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             ) from None
         raise CommandError(str(error)) from None
     except ValueError as error:  # an argument the loader refuses (columns, seed)
-        raise CommandError(f"--workload {args.workload}: {error}") from None
+        raise CommandError(str(error)) from None
     duration = args.duration or workload.span_s or 600.0
     # Longer than the log plus a day only adds scheduled rollouts to an idle cluster.
     longest = (workload.span_s or 0.0) + MAX_DURATION_S

@@ -613,7 +613,7 @@ def _model(
 ) -> tuple[DIModel, float]:
     """A log's model with what the log does not say drawn, and its base service time."""
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()
-    rng = np.random.default_rng([seed, *np.frombuffer(digest[:16], dtype=np.uint32).tolist()])
+    rng = np.random.default_rng([seed, int.from_bytes(digest[:16], "little")])
     drawn = int(rng.integers(2, 7))  # drawn even when given, so later draws do not move
     count = drawn if partitions is None else partitions
     memory = rng.choice(np.asarray(DEFAULT_MEMORY_MB), size=count)
