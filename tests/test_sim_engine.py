@@ -139,3 +139,77 @@ def test_bad_config_names_the_field() -> None:
         SimConfig(keep_alive_s=-1)
     with pytest.raises(ValueError, match="policy = 'nope'"):
         make_policy("nope")
+
+
+def test_named_rollouts_happen_once_at_their_times() -> None:
+    # A request log's versions: one rollout at t=30, none on a schedule. The request at
+    # t=45 cold-starts (keep-alive 1 s) the new version on the server that caches the old.
+    model = DIModel(
+        name="m",
+        partitions=(Partition(memory_mb=1024, cpu_millis=579, file_bytes=256 * MIB),),
+        changed_fraction=0.25,
+    )
+    workload = Workload(
+        name="named",
+        models=(model,),
+        arrival_s=np.array([0.0, 45.0, 90.0]),
+        arrival_model=np.zeros(3, dtype=np.int32),
+        service_s=np.array([0.1, 0.1, 0.1]),
+        switch_window_s=1.0,
+        rollout_s=np.array([30.0]),
+        rollout_model=np.zeros(1, dtype=np.int32),
+    )
+    config = SimConfig(servers=1, duration_s=100.0, keep_alive_s=1.0)
+    sim = Simulation(config, workload, make_policy("first_fit"))
+    metrics = sim.run()
+    assert sim.version == [1]  # once: a named rollout does not repeat
+    changed = int((sim.versions.hashes(0, 0, 0) != sim.versions.hashes(0, 0, 1)).sum())
+    assert 0 < changed
+    # t=0 the whole file, t=45 the changed blocks, t=90 the same version: nothing.
+    assert metrics["bytes_downloaded"] == 256 * MIB + changed * config.block_bytes
+    assert metrics["cold_starts"] == 3
+
+
+def test_a_request_at_the_end_of_the_run_is_served() -> None:
+    # A request log's default duration is its span, which may end at its last arrival.
+    workload = one_model_workload([0.0, 10.0], service=0.0)
+    metrics = simulate(SimConfig(servers=2, duration_s=10.0), workload, "first_fit")
+    assert metrics["requests"] == 2
+
+
+def test_named_rollouts_and_a_schedule_for_one_model_are_refused() -> None:
+    model = DIModel(
+        name="m",
+        partitions=(Partition.of_memory(1024),),
+        rollout_interval_s=30.0,
+    )
+    with pytest.raises(ValueError, match="'m' has rollouts of its own and rollout_interval_s"):
+        Workload(
+            name="both",
+            models=(model,),
+            arrival_s=np.zeros(1),
+            arrival_model=np.zeros(1, dtype=np.int32),
+            service_s=np.zeros(1),
+            rollout_s=np.array([5.0]),
+            rollout_model=np.zeros(1, dtype=np.int32),
+        )
+
+
+def test_a_version_thousands_of_rollouts_later_is_made() -> None:
+    # A model asked for once a day in a week-long log with a rollout every two minutes
+    # is at version ~5,000 (it was a RecursionError beyond ~1,000); the result is the
+    # version built step by step, and only a few versions stay cached.
+    from fastplace.block_index import BlockIndex
+    from fastplace.sim.versions import VersionBlocks
+
+    workload = one_model_workload([0.0], service=0.1, changed=0.2)
+    jump = VersionBlocks(workload, BlockIndex(1, 1 << 30))
+    far = jump.hashes(0, 0, 5000)
+    steps = VersionBlocks(workload, BlockIndex(1, 1 << 30))
+    for version in range(5001):
+        step = steps.hashes(0, 0, version)
+    assert np.array_equal(far, step)
+    assert np.array_equal(jump.hashes(0, 0, 3), steps.hashes(0, 0, 3))  # made again
+    from fastplace.sim.versions import KEEP_VERSIONS
+
+    assert len(steps._hashes[(0, 0)]) == KEEP_VERSIONS

@@ -108,6 +108,27 @@ def check_simulation() -> None:
     assert compare(config, trace, ["first_fit"])["first_fit"]["requests"] > 0
 
 
+def check_request_log() -> None:
+    """The shipped request log is in the package, and `fastplace simulate` replays it."""
+    import contextlib
+    import io
+    import json
+    import tempfile
+
+    from fastplace.cli import main as cli
+    from fastplace.sim.request_log import small_request_log
+
+    log = small_request_log()
+    assert log.is_file(), f"{log} is not in the package"
+    with tempfile.TemporaryDirectory() as out:
+        argv = ["simulate", "--workload", str(log), "--policies", "first_fit", "--servers", "40"]
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            status = cli([*argv, "--duration", "60", "--out", out])
+        assert status == 0, status
+        metrics = json.loads((Path(out) / "metrics.json").read_text())
+    assert metrics["policies"]["first_fit"]["requests"] > 100, metrics
+
+
 def check_packing() -> None:
     rng = np.random.default_rng(0)
     capacity = np.array([100, 100, 100])
@@ -179,6 +200,7 @@ def main() -> None:
         check_cluster,
         check_block_index,
         check_simulation,
+        check_request_log,
         check_packing,
         check_allocator,
         check_saved_fingerprints_compare,

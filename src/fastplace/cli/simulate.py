@@ -35,10 +35,32 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--workload",
         default="synthetic",
-        help="synthetic (default), azure2019 (shipped excerpt) or a path to Azure-format CSVs",
+        help="synthetic (default), azure2019 (shipped excerpt), a path to Azure-2019-format "
+        "CSVs, or a request-log CSV file (one row per request: timestamp,model[,version]"
+        "[,duration]; the Azure Functions 2021 trace as it is)",
+    )
+    parser.add_argument(
+        "--columns",
+        default=None,
+        metavar="ROLE=COLUMN,...",
+        help="a request log's column names, e.g. timestamp=ts,model=function "
+        "(roles: timestamp, model, version, duration, partitions, memory_mb)",
+    )
+    parser.add_argument(
+        "--rollout-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a new version of every model every SECONDS, 0 for none (synthetic 120, "
+        "traces and request logs without a version column 300)",
     )
     parser.add_argument("--servers", type=positive_int, default=None, help="servers (150)")
-    parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds (600)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="simulated seconds (600; a request log: its span)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument("--out", type=Path, default=Path("out"), help="output directory (out)")
     parser.set_defaults(run=run)
@@ -48,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.cli import CommandError
     from fastplace.cli.output import ProgressTask, Table, can_plot, print_table, progress, wrote
     from fastplace.optimizer.model import OptimizerLoadError
-    from fastplace.sim import POLICIES, SimConfig, compare, load_workload
+    from fastplace.sim import POLICIES, SimConfig, compare, is_request_log, load_workload
     from fastplace.sim.azure2019 import TraceFormatError
     from fastplace.sim.report import plot, table_rows, write_json
 
@@ -59,23 +81,54 @@ def run(args: argparse.Namespace) -> int:
             f"--policies: unknown {', '.join(unknown) or '(empty)'}; "
             f"choose from {', '.join(POLICIES)}"
         )
-    if not 0 < args.duration <= MAX_DURATION_S:
+    log = is_request_log(args.workload)
+    # A generated workload grows with --duration, so it is bounded before it is made;
+    # a request log is as long as it is.
+    if args.duration is not None and not (
+        0 < args.duration <= MAX_DURATION_S or (log and 0 < args.duration < float("inf"))
+    ):
         raise CommandError(
             f"--duration = {args.duration} must be a number of seconds > 0 and "
             f"<= {MAX_DURATION_S:,.0f} (one day)"
         )
+    if args.columns is not None and not log:
+        raise CommandError(
+            f"--columns: --workload = {args.workload!r} is not a request log (only one has columns)"
+        )
+    if args.rollout_interval is not None and not 0 <= args.rollout_interval < float("inf"):
+        raise CommandError(
+            f"--rollout-interval = {args.rollout_interval} must be a number of seconds >= 0"
+        )
+    columns = None if args.columns is None else _columns(args.columns)
     try:
-        workload = load_workload(args.workload, duration_s=args.duration, seed=args.seed)
+        workload = load_workload(
+            args.workload,
+            duration_s=args.duration,
+            seed=args.seed,
+            columns=columns,
+            rollout_interval_s=args.rollout_interval,
+        )
     except TraceFormatError as error:
-        if _names_no_trace(args.workload):  # a typo of a name, or a wrong path
+        if _names_no_trace(args.workload) and not os.path.lexists(args.workload):
+            # A typo of a name, or a wrong path.
             raise CommandError(
                 f"--workload = {args.workload!r} is not one of {', '.join(WORKLOADS)}, "
-                f"nor a trace directory or PREFIX of PREFIX_inv.csv ... ({error})"
+                "nor a trace directory or PREFIX of PREFIX_inv.csv ..., nor a request-log "
+                f"CSV file ({error})"
             ) from None
         raise CommandError(str(error)) from None
+    except ValueError as error:  # an argument the loader refuses (columns, seed)
+        raise CommandError(str(error)) from None
+    duration = args.duration or workload.span_s or 600.0
+    # Longer than the log plus a day only adds scheduled rollouts to an idle cluster.
+    longest = (workload.span_s or 0.0) + MAX_DURATION_S
+    if log and duration > longest:
+        raise CommandError(
+            f"--duration = {duration} must be <= {longest:,.0f} s (the log's span plus a day)"
+        )
     config = SimConfig(
         seed=args.seed,
-        duration_s=args.duration,
+        duration_s=duration,
         **({"servers": args.servers} if args.servers else {}),
     )
     try:
@@ -120,6 +173,25 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"cannot write {metrics_png}: {error.strerror}") from None
         wrote(metrics_png)
     return 0
+
+
+def _columns(text: str) -> dict[str, str]:
+    """--columns timestamp=ts,model=fn as {"timestamp": "ts", "model": "fn"}."""
+    from fastplace.cli import CommandError
+    from fastplace.sim.request_log import COLUMNS
+
+    columns: dict[str, str] = {}
+    for item in text.split(","):
+        role, equals, name = item.partition("=")
+        role = role.strip()
+        if not equals or not role or not name.strip():
+            raise CommandError(f"--columns: {item!r} is not ROLE=COLUMN")
+        if role not in COLUMNS:
+            raise CommandError(f"--columns: {role!r} is not one of {', '.join(COLUMNS)}")
+        if role in columns:
+            raise CommandError(f"--columns: {role} is given twice")
+        columns[role] = name
+    return columns
 
 
 def _names_no_trace(workload: str) -> bool:

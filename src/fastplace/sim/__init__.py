@@ -10,11 +10,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastplace.sim.config import SimConfig
 from fastplace.sim.policies import POLICIES, Policy, make_policy
+from fastplace.sim.request_log import RequestLogError, request_log_workload
 from fastplace.sim.workload import DIModel, Partition, Workload, synthetic_workload
 
 __all__ = [
@@ -22,11 +24,14 @@ __all__ = [
     "DIModel",
     "Partition",
     "Policy",
+    "RequestLogError",
     "SimConfig",
     "Workload",
     "compare",
+    "is_request_log",
     "load_workload",
     "make_policy",
+    "request_log_workload",
     "simulate",
     "synthetic_workload",
 ]
@@ -62,12 +67,47 @@ def compare(
     return results
 
 
-def load_workload(name: str, *, duration_s: float, seed: int = 0) -> Workload:
-    """``synthetic``, ``azure2019`` (the shipped excerpt) or a path to Azure-format CSVs."""
+def load_workload(
+    name: str,
+    *,
+    duration_s: float | None = None,
+    seed: int = 0,
+    columns: Mapping[str, str] | None = None,
+    rollout_interval_s: float | None = None,
+) -> Workload:
+    """A workload by name: ``synthetic``, ``azure2019`` (the shipped excerpt), a
+    directory or ``PREFIX`` of Azure-2019-format CSVs (``PREFIX_inv.csv`` ...), or else a
+    request-log CSV file (:func:`request_log_workload`, with ``columns``).
+
+    ``duration_s`` is how much of a generated workload or Azure 2019 trace to make
+    (None: 600 s); a request log is read whole, and its ``span_s`` is how long it lasts.
+    ``rollout_interval_s`` None keeps each kind's default schedule (synthetic 120 s,
+    the traces 300 s).
+    """
+    generated_s = 600.0 if duration_s is None else duration_s
+    if is_request_log(name):
+        interval = 300.0 if rollout_interval_s is None else rollout_interval_s
+        return request_log_workload(name, columns=columns, rollout_interval_s=interval, seed=seed)
+    if columns is not None:
+        raise ValueError(f"columns = {dict(columns)!r}: only a request log has columns")
     if name == "synthetic":
-        return synthetic_workload(duration_s=duration_s, seed=seed)
+        interval = 120.0 if rollout_interval_s is None else rollout_interval_s
+        return synthetic_workload(duration_s=generated_s, rollout_interval_s=interval, seed=seed)
     from fastplace.sim.azure2019 import azure2019_workload
 
-    if name == "azure2019":
-        return azure2019_workload(None, duration_s=duration_s, seed=seed)
-    return azure2019_workload(name, duration_s=duration_s, seed=seed)
+    interval = 300.0 if rollout_interval_s is None else rollout_interval_s
+    source = None if name == "azure2019" else name
+    return azure2019_workload(
+        source, duration_s=generated_s, rollout_interval_s=interval, seed=seed
+    )
+
+
+def is_request_log(name: str) -> bool:
+    """Whether :func:`load_workload` reads ``name`` as a request log: not a workload's
+    name, an Azure trace directory nor the PREFIX of one's files, and either something
+    at that path or a path ending in ``.csv``."""
+    if name in ("synthetic", "azure2019") or os.path.isdir(name):
+        return False
+    if any(os.path.exists(f"{name}_{kind}.csv") for kind in ("inv", "mem", "run")):
+        return False
+    return os.path.lexists(name) or name.lower().endswith(".csv")

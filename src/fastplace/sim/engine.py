@@ -9,7 +9,8 @@ every partition is ready and has served (``service_s``); then the containers go 
 and an idle container is reclaimed after ``keep_alive_s``, or earlier when a cold
 start finds no room (oldest idle first, as serverless platforms do under pressure).
 
-Rollouts: every ``rollout_interval_s`` a model gets a new version. For
+Rollouts: every ``rollout_interval_s`` a model gets a new version (or at the times
+the workload names, ``Workload.rollout_s``: a request log's new versions). For
 ``switch_window_s`` both versions serve, requests moving linearly from old to new;
 then the old version's idle containers are reclaimed and its busy ones are released
 as they finish.
@@ -105,12 +106,20 @@ class Simulation:
         start = time.perf_counter()
         for m, model in enumerate(self.workload.models):
             if model.rollout_interval_s > 0:
-                self._push(model.rollout_offset_s or model.rollout_interval_s, _ROLLOUT, m)
+                self._push(model.rollout_offset_s or model.rollout_interval_s, _ROLLOUT, (m, True))
         duration = self.config.duration_s
+        named = int(np.searchsorted(self.workload.rollout_s, duration, side="right"))
+        for t, m in zip(
+            self.workload.rollout_s[:named].tolist(),
+            self.workload.rollout_model[:named].tolist(),
+            strict=True,
+        ):
+            self._push(t, _ROLLOUT, (m, False))  # once: the workload names the next one
         arrivals = self.workload.arrival_s
         models = self.workload.arrival_model
         services = self.workload.service_s
-        n = int(np.searchsorted(arrivals, duration))
+        # side="right": a request log's last request may arrive at exactly its span.
+        n = int(np.searchsorted(arrivals, duration, side="right"))
         for i in range(n):
             t = float(arrivals[i])
             while self.events and self.events[0][0] <= t:
@@ -133,7 +142,7 @@ class Simulation:
         elif kind == _EXPIRE:
             self._expire(*payload)
         elif kind == _ROLLOUT:
-            self._rollout(t, payload)
+            self._rollout(t, *payload)
         else:
             self._retire(*payload)
 
@@ -252,12 +261,13 @@ class Simulation:
         self.cluster.release(container)
         self.used -= state.request
 
-    def _rollout(self, t: float, model: int) -> None:
+    def _rollout(self, t: float, model: int, scheduled: bool) -> None:
         self.previous[model] = self.version[model]
         self.version[model] += 1
         self.switch_start[model] = t
         self._push(t + self.workload.switch_window_s, _RETIRE, (model, self.previous[model]))
-        self._push(t + self.workload.models[model].rollout_interval_s, _ROLLOUT, model)
+        if scheduled:
+            self._push(t + self.workload.models[model].rollout_interval_s, _ROLLOUT, (model, True))
 
     def _retire(self, model: int, version: int) -> None:
         if version == self.version[model]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -99,6 +99,19 @@ class Workload:
     #: During a rollout, requests move from the old to the new version linearly
     #: over this window (both versions serve side by side).
     switch_window_s: float = 10.0
+    #: Rollouts the workload names itself (a request log's version column), on top of
+    #: the models' schedules: at ``rollout_s[i]`` (sorted) model ``rollout_model[i]``
+    #: gets its next version. A model with such rollouts has no schedule.
+    rollout_s: npt.NDArray[np.float64] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.float64)
+    )
+    rollout_model: npt.NDArray[np.int32] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int32)
+    )
+    #: How long the workload lasts, s (a request log: from its first request to the end
+    #: of its last), what to simulate when nobody says; None for generated workloads,
+    #: which last as long as they were asked to.
+    span_s: float | None = None
 
     def __post_init__(self) -> None:
         n = self.arrival_s.shape[0]
@@ -108,6 +121,22 @@ class Workload:
             raise ValueError("arrival_s must be sorted")
         if n and (self.arrival_model.min() < 0 or self.arrival_model.max() >= len(self.models)):
             raise ValueError("arrival_model names a model that does not exist")
+        k = self.rollout_s.shape[0]
+        if self.rollout_s.shape != (k,) or self.rollout_model.shape != (k,):
+            raise ValueError("rollout_s and rollout_model must be 1-D and of the same length")
+        if k and (np.diff(self.rollout_s) < 0).any():
+            raise ValueError("rollout_s must be sorted")
+        if k and (self.rollout_model.min() < 0 or self.rollout_model.max() >= len(self.models)):
+            raise ValueError("rollout_model names a model that does not exist")
+        for m in np.unique(self.rollout_model).tolist():
+            # Two sources of versions for one model would interleave unpredictably.
+            if self.models[m].rollout_interval_s > 0:
+                raise ValueError(
+                    f"model {self.models[m].name!r} has rollouts of its own and "
+                    f"rollout_interval_s = {self.models[m].rollout_interval_s}"
+                )
+        if self.span_s is not None and not (np.isfinite(self.span_s) and self.span_s > 0):
+            raise ValueError(f"span_s = {self.span_s!r} must be a finite number > 0")
 
     @property
     def n_requests(self) -> int:
@@ -201,11 +230,22 @@ def synthetic_workload(
     rates = total_rate * rng.permutation(popularity) / popularity.sum()
     arrival_s, arrival_model = poisson_arrivals(rates, duration_s, rng)
     base_service = rng.uniform(0.05, 0.4, size=n_models)
-    service = base_service[arrival_model] * rng.lognormal(0.0, 0.3, size=arrival_s.shape[0])
     return Workload(
         name="synthetic",
         models=tuple(models),
         arrival_s=arrival_s,
         arrival_model=arrival_model,
-        service_s=service,
+        service_s=service_times(base_service, arrival_model, rng),
     )
+
+
+def service_times(
+    base_s: npt.NDArray[np.float64],
+    arrival_model: npt.NDArray[np.int32],
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    """The simulator's default service times: each model's base time (synthetic
+    workloads draw it uniformly in 0.05-0.4 s) times a log-normal(0, 0.3) factor per
+    request, as inference times vary with the input."""
+    factor = rng.lognormal(0.0, 0.3, size=arrival_model.shape[0])
+    return np.asarray(base_s[arrival_model] * factor, dtype=np.float64)
