@@ -32,11 +32,23 @@ from fastplace.cluster import ClusterInvariantError, restore_snapshot, snapshot_
 __all__ = ["BlockIndex"]
 
 
-def _cache_sizes(n_servers: int, cache_bytes: int | npt.ArrayLike) -> npt.NDArray[Any]:
-    """``cache_bytes`` (one size for all, or one per server) as n_servers sizes."""
+def _cache_sizes(
+    n_servers: int, cache_bytes: int | npt.ArrayLike, already: int = 0
+) -> npt.NDArray[Any]:
+    """``cache_bytes`` (one size for all, or one per server) as n_servers sizes, for an
+    index that has ``already`` servers. The count is checked against the core's limit
+    before the sizes are materialised: 2^31 servers would be a 16 GiB array."""
+    if isinstance(n_servers, bool):
+        raise TypeError("n_servers must be an integer, got bool")
     count = operator.index(n_servers)  # TypeError for floats and other non-integers
     if count < 0:
         raise ValueError(f"n_servers = {count} must be >= 0")
+    limit = _core.BLOCK_INDEX_MAX_SERVERS
+    if count > limit - already:
+        raise ValueError(
+            f"n_servers = {count} exceeds the index's limit of {limit} servers"
+            + (f" ({already} already)" if already else "")
+        )
     sizes = np.asarray(cache_bytes)
     if sizes.ndim == 0:
         return np.full(count, sizes, dtype=sizes.dtype)
@@ -76,7 +88,7 @@ class BlockIndex(_core.BlockIndexCore):
     ) -> int:
         """Appends ``n`` servers with empty caches of ``cache_bytes`` each (or one size per
         server); returns the id of the first new server."""
-        return super().add_servers(_cache_sizes(n, cache_bytes))
+        return super().add_servers(_cache_sizes(n, cache_bytes, self.n_servers))
 
     def validate(self) -> None:
         """Recomputes every invariant; raises ClusterInvariantError naming the first broken one."""
