@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import math
 
+import pickle
+
 import numpy as np
 import pytest
 
-from fastplace import Cluster
+from fastplace import Cluster, CorruptSnapshot
+from fastplace._native import _core
+from snapshot_format import ClusterImage
 
 CAPACITY = [[4096, 2000], [8192, 4000], [1024, 500]]
 
@@ -269,8 +273,22 @@ def test_ragged_replay_requests_name_the_row():
         (("memory_mb", ""), ValueError, ["resources[1]", "empty"]),
         ("memory_mb", TypeError, ["resources", "'memory_mb'"]),
         (("memory_mb", 5), TypeError, ["resources[1]", "5"]),
+        (("x" * 1025, "b"), ValueError, ["resources[0]", "1025 bytes", "1024"]),
+        (("a", "é" * 513), ValueError, ["resources[1]", "1026 bytes"]),  # 2 bytes each
+        (("a", "\udc80"), ValueError, ["resources[1]", "Unicode"]),  # a lone surrogate
     ],
-    ids=["zero", "nine", "duplicate", "duplicate_later", "empty_name", "string", "non_string"],
+    ids=[
+        "zero",
+        "nine",
+        "duplicate",
+        "duplicate_later",
+        "empty_name",
+        "string",
+        "non_string",
+        "too_long",
+        "too_long_in_utf8",
+        "surrogate",
+    ],
 )
 def test_bad_resources(resources, error, fragments):
     dims = len(resources) if not isinstance(resources, str) else 1
@@ -429,3 +447,152 @@ def test_valid_prefix_of_a_bad_replay_is_not_applied(cluster):
 def test_restore_from_non_bytes(data):
     with pytest.raises(TypeError, match="bytes"):
         Cluster.restore(data)
+
+
+# ---- resource names: the same limits at construction and restore -----------------------
+
+
+@pytest.mark.parametrize("name", ["x" * 1024, "é" * 512, "メモリ", "a b\tc"])
+def test_names_the_constructor_accepts_restore_and_unpickle(name):
+    # Issue 15: a 1,025-character name was accepted here, and its snapshot then could
+    # be neither restored nor unpickled.
+    cluster = Cluster([[1, 2]], [name, "cpu"])
+    assert Cluster.restore(cluster.snapshot()).resources == [name, "cpu"]
+    assert pickle.loads(pickle.dumps(cluster)).resources == [name, "cpu"]
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        (b"\xff\xfe", "not valid UTF-8"),
+        (b"ab\xc3", "not valid UTF-8"),  # truncated two-byte sequence
+        (b"\xed\xa0\x80", "not valid UTF-8"),  # an encoded surrogate
+        (b"\xc0\xaf", "not valid UTF-8"),  # overlong "/"
+        (b"\xf4\x90\x80\x80", "not valid UTF-8"),  # above U+10FFFF
+        (b"x" * 1025, "outside 1..1024"),
+    ],
+)
+def test_a_sealed_snapshot_with_a_bad_name_is_refused(name, fragment):
+    # A resealed snapshot with a non-UTF-8 name used to restore, and .resources then
+    # raised UnicodeDecodeError.
+    image = ClusterImage.parse(Cluster([[1, 2]], ["mem", "cpu"]).snapshot())
+    image.resources[0] = name
+    with pytest.raises(CorruptSnapshot, match=fragment):
+        Cluster.restore(image.to_bytes())
+
+
+# ---- container ids of another cluster ---------------------------------------------------
+
+
+def test_an_id_of_another_cluster_is_refused(cluster):
+    # Issue 15: two clusters with the same history handed out the same ids, so an id of
+    # one released an unrelated live container of the other.
+    twin = Cluster(CAPACITY)
+    twin.place(0, [1000, 100])
+    released = twin.place(1, [2000, 200])
+    foreign = [twin.place(1, [3000, 300]), twin.place(0, [1, 1])]
+    twin.release(released)
+    for container in foreign:
+        rejected(cluster, KeyError, lambda c=container: cluster.release(c), str(container))
+        rejected(cluster, KeyError, lambda c=container: cluster.container(c), "another cluster")
+        ops = [3]
+        rejected(cluster, KeyError, lambda c=container: cluster.replay(ops, [[0, 0]], [c]))
+
+
+def test_a_restored_or_unpickled_copy_keeps_the_ids():
+    """Ids are per cluster, and a restored copy continues the same cluster."""
+    cluster = Cluster(CAPACITY)
+    container = cluster.place(0, [1, 1])
+    for copy in (Cluster.restore(cluster.snapshot()), pickle.loads(pickle.dumps(cluster))):
+        assert copy.container(container)[0] == 0
+        copy.release(container)
+        assert copy.n_containers == 0
+
+
+def test_a_version_2_snapshot_restores_with_plain_ids():
+    image = ClusterImage.parse(Cluster([[10, 10]]).snapshot())
+    image.version = 2
+    image.place(0, [3, 4])
+    restored = Cluster.restore(image.to_bytes())
+    assert restored.container(0)[1].tolist() == [3, 4]  # slot 0, generation 0, no key
+    restored.release(0)
+    restored.validate()
+
+
+# ---- integer arguments: bool and fractional floats are refused, numpy ints accepted ----
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "fragments"),
+    [
+        (lambda c: c.server_rows([0.5]), ValueError, ["servers[0] = 0.5", "not an integer"]),
+        (lambda c: c.server_rows(np.array([0.0])), ValueError, ["servers[0]", "float64"]),
+        (lambda c: c.server_rows([True]), ValueError, ["servers[0] = True"]),
+        (lambda c: c.server_rows([0, 9]), ValueError, ["server = 9", "out of range"]),
+        (lambda c: c.feasible([1, 1], limit=True), TypeError, ["limit", "bool"]),
+        (lambda c: c.feasible([1, 1], limit=1.0), TypeError, ["limit", "float"]),
+        (lambda c: c.feasible([1, 1], limit=-1), ValueError, ["limit = -1", ">= 0"]),
+        (lambda c: c.largest_capacity(True), TypeError, ["dim", "bool"]),
+        (lambda c: c.largest_capacity(0.0), TypeError, ["dim", "float"]),
+        (lambda c: c.largest_capacity(-1), ValueError, ["dim = -1"]),
+    ],
+    ids=[
+        "server_rows_float",
+        "server_rows_float_array",
+        "server_rows_bool",
+        "server_rows_range",
+        "feasible_limit_bool",
+        "feasible_limit_float",
+        "feasible_limit_negative",
+        "largest_capacity_bool",
+        "largest_capacity_float",
+        "largest_capacity_negative",
+    ],
+)
+def test_bad_integer_arguments(cluster, call, error, fragments):
+    rejected(cluster, error, lambda: call(cluster), *fragments)
+
+
+def test_numpy_integers_stay_accepted(cluster):
+    assert cluster.feasible([1, 1], limit=np.int64(1)).tolist() == [0]
+    assert cluster.feasible([1, 1], limit=np.uint8(5)).tolist() == [0, 1]
+    assert cluster.largest_capacity(np.int32(1)) == 4000
+    free, _capacity, _counts = cluster.server_rows(np.array([1, 0], dtype=np.int32))
+    assert free.tolist() == [[5192, 3700], [3096, 1900]]
+    assert cluster.server_rows((np.int16(1),))[0].tolist() == [[5192, 3700]]
+
+
+@pytest.mark.parametrize(
+    ("ops", "requests", "refs", "error", "fragment"),
+    [
+        (np.array([0.0]), [[1, 1]], [-1], ValueError, "ops[0] = 0.0"),
+        ([True], [[1, 1]], [-1], ValueError, "ops[0] = True"),
+        ([0, 1], [[1, 1], [0, 0]], [-1, 0.5], ValueError, "refs[1] = 0.5"),
+        ([0, 1], [[1, 1], [0, 0]], np.array([-1.0, 0.0]), ValueError, "refs[0]"),
+        ([0], np.array([[1.5, 1.0]]), [-1], ValueError, "requests[0][0] = 1.5"),
+        ([0], np.array([[True, True]]), [-1], TypeError, "dtype bool"),
+        ([300], [[1, 1]], [-1], ValueError, "ops[0] = 300 is out of range"),
+    ],
+)
+def test_the_core_replay_checks_its_arrays(cluster, ops, requests, refs, error, fragment):
+    """ClusterCore.replay itself (under Cluster.replay's checks) refuses what would be
+    truncated: it is a public binding too."""
+    core_replay = _core.ClusterCore.replay
+    rejected(
+        cluster, error, lambda: core_replay(cluster, ops, np.asarray(requests), refs), fragment
+    )
+
+
+@pytest.mark.parametrize(
+    ("capacity", "fragment"),
+    [
+        (np.array([[1.5, 2.0]]), "capacity[0][0] = 1.5 is not a whole number"),
+        (np.array([[1e19, 2.0]]), "capacity[0][0] = 1e+19 is outside the int64 range"),
+        (np.array([[2**64 - 1, 1]], dtype=np.uint64), "capacity[0][0] = 18446744073709551615"),
+        (np.array([[1.0, np.nan]]), "capacity[0][1] = nan is not finite"),
+    ],
+)
+def test_the_core_constructor_refuses_inexact_capacities(capacity, fragment):
+    with pytest.raises(ValueError) as info:
+        _core.ClusterCore(capacity, ["a", "b"])
+    assert fragment in str(info.value)

@@ -77,7 +77,7 @@ def test_restore_reproduces_state_and_future(n, dims, script):
         if op == 0 or (op == 1 and not twin.ids):
             twin.place_with(request, "best_fit" if value % 2 else "first_fit")
         elif op == 1:
-            twin.release(sorted(twin.ids)[value % len(twin.ids)])
+            twin.release(sorted(twin.ids, key=twin.ids.__getitem__)[value % len(twin.ids)])
         elif op == 2 and twin.model.n_servers:
             (twin.cordon if value % 3 else twin.uncordon)(value % twin.model.n_servers)
         elif op == 3:
