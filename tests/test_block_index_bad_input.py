@@ -4,12 +4,15 @@ argument (and index), and leaves its state exactly as it was."""
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
+from child_process import child_env
 from fastplace import BlockIndex, ClusterInvariantError, CorruptSnapshot
 
 
@@ -119,6 +122,44 @@ def test_non_numbers_raise_type_error(call: Callable[[BlockIndex], Any]) -> None
     with pytest.raises(TypeError):
         call(index)
     assert index.snapshot() == before
+
+
+def test_a_server_count_beyond_the_limit_is_refused_before_allocating() -> None:
+    """BlockIndex(2**31, 0) used to build a 16 GiB array of cache sizes before the core
+    refused the count: run it in a child whose address space is capped at 2 GiB (in
+    this process, a regression would take the machine's memory)."""
+    code = (
+        "import resource\n"
+        "from fastplace import BlockIndex\n"
+        "index = BlockIndex(3, 5)\n"
+        "before = index.snapshot()\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "for call in (lambda: BlockIndex(2**31, 0), lambda: BlockIndex(2**40, 0),\n"
+        "             lambda: index.add_servers(2**31 - 3, 0)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ValueError as error:\n"
+        "        print(error)\n"
+        "assert index.snapshot() == before\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=child_env(OPENBLAS_NUM_THREADS="1"),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "n_servers = 2147483648 exceeds the index's limit of 2147483647 servers",
+        "n_servers = 1099511627776 exceeds the index's limit of 2147483647 servers",
+        "n_servers = 2147483645 exceeds the index's limit of 2147483647 servers (3 already)",
+    ]
+
+
+def test_a_bool_server_count_is_refused() -> None:
+    with pytest.raises(TypeError, match="n_servers must be an integer, got bool"):
+        BlockIndex(True, 10)
 
 
 def test_integer_arrays_of_any_width_are_accepted() -> None:

@@ -24,7 +24,7 @@ ClusterState& state_of(PyObject* self) {
     } else {
         return native<ClusterState>(self);
     }
-    throw py::type_error("ClusterCore object is not initialised: its __init__ was never called");
+    throw py::type_error("fastplace._core.ClusterCore object is not initialised: its __init__ was never called");
 }
 
 // Gathers positional and keyword arguments (vectorcall layout: keyword values follow
