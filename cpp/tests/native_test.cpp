@@ -154,6 +154,7 @@ void corrupted_snapshots() {
 // ---- limits on amounts ----------------------------------------------------------------
 
 constexpr Amount kTop = INT64_MAX;
+__extension__ typedef __int128 Wide;  // exact sums of int64 amounts (a GCC/Clang extension)
 constexpr Amount kHalf = Amount{1} << 62;
 
 template <typename Error, typename F>
@@ -179,8 +180,8 @@ void check_totals(const ClusterState& state, const std::string& what) {
     std::vector<Amount> capacity_total(dims);
     state.totals(free_total.data(), capacity_total.data());
     for (std::size_t d = 0; d < dims; ++d) {
-        __int128 f = 0;
-        __int128 c = 0;
+        Wide f = 0;
+        Wide c = 0;
         for (std::size_t s = 0; s < state.n_servers(); ++s) {
             f += free[s * dims + d];
             c += capacity[s * dims + d];
