@@ -137,11 +137,15 @@ std::string ClusterState::capacity_problem(const Amount* capacity, std::size_t n
     for (std::size_t s = 0; s < n; ++s) {
         for (std::size_t d = 0; d < dims; ++d) {
             const Amount c = capacity[s * dims + d];
-            const std::string field = std::string(what) + "[" + std::to_string(s) + "][" + resources_[d] + "]";
-            if (c < 0) return field + " = " + std::to_string(c) + " must be >= 0";
+            // The field's name is formatted only for a bad value: this runs over every
+            // capacity of a million-server cluster.
+            const auto field = [&] {
+                return std::string(what) + "[" + std::to_string(s) + "][" + resources_[d] + "] = " + std::to_string(c);
+            };
+            if (c < 0) return field() + " must be >= 0";
             Amount sum;
             if (__builtin_add_overflow(sums[d], c, &sum)) {
-                return field + " = " + std::to_string(c) + " takes the total " + resources_[d] +
+                return field() + " takes the total " + resources_[d] +
                        " capacity over 2^63 - 1 (the servers before it hold " + std::to_string(sums[d]) +
                        "): every sum of amounts must fit in int64";
             }
