@@ -96,7 +96,9 @@ class ClusterImage:
         for slot in self.slots:
             amounts = struct.pack(f"<{len(slot.amounts)}q", *slot.amounts)
             out += [struct.pack("<Iq", slot.generation, slot.server), amounts]
-        out.append(struct.pack(f"<Q{len(self.free_slots)}I", len(self.free_slots), *self.free_slots))
+        out.append(
+            struct.pack(f"<Q{len(self.free_slots)}I", len(self.free_slots), *self.free_slots)
+        )
         return seal(b"".join(out))
 
     def container_id(self, slot: int) -> int:

@@ -5,7 +5,6 @@ afterwards (and still valid)."""
 from __future__ import annotations
 
 import math
-
 import pickle
 
 import numpy as np
@@ -495,8 +494,7 @@ def test_an_id_of_another_cluster_is_refused(cluster):
     for container in foreign:
         rejected(cluster, KeyError, lambda c=container: cluster.release(c), str(container))
         rejected(cluster, KeyError, lambda c=container: cluster.container(c), "another cluster")
-        ops = [3]
-        rejected(cluster, KeyError, lambda c=container: cluster.replay(ops, [[0, 0]], [c]))
+        rejected(cluster, KeyError, lambda c=container: cluster.replay([3], [[0, 0]], [c]))
 
 
 def test_a_restored_or_unpickled_copy_keeps_the_ids():

@@ -162,14 +162,18 @@ def test_containers_summing_past_int64_on_one_server_are_refused():
     image = image_of([[10]])
     for amount in (TOP, TOP, 5):
         image.place(0, [amount])
-    assert_refused(lambda: Cluster.restore(image.to_bytes()), "over capacity", error=CorruptSnapshot)
+    assert_refused(
+        lambda: Cluster.restore(image.to_bytes()), "over capacity", error=CorruptSnapshot
+    )
 
 
 def test_four_containers_of_2_62_on_a_2_62_server_are_refused():
     image = image_of([[HALF]])
     for _ in range(4):
         image.place(0, [HALF])
-    assert_refused(lambda: Cluster.restore(image.to_bytes()), "over capacity", error=CorruptSnapshot)
+    assert_refused(
+        lambda: Cluster.restore(image.to_bytes()), "over capacity", error=CorruptSnapshot
+    )
     image.slots = image.slots[:1]
     restored = Cluster.restore(image.to_bytes())
     assert restored.free.tolist() == [[0]]
@@ -251,7 +255,9 @@ def test_operations_near_the_top_match_the_model(capacity, data):
             server = data.draw(st.integers(0, twin.model.n_servers - 1))
             twin.place(server, request_for(data, twin))
         elif action == "place_with":
-            twin.place_with(request_for(data, twin), data.draw(st.sampled_from(["first_fit", "best_fit"])))
+            twin.place_with(
+                request_for(data, twin), data.draw(st.sampled_from(["first_fit", "best_fit"]))
+            )
         elif action == "gang":
             size = data.draw(st.integers(1, 4))
             gang = [request_for(data, twin) for _ in range(size)]

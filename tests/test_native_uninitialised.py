@@ -39,11 +39,13 @@ ARGS = {
 }
 
 def native_classes():
-    return [c for c in vars(_core).values() if isinstance(c, type) and not issubclass(c, BaseException)]
+    found = vars(_core).values()
+    return [c for c in found if isinstance(c, type) and not issubclass(c, BaseException)]
 
 def public_classes():
     natives = tuple(native_classes())
-    return [c for c in vars(fastplace).values() if isinstance(c, type) and issubclass(c, natives)]
+    found = vars(fastplace).values()
+    return [c for c in found if isinstance(c, type) and issubclass(c, natives)]
 
 def attributes(cls, own_dunders=()):
     for name in sorted(vars(cls)):
@@ -76,9 +78,11 @@ for cls in native_classes() + public_classes():
 # ro_decide takes the three native classes as arguments.
 cluster = fastplace.Cluster([[10, 10]])
 blocks = fastplace.BlockIndex(1, 10)
-record("ro_decide(cluster)", lambda: _core.ro_decide(_core.ClusterCore.__new__(_core.ClusterCore), None, None, [1, 1], None, 1))
-record("ro_decide(blocks)", lambda: _core.ro_decide(cluster, _core.BlockIndexCore.__new__(_core.BlockIndexCore), None, [1, 1], [], 1))
-record("ro_decide(scorer)", lambda: _core.ro_decide(cluster, None, _core.MlpScorerCore.__new__(_core.MlpScorerCore), [1, 1], None, 1))
+bare = {cls.__name__: cls.__new__(cls) for cls in native_classes()}
+decide = _core.ro_decide
+record("ro_decide(cluster)", lambda: decide(bare["ClusterCore"], None, None, [1, 1], None, 1))
+record("ro_decide(blocks)", lambda: decide(cluster, bare["BlockIndexCore"], None, [1, 1], [], 1))
+record("ro_decide(scorer)", lambda: decide(cluster, None, bare["MlpScorerCore"], [1, 1], None, 1))
 
 # A failed call leaves nothing behind that __init__ would trip over: restore() is
 # exactly __new__ then __init__.
@@ -132,11 +136,11 @@ def test_a_method_of_one_class_refuses_an_instance_of_another():
     from fastplace._native import _core
 
     index = BlockIndex(2, 10)
-    with pytest.raises(TypeError, match="expected a .*ClusterCore, got BlockIndex"):
+    with pytest.raises(TypeError, match=r"expected a .*ClusterCore, got BlockIndex"):
         _core.ClusterCore.snapshot(index)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         _core.ClusterCore.place(index, 0, [1, 1])  # type: ignore[arg-type]
     cluster = Cluster([[1, 1]])
-    with pytest.raises(TypeError, match="expected a .*BlockIndexCore, got Cluster"):
+    with pytest.raises(TypeError, match=r"expected a .*BlockIndexCore, got Cluster"):
         _core.BlockIndexCore.n_servers.fget(cluster)
     assert index.n_servers == 2 and cluster.n_servers == 1

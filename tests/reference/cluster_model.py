@@ -260,7 +260,9 @@ class ReferenceCluster:
         for d in range(self.n_dims):
             total = sum(row[d] for row in self.capacity) + sum(row[d] for row in rows)
             if total > MAX_TOTAL:
-                raise ValueError(f"total capacity of {self.resources[d]} would be {total} > 2^63 - 1")
+                raise ValueError(
+                    f"total capacity of {self.resources[d]} would be {total} > 2^63 - 1"
+                )
         first = self.n_servers
         for row in rows:
             self.capacity.append(list(row))
