@@ -132,6 +132,15 @@ def test_place_and_release_of_the_largest_amounts_are_exact():
     cluster.validate()
 
 
+def test_best_fit_tells_a_share_of_1_over_2_62_from_zero():
+    # Found by the property test below: best fit counted scores within 1e-14 of each
+    # other as ties even near 0, so 1 / (2^63 - 2) "tied" with 0 and the lower index won.
+    cluster = Cluster([[1], [TOP - 1], [0], [0]], ["mem"])
+    cluster.place(1, [TOP - 2])
+    assert cluster.best_fit([0]) == 2  # scores: 1, 1 / (2^63 - 2), 0, 0
+    assert cluster.place_with([0], "best_fit")[1] == 2
+
+
 def test_replay_near_the_top_matches_the_model():
     capacity = [[HALF, 3], [HALF - 1, 4]]
     cluster = Cluster(capacity, ["mem", "cpu"])

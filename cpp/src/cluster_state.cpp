@@ -414,8 +414,11 @@ ServerId ClusterState::best_fit_unlocked(const Amount* request) const {
     // The scan replaces the best only with a score below this (ties go to the lower
     // index); the threshold never rises, so a node whose bound is at or above it now
     // holds no server that would ever replace the best, and is skipped. The bound
-    // keeps a margin far above the rounding of a few float operations.
-    const auto threshold = [&] { return best_score - 1e-14 * std::max(1.0, best_score); };
+    // keeps a margin far above the rounding of a few float operations. The tie band is
+    // relative: a score sums at most 8 non-negative, correctly rounded shares, so equal
+    // scores round within 8 ulps of each other, at any magnitude; an absolute band
+    // would merge distinct scores near 0 (1 / 2^62 is a real difference).
+    const auto threshold = [&] { return best_score * (1.0 - 1e-14); };
     const auto prune = [&](std::size_t level, std::size_t node) {
         if (best < 0) return false;
         const double limit = threshold();
@@ -435,8 +438,8 @@ ServerId ClusterState::best_fit_unlocked(const Amount* request) const {
                     score += static_cast<double>(free_[server * dims + d] - request[d]) / static_cast<double>(cap);
                 }
             }
-            // Scores within a few ulps count as ties (sums of shares such as 1/10 + 2/10
-            // and 3/10 + 0/10 round differently), which go to the lowest index.
+            // Scores within a few ulps (relative) count as ties (sums of shares such as
+            // 1/10 + 2/10 and 3/10 + 0/10 round differently), which go to the lowest index.
             if (best < 0 || score < threshold()) {
                 best_score = score;
                 best = static_cast<ServerId>(server);
