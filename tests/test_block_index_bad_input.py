@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from child_process import child_env
 from fastplace import BlockIndex, ClusterInvariantError, CorruptSnapshot
@@ -266,3 +268,32 @@ def test_validate_raises_cluster_invariant_error() -> None:
 
     with pytest.raises(ClusterInvariantError, match="block index: server 0 caches block 1"):
         Broken(1, 10).validate()
+
+
+NEAR_TOP = [1, 2, 2**62 - 1, 2**62, 2**62 + 1, 2**63 - 2, 2**63 - 1]
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_sealed_snapshots_with_near_top_sizes_are_refused_or_exact(data: Any) -> None:
+    """Block sizes and cache sizes near 2^63 under a correct checksum: restore refuses
+    the image, or every server's cached bytes are exactly the sum of its blocks' sizes
+    (Python ints), within its cache, and the sizes of all blocks fit in int64."""
+    sizes = data.draw(st.lists(st.sampled_from(NEAR_TOP), min_size=1, max_size=4))
+    blocks = [(hash_, size) for hash_, size in enumerate(sizes)]
+    servers = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        cache = data.draw(st.sampled_from([0, *NEAR_TOP]))
+        cached = data.draw(st.lists(st.integers(0, len(blocks) - 1), unique=True, max_size=4))
+        servers.append((cache, cached))
+    try:
+        index = BlockIndex.restore(signed(body(blocks, servers)))
+    except CorruptSnapshot:
+        over = [sum(sizes[b] for b in cached) > cache for cache, cached in servers]
+        assert sum(sizes) > 2**63 - 1 or any(over)
+        return
+    index.validate()
+    expected = [sum(sizes[b] for b in cached) for _cache, cached in servers]
+    assert index.used_bytes().tolist() == expected
+    assert all(used <= cache for used, (cache, _) in zip(expected, servers, strict=True))
+    assert sum(sizes) <= 2**63 - 1
