@@ -297,3 +297,12 @@ def test_sealed_snapshots_with_near_top_sizes_are_refused_or_exact(data: Any) ->
     assert index.used_bytes().tolist() == expected
     assert all(used <= cache for used, (cache, _) in zip(expected, servers, strict=True))
     assert sum(sizes) <= 2**63 - 1
+
+
+def test_repr_sums_cached_bytes_exactly() -> None:
+    # Each server caches 2^62 bytes; numpy's int64 sum of the three wrapped negative.
+    index = BlockIndex(3, 2**62)
+    ids = index.intern([1], [2**62])
+    for server in range(3):
+        index.fetch(server, ids)
+    assert f"cached_bytes={3 * 2**62}" in repr(index)

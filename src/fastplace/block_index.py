@@ -102,5 +102,5 @@ class BlockIndex(_core.BlockIndexCore):
     def __repr__(self) -> str:
         return (
             f"BlockIndex(n_servers={self.n_servers}, n_blocks={self.n_blocks}, "
-            f"cached_bytes={int(self.used_bytes().sum())})"
+            f"cached_bytes={sum(self.used_bytes().tolist())})"  # Python ints: exact
         )
