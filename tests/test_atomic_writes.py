@@ -40,10 +40,17 @@ class Writer:
     key: Callable[[int], Hashable]
 
 
+_CLUSTER_SNAPSHOTS: dict[int, bytes] = {}
+
+
 def _cluster(k: int) -> Cluster:
-    cluster = Cluster([[100 + k, 50], [64, 64]])
-    cluster.place(0, [k, 1])
-    return cluster
+    """Cluster k, the same bytes every time: each new Cluster draws its own id key, so
+    the k-th one is built once and every later call restores it."""
+    if k not in _CLUSTER_SNAPSHOTS:
+        cluster = Cluster([[100 + k, 50], [64, 64]])
+        cluster.place(0, [k, 1])
+        _CLUSTER_SNAPSHOTS[k] = cluster.snapshot()
+    return Cluster.restore(_CLUSTER_SNAPSHOTS[k])
 
 
 def _block_index(k: int) -> BlockIndex:
@@ -199,15 +206,14 @@ def test_processes_saving_to_one_path_never_fail(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from fastplace import Cluster\n"
-        "k, rounds, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]\n"
-        "cluster = Cluster([[100 + k, 50], [64, 64]])\n"
-        "cluster.place(0, [k, 1])\n"
+        "data, rounds, path = bytes.fromhex(sys.argv[1]), int(sys.argv[2]), sys.argv[3]\n"
+        "cluster = Cluster.restore(data)\n"
         "for _ in range(rounds):\n"
         "    cluster.save(path)\n"
     )
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(k), str(rounds), str(path)],
+            [sys.executable, "-c", code, _cluster(k).snapshot().hex(), str(rounds), str(path)],
             env=child_env(),
             stderr=subprocess.PIPE,
             text=True,

@@ -4,12 +4,17 @@ argument (and index), and leaves its state exactly as it was."""
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from child_process import child_env
 from fastplace import BlockIndex, ClusterInvariantError, CorruptSnapshot
 
 
@@ -121,6 +126,44 @@ def test_non_numbers_raise_type_error(call: Callable[[BlockIndex], Any]) -> None
     assert index.snapshot() == before
 
 
+def test_a_server_count_beyond_the_limit_is_refused_before_allocating() -> None:
+    """BlockIndex(2**31, 0) used to build a 16 GiB array of cache sizes before the core
+    refused the count: run it in a child whose address space is capped at 2 GiB (in
+    this process, a regression would take the machine's memory)."""
+    code = (
+        "import resource\n"
+        "from fastplace import BlockIndex\n"
+        "index = BlockIndex(3, 5)\n"
+        "before = index.snapshot()\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "for call in (lambda: BlockIndex(2**31, 0), lambda: BlockIndex(2**40, 0),\n"
+        "             lambda: index.add_servers(2**31 - 3, 0)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ValueError as error:\n"
+        "        print(error)\n"
+        "assert index.snapshot() == before\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=child_env(OPENBLAS_NUM_THREADS="1"),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == [
+        "n_servers = 2147483648 exceeds the index's limit of 2147483647 servers",
+        "n_servers = 1099511627776 exceeds the index's limit of 2147483647 servers",
+        "n_servers = 2147483645 exceeds the index's limit of 2147483647 servers (3 already)",
+    ]
+
+
+def test_a_bool_server_count_is_refused() -> None:
+    with pytest.raises(TypeError, match="n_servers = True must be an integer, got bool"):
+        BlockIndex(True, 10)
+
+
 def test_integer_arrays_of_any_width_are_accepted() -> None:
     index = busy_index()
     expected = index.cached_bytes([0, 1, 3]).tolist()
@@ -225,3 +268,41 @@ def test_validate_raises_cluster_invariant_error() -> None:
 
     with pytest.raises(ClusterInvariantError, match="block index: server 0 caches block 1"):
         Broken(1, 10).validate()
+
+
+NEAR_TOP = [1, 2, 2**62 - 1, 2**62, 2**62 + 1, 2**63 - 2, 2**63 - 1]
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_sealed_snapshots_with_near_top_sizes_are_refused_or_exact(data: Any) -> None:
+    """Block sizes and cache sizes near 2^63 under a correct checksum: restore refuses
+    the image, or every server's cached bytes are exactly the sum of its blocks' sizes
+    (Python ints), within its cache, and the sizes of all blocks fit in int64."""
+    sizes = data.draw(st.lists(st.sampled_from(NEAR_TOP), min_size=1, max_size=4))
+    blocks = [(hash_, size) for hash_, size in enumerate(sizes)]
+    servers = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        cache = data.draw(st.sampled_from([0, *NEAR_TOP]))
+        cached = data.draw(st.lists(st.integers(0, len(blocks) - 1), unique=True, max_size=4))
+        servers.append((cache, cached))
+    try:
+        index = BlockIndex.restore(signed(body(blocks, servers)))
+    except CorruptSnapshot:
+        over = [sum(sizes[b] for b in cached) > cache for cache, cached in servers]
+        assert sum(sizes) > 2**63 - 1 or any(over)
+        return
+    index.validate()
+    expected = [sum(sizes[b] for b in cached) for _cache, cached in servers]
+    assert index.used_bytes().tolist() == expected
+    assert all(used <= cache for used, (cache, _) in zip(expected, servers, strict=True))
+    assert sum(sizes) <= 2**63 - 1
+
+
+def test_repr_sums_cached_bytes_exactly() -> None:
+    # Each server caches 2^62 bytes; numpy's int64 sum of the three wrapped negative.
+    index = BlockIndex(3, 2**62)
+    ids = index.intern([1], [2**62])
+    for server in range(3):
+        index.fetch(server, ids)
+    assert f"cached_bytes={3 * 2**62}" in repr(index)

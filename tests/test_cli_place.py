@@ -19,7 +19,10 @@ from fastplace.synthetic import churn_stream, synthetic_capacity
 def test_chunks_give_the_same_decisions_as_one_replay(chunk_events: int, load: float) -> None:
     capacity = synthetic_capacity(40, heterogeneous=True, seed=3)
     stream = churn_stream(capacity, 3_000, load=load, seed=3, op=ReplayOp.PLACE_BEST_FIT)
-    whole = Cluster(capacity)
+    # Both from one snapshot: container ids carry a per-cluster key, which a restored
+    # copy shares (two Cluster(capacity) would hand out different ids).
+    start = Cluster(capacity).snapshot()
+    whole = Cluster.restore(start)
     expected = whole.replay(stream.ops, stream.requests, stream.refs)
     if load == 1.0:
         failed = set(np.flatnonzero(expected.servers < 0).tolist())
@@ -30,7 +33,7 @@ def test_chunks_give_the_same_decisions_as_one_replay(chunk_events: int, load: f
         ]
         assert released_failed, "the stream must release placements that failed"
 
-    cluster = Cluster(capacity)
+    cluster = Cluster.restore(start)
     seen: list[int] = []
     result = chunked.replay_in_chunks(
         cluster,

@@ -258,13 +258,20 @@ def test_accepted_request_forms_agree():
 
 
 def test_huge_amounts():
+    # Capacities may sum to 2^63 - 1 per resource, no more (test_cluster_overflow.py).
     top = 2**63 - 1
-    cluster = Cluster([[top, 1], [top - 1, 1]])
-    assert cluster.first_fit([top, 1]) == 0
-    assert cluster.feasible([top - 1, 0]).tolist() == [0, 1]
-    cluster.place(0, [top, 1])
+    half = 2**62
+    cluster = Cluster([[half, 1], [half - 1, 1]])
+    assert cluster.first_fit([half, 1]) == 0
+    assert cluster.feasible([half - 1, 0]).tolist() == [0, 1]
+    assert cluster.first_fit([top, 0]) == -1
+    cluster.place(0, [half, 1])
     assert cluster.first_fit([1, 0]) == 1
     cluster.validate()
+    single = Cluster([[top, 1]])
+    single.place(0, [top, 1])
+    assert single.free.tolist() == [[0, 0]]
+    single.validate()
 
 
 def test_replay_op_codes():

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from fastplace import Cluster
 from reference.cluster_model import ReferenceCluster, Twin, boundary_amounts, level_thresholds
+from snapshot_format import ClusterImage
 
 WORD_COUNTS = [1, 2, 63, 64, 65, 127, 128, 129, 191, 192, 193]
 SUMMARY_COUNTS = [4095, 4096, 4097, 4161]
@@ -242,10 +243,8 @@ def test_level_boundaries_exhaustively(n, dims):
 def test_edge_targets_cover_the_core_thresholds(largest):
     """The tests above aim at level edges computed by ``level_thresholds``: check that
     those include every threshold the core really uses (read from its snapshot, where
-    each dimension's name is followed by its 64 thresholds)."""
+    tests/snapshot_format.py)."""
     cluster = Cluster([[largest]], ["m"])
-    data = cluster.snapshot()
-    start = 4 + 4 + 4 + 8 + 4 + len("m")
-    core = [int.from_bytes(data[start + 8 * i : start + 8 * i + 8], "little") for i in range(64)]
+    core = ClusterImage.parse(cluster.snapshot()).thresholds[0]
     assert core[0] == 0
     assert set(core) <= set(level_thresholds(largest))

@@ -77,7 +77,7 @@ def test_restore_reproduces_state_and_future(n, dims, script):
         if op == 0 or (op == 1 and not twin.ids):
             twin.place_with(request, "best_fit" if value % 2 else "first_fit")
         elif op == 1:
-            twin.release(sorted(twin.ids)[value % len(twin.ids)])
+            twin.release(sorted(twin.ids, key=twin.ids.__getitem__)[value % len(twin.ids)])
         elif op == 2 and twin.model.n_servers:
             (twin.cordon if value % 3 else twin.uncordon)(value % twin.model.n_servers)
         elif op == 3:
@@ -256,8 +256,8 @@ def test_restore_of_empty_and_garbage_bytes():
 
 # ---- consistent checksum, inconsistent content ------------------------------------------
 #
-# These edit single fields at the offsets of the documented layout (version 2):
-#   "FPLC" | u32 version | u32 n_dims | u64 n_servers
+# These edit single fields at the offsets of the documented layout (version 3):
+#   "FPLC" | u32 version | u32 n_dims | u64 n_servers | u64 id key
 #   per dimension: u32 name length, name, 64 i64 level thresholds
 #   n_servers x n_dims i64 capacity | n_servers u8 cordoned
 #   u64 n_slots, per slot: u32 generation, i64 server, n_dims i64 amounts
@@ -270,8 +270,13 @@ def two_server_body() -> tuple[bytes, int, int]:
     cluster = Cluster([[10, 20], [30, 40]], ["alpha", "bravo"])
     cluster.place(0, [1, 2])
     body = cluster.snapshot()[:-8]
-    cordoned = 20 + 2 * (4 + 5 + 64 * 8) + 2 * 2 * 8
+    cordoned = 28 + 2 * (4 + 5 + 64 * 8) + 2 * 2 * 8
     return body, cordoned, cordoned + 2 + 8
+
+
+def id_key(body: bytes) -> int:
+    """The key the snapshot's container ids are XORed with (after n_servers)."""
+    return int.from_bytes(body[20:28], "little")
 
 
 def patched(body: bytes, offset: int, value: int, size: int, signed: bool = False) -> bytes:
@@ -328,7 +333,7 @@ def test_generation_that_would_make_a_negative_id_is_refused():
     with pytest.raises(ValueError, match="generation"):
         Cluster.restore(patched(body, slot, 2**31, 4))
     restored = Cluster.restore(patched(body, slot, 2**31 - 1, 4))
-    container = (2**31 - 1) << 32
+    container = ((2**31 - 1) << 32) ^ id_key(body)
     assert restored.container(container)[0] == 0
     restored.release(container)
     restored.validate()
@@ -341,7 +346,7 @@ def test_ids_are_not_reused_after_the_generation_wraps():
     # times (the snapshot is the only way to get there in reasonable time).
     body, _, slot = two_server_body()
     cluster = Cluster.restore(patched(body, slot, 2**31 - 1, 4))
-    last = (2**31 - 1) << 32
+    last = ((2**31 - 1) << 32) ^ id_key(body)
     cluster.release(last)
     again = cluster.place(0, [1, 2])
     assert again != first

@@ -65,7 +65,7 @@ class ClusterMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.twin.ids)
     @rule(index=st.integers(0, 10**6))
     def release(self, index):
-        container = sorted(self.twin.ids)[index % len(self.twin.ids)]
+        container = sorted(self.twin.ids, key=self.twin.ids.__getitem__)[index % len(self.twin.ids)]
         assert self.twin.release(container)
         self.released.append(container)
 

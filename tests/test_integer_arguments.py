@@ -242,7 +242,10 @@ def test_block_index_refuses_more_servers_than_the_core_before_allocating() -> N
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "n_servers = 2147483648 must be <= 2147483647"
+    assert (
+        result.stdout.strip()
+        == "n_servers = 2147483648 exceeds the index's limit of 2147483647 servers"
+    )
 
 
 # ---- amounts: what a request may hold ----------------------------------------------

@@ -252,6 +252,10 @@ def test_decision_path_equals_the_dense_path(kernel: str, n_servers: int) -> Non
         native.decision_scores(np.zeros((3, N_FEATURES + 1), dtype=np.float32))
     with pytest.raises(ValueError, match="shared_tail = 18 exceeds"):
         native.core.score_decision(real, 18)
+    with pytest.raises(TypeError, match="shared_tail must be an integer, got bool"):
+        native.core.score_decision(real, True)
+    with pytest.raises(ValueError, match="shared_tail = -1 must be >= 0"):
+        native.core.score_decision(real, -1)
 
 
 def block_constant_rows(k: int, seed: int) -> np.ndarray:

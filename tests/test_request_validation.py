@@ -195,9 +195,12 @@ def allocator_state(allocator: ServerAllocator) -> tuple[Any, ...]:
 
 def allocate_entry(optimizer: Any) -> Callable[[Odd], tuple[str, Any]]:
     def run(request: Odd) -> tuple[str, Any]:
-        cluster = Cluster([[10, 10], *BIG])  # the history below goes to server 0
+        cluster = Cluster(BIG)
         allocator = ServerAllocator(cluster, optimizer, budget_us=1e9, k=4)
-        allocator.allocate([1, 1])  # some history, so that "unchanged" means something
+        # Some history (stats, feedback), so that "unchanged" means something; released
+        # again so that every valid request still fits (one server of 2^63 - 1 is all
+        # a cluster may hold: its capacities sum to at most that).
+        cluster.release(allocator.allocate([1, 1]).container)
         before, before_used = allocator_state(allocator), cluster.used
         result = outcome(lambda: allocator.allocate(request.make()))
         if result[0] == "refused":

@@ -18,6 +18,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from fastplace import BlockIndex, Cluster
+from fastplace._core import ro_decide
 from fastplace.optimizer import features as reference
 from fastplace.optimizer.native import NativeScorer, native_decision
 
@@ -166,6 +167,18 @@ def test_native_decision_rejects_bad_input(scorer: NativeScorer) -> None:
         native_decision(cluster, blocks, scorer, [1, 5], [3], 8)
     with pytest.raises(ValueError, match="has 3 values"):
         native_decision(cluster, blocks, scorer, [1, 5, 3], [], 8)
+    # Integer arguments of the binding itself refuse what they used to truncate
+    # (block ids [0.5] were block 0, k=True was 1).
+    core = scorer.core
+    with pytest.raises(ValueError, match=r"block_ids\[0\] = 0.5 is not an integer"):
+        ro_decide(cluster, blocks, core, [1, 5], [0.5], 8)
+    with pytest.raises(ValueError, match=r"block_ids\[0\] = 0.0 is not an integer"):
+        ro_decide(cluster, blocks, core, [1, 5], np.array([0.0]), 8)
+    with pytest.raises(TypeError, match="k must be an integer, got bool"):
+        ro_decide(cluster, blocks, core, [1, 5], [], True)
+    with pytest.raises(TypeError, match="k must be an integer, got float"):
+        ro_decide(cluster, blocks, core, [1, 5], [], 8.0)
+    assert ro_decide(cluster, None, core, [1, 5], np.array([], dtype=np.int32), np.int64(3))[0] >= 0
     small = BlockIndex(5, 1 << 20)
     ids = small.intern([7], [10])
     with pytest.raises(ValueError, match="block index has 5 servers"):

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "fastplace/ro_decision.hpp"
+#include "integer_args.hpp"
+#include "native_self.hpp"
 #include "request_conversion.hpp"
 
 namespace py = pybind11;
@@ -21,28 +23,32 @@ namespace fastplace::bindings {
 
 namespace {
 
-using Int64s = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
-
-// Block ids as any 1-D integer sequence or array (as features.py's _ids takes them).
+// Block ids as any 1-D integer sequence or array (as features.py's _ids takes them);
+// floats and bools are refused as everywhere else (integer_args.hpp).
 void convert_block_ids(py::handle obj, std::vector<BlockId>& out) {
     out.clear();
     if (obj.is_none()) return;
-    Int64s ids = Int64s::ensure(obj);
-    if (!ids) throw py::type_error("block_ids must be a sequence of integers");
-    const std::int64_t* data = ids.data();
-    const auto n = static_cast<std::size_t>(ids.size());
-    out.resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        if (data[i] < 0 || data[i] > std::numeric_limits<BlockId>::max()) {
-            throw py::value_error("block_ids[" + std::to_string(i) + "] = " + std::to_string(data[i]) +
+    out = integers<BlockId>(obj, "block_ids");
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        if (out[i] < 0) {
+            throw py::value_error("block_ids[" + std::to_string(i) + "] = " + std::to_string(out[i]) +
                                   " is not a block id");
         }
-        out[i] = static_cast<BlockId>(data[i]);
     }
 }
 
-py::tuple decide(const ClusterState& cluster, const BlockIndex* blocks, const MlpScorer* scorer, py::handle request,
-                 py::handle block_ids, std::size_t k) {
+// The object behind an optional argument (None -> nullptr), checked by native<T>().
+template <typename T>
+const T* optional_native(py::handle obj) {
+    return obj.is_none() ? nullptr : &native<T>(obj);
+}
+
+py::tuple decide(py::handle cluster_arg, py::handle blocks_arg, py::handle scorer_arg, py::handle request,
+                 py::handle block_ids, py::handle k_arg) {
+    const ClusterState& cluster = native<ClusterState>(cluster_arg);
+    const BlockIndex* blocks = optional_native<BlockIndex>(blocks_arg);
+    const MlpScorer* scorer = optional_native<MlpScorer>(scorer_arg);
+    const std::size_t k = count_arg(k_arg.ptr(), "k");
     Amount amounts[kMaxDims];
     convert_request(request, cluster.resources(), amounts);
     thread_local std::vector<BlockId> ids;

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "fastplace/mlp_scorer.hpp"
+#include "integer_args.hpp"
+#include "native_self.hpp"
 
 namespace py = pybind11;
 
@@ -94,8 +96,8 @@ py::array_t<float> score_rows(const MlpScorer& scorer, const py::handle& obj, bo
 
 py::array_t<float> score(const MlpScorer& scorer, const py::handle& obj) { return score_rows(scorer, obj, false, 0); }
 
-py::array_t<float> score_decision(const MlpScorer& scorer, const py::handle& obj, std::size_t shared_tail) {
-    return score_rows(scorer, obj, true, shared_tail);
+py::array_t<float> score_decision(const MlpScorer& scorer, const py::handle& obj, py::handle shared_tail) {
+    return score_rows(scorer, obj, true, count_arg(shared_tail.ptr(), "shared_tail"));
 }
 
 }  // namespace
@@ -110,17 +112,17 @@ void register_scorer(py::module_& m) {
              "__init__(self, weights, biases, mean, std)\n--\n\n"
              "weights: one float32 (out, in) matrix per layer; biases: one float32 vector per layer;\n"
              "mean, std: float32 feature normalisation (features are (x - mean) / std).")
-        .def("score", &score, py::arg("features"),
+        .def("score", method<MlpScorer>(&score), py::arg("features"),
              "score(self, features)\n--\n\n"
              "One float32 score per row of a (k, n_features) float32 array (higher is better).")
-        .def("score_decision", &score_decision, py::arg("features"), py::arg("shared_tail") = 0,
+        .def("score_decision", method<MlpScorer>(&score_decision), py::arg("features"), py::arg("shared_tail") = 0,
              "score_decision(self, features, shared_tail=0)\n--\n\n"
              "The rows of one decision: the same scores up to float32 rounding, skipping hidden units that "
              "are zero on whole blocks of rows; of the last shared_tail columns, those equal (bit for bit) on "
              "every row go into the first layer once.")
-        .def_property_readonly("n_features", &MlpScorer::n_features, "Input width (int).")
-        .def_property_readonly("sizes", &MlpScorer::sizes, "Layer widths, input first (list[int]).")
-        .def_property_readonly("kernel", &MlpScorer::kernel_name,
+        .def_property_readonly("n_features", method<MlpScorer>(&MlpScorer::n_features), "Input width (int).")
+        .def_property_readonly("sizes", method<MlpScorer>(&MlpScorer::sizes), "Layer widths, input first (list[int]).")
+        .def_property_readonly("kernel", method<MlpScorer>(&MlpScorer::kernel_name),
                                "Name of the kernel in use (str; FASTPLACE_SCORER_GENERIC=1 picks the portable one).");
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fastplace/cluster_state.hpp"
+#include "integer_args.hpp"
 
 namespace fastplace::bindings {
 
@@ -18,23 +19,6 @@ namespace py = pybind11;
 
 inline std::string dim_label(const std::vector<std::string>& names, const char* what, std::size_t d) {
     return std::string(what) + "[" + std::to_string(d) + "] (" + names[d] + ")";
-}
-
-// A server or container id: an int or int-like (numpy integers), never bool or float.
-inline std::int64_t int_arg(PyObject* obj, const char* name) {
-    if (PyLong_CheckExact(obj)) {
-        int overflow = 0;
-        const long long value = PyLong_AsLongLongAndOverflow(obj, &overflow);
-        if (!overflow) return value;
-        throw py::value_error(std::string(name) + " = " + py::repr(obj).cast<std::string>() +
-                              " is too large for int64");
-    }
-    if (PyBool_Check(obj) || !PyIndex_Check(obj)) {
-        throw py::type_error(std::string(name) + " must be an integer, got " + Py_TYPE(obj)->tp_name);
-    }
-    py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(obj));
-    if (!as_int) throw py::error_already_set();
-    return int_arg(as_int.ptr(), name);
 }
 
 // One element: exact ints take the fast path; floats must be finite whole numbers.

@@ -11,7 +11,7 @@ namespace {
 
 using Lock = std::lock_guard<std::mutex>;
 
-constexpr std::size_t kMaxServers = static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max());
+constexpr std::size_t kMaxServers = kBlockIndexMaxServers;
 constexpr std::size_t kMaxBlocks = static_cast<std::size_t>(std::numeric_limits<BlockId>::max());
 
 std::string hex(BlockHash hash) {

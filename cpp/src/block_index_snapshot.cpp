@@ -46,7 +46,7 @@ std::vector<std::uint8_t> BlockIndex::snapshot() const {
 }
 
 BlockIndex::BlockIndex(const std::uint8_t* data, std::size_t size) {
-    const std::size_t body = snapshot_io::check_envelope(data, size, kMagic, kBlockSnapshotVersion);
+    const std::size_t body = snapshot_io::check_envelope(data, size, kMagic, kBlockSnapshotVersion, kBlockSnapshotVersion);
     Reader r(data, body);
     r.get<std::uint32_t>("magic");
     r.get<std::uint32_t>("version");

@@ -1,8 +1,10 @@
 #include "fastplace/cluster_state.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <sstream>
 #include <unordered_set>
 #include <utility>
@@ -19,6 +21,28 @@ ContainerId make_id(std::uint32_t generation, std::size_t slot) {
                                     static_cast<std::uint64_t>(slot));
 }
 
+std::uint64_t splitmix64(std::uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+// A fresh id key below 2^63: a per-process random seed (so that clusters of different
+// processes differ too) plus a counter, through a bijective mixer (so that clusters of
+// one process never share a key unless the top bit is all that differs).
+std::uint64_t new_id_key() {
+    static const std::uint64_t seed = [] {
+        std::random_device device;
+        return (static_cast<std::uint64_t>(device()) << 32) ^ static_cast<std::uint64_t>(device());
+    }();
+    static std::atomic<std::uint64_t> counter{0};
+    const std::uint64_t n = counter.fetch_add(1, std::memory_order_relaxed);
+    return splitmix64(seed + n * 0x9e3779b97f4a7c15ULL) >> 1;
+}
+
+// Largest value of an int64 sum; every total of amounts must stay at or below it.
+constexpr Amount kMaxAmount = std::numeric_limits<Amount>::max();
+
 int lowest_bit(Word w) { return __builtin_ctzll(w); }
 
 }  // namespace
@@ -32,21 +56,18 @@ ClusterState::ClusterState(std::vector<std::string> resources, const Amount* cap
                               " dimensions, got " + std::to_string(dims));
     }
     for (std::size_t d = 0; d < dims; ++d) {
-        if (resources_[d].empty()) throw InvalidArgument("resources[" + std::to_string(d) + "] is empty");
+        if (const std::string problem = name_problem(resources_[d]); !problem.empty()) {
+            throw InvalidArgument("resources[" + std::to_string(d) + "] " + problem);
+        }
         for (std::size_t e = 0; e < d; ++e) {
             if (resources_[e] == resources_[d]) {
                 throw InvalidArgument("resources: '" + resources_[d] + "' appears twice");
             }
         }
     }
-    for (std::size_t s = 0; s < n_servers; ++s) {
-        for (std::size_t d = 0; d < dims; ++d) {
-            const Amount c = capacity[s * dims + d];
-            if (c < 0) {
-                throw InvalidArgument("capacity[" + std::to_string(s) + "][" + resources_[d] +
-                                      "] = " + std::to_string(c) + " must be >= 0");
-            }
-        }
+    if (const std::string problem = capacity_problem(capacity, n_servers, std::vector<Amount>(dims, 0), "capacity");
+        !problem.empty()) {
+        throw InvalidArgument(problem);
     }
     capacity_.assign(capacity, capacity + n_servers * dims);
     thresholds_.assign(dims * kLevels, 0);
@@ -56,12 +77,90 @@ ClusterState::ClusterState(std::vector<std::string> resources, const Amount* cap
         Amount* thresholds = &thresholds_[d * kLevels];
         for (std::size_t l = 1; l < kLevels; ++l) {
             const double octaves_below = static_cast<double>(kLevels - 1 - l) / kLevelsPerOctave;
-            const auto geometric = static_cast<Amount>(std::floor(static_cast<double>(largest) *
-                                                                  std::exp2(-octaves_below)));
+            const double scaled = std::floor(static_cast<double>(largest) * std::exp2(-octaves_below));
+            // A capacity near 2^63 rounds up to 2^63 as a double, which int64 cannot hold.
+            const Amount geometric = scaled >= 0x1p63 ? kMaxAmount : static_cast<Amount>(scaled);
+            // Below the top level geometric < 0.85 * 2^63, so the + 1 cannot overflow.
             thresholds[l] = std::max(geometric, thresholds[l - 1] + 1);
         }
     }
     rebuild_derived(std::vector<std::uint8_t>(n_servers, 0));
+    id_key_ = new_id_key();
+}
+
+std::string ClusterState::name_problem(const std::string& name) {
+    if (name.empty()) return "is empty";
+    if (name.size() > kMaxNameLength) {
+        return "is " + std::to_string(name.size()) + " bytes long, more than " + std::to_string(kMaxNameLength);
+    }
+    // Valid UTF-8: well-formed sequences only (no overlong forms, surrogates or code
+    // points above U+10FFFF), as Python's strict decoder requires.
+    const auto* p = reinterpret_cast<const unsigned char*>(name.data());
+    const std::size_t n = name.size();
+    for (std::size_t i = 0; i < n;) {
+        const unsigned char c = p[i];
+        std::size_t extra = 0;
+        unsigned char low = 0x80;
+        unsigned char high = 0xbf;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            extra = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            extra = 2;
+            if (c == 0xe0) low = 0xa0;   // overlong
+            if (c == 0xed) high = 0x9f;  // surrogates
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            extra = 3;
+            if (c == 0xf0) low = 0x90;   // overlong
+            if (c == 0xf4) high = 0x8f;  // above U+10FFFF
+        } else {
+            return "is not valid UTF-8 (byte " + std::to_string(c) + " at offset " + std::to_string(i) + ")";
+        }
+        if (n - i <= extra) return "is not valid UTF-8 (truncated sequence at offset " + std::to_string(i) + ")";
+        for (std::size_t k = 1; k <= extra; ++k) {
+            const unsigned char b = p[i + k];
+            if (b < (k == 1 ? low : 0x80) || b > (k == 1 ? high : 0xbf)) {
+                return "is not valid UTF-8 (byte " + std::to_string(b) + " at offset " + std::to_string(i + k) + ")";
+            }
+        }
+        i += extra + 1;
+    }
+    return {};
+}
+
+std::string ClusterState::capacity_problem(const Amount* capacity, std::size_t n, const std::vector<Amount>& totals,
+                                           const char* what) const {
+    const std::size_t dims = n_dims();
+    std::vector<Amount> sums = totals;
+    for (std::size_t s = 0; s < n; ++s) {
+        for (std::size_t d = 0; d < dims; ++d) {
+            const Amount c = capacity[s * dims + d];
+            // The field's name is formatted only for a bad value: this runs over every
+            // capacity of a million-server cluster.
+            const auto field = [&] {
+                return std::string(what) + "[" + std::to_string(s) + "][" + resources_[d] + "] = " + std::to_string(c);
+            };
+            if (c < 0) return field() + " must be >= 0";
+            Amount sum;
+            if (__builtin_add_overflow(sums[d], c, &sum)) {
+                return field() + " takes the total " + resources_[d] +
+                       " capacity over 2^63 - 1 (the servers before it hold " + std::to_string(sums[d]) +
+                       "): every sum of amounts must fit in int64";
+            }
+            sums[d] = sum;
+        }
+    }
+    return {};
+}
+
+void ClusterState::check_slot_room(std::size_t n) const {
+    const std::uint64_t room = free_slots_.size() + (kMaxSlots - slots_.size());
+    if (n > room) {
+        throw InvalidArgument("cannot place " + std::to_string(n) + " more containers: only " + std::to_string(room) +
+                              " of the 2^32 container slots are left");
+    }
 }
 
 std::size_t ClusterState::level_of(std::size_t dim, Amount amount) const {
@@ -171,16 +270,22 @@ std::string ClusterState::fit_failure(std::size_t server, const Amount* request)
     return {};
 }
 
+ContainerId ClusterState::public_id(std::size_t slot) const {
+    return make_id(slots_.generation(slot), slot) ^ static_cast<ContainerId>(id_key_);
+}
+
 std::size_t ClusterState::live_slot(ContainerId container) const {
     if (container >= 0) {
-        const auto slot = static_cast<std::size_t>(container & 0xffffffffLL);
-        const auto generation = static_cast<std::uint32_t>(container >> 32);
+        // The key is below 2^63, so the internal id is >= 0 too and its generation fits.
+        const ContainerId internal = container ^ static_cast<ContainerId>(id_key_);
+        const auto slot = static_cast<std::size_t>(internal & 0xffffffffLL);
+        const auto generation = static_cast<std::uint32_t>(internal >> 32);
         if (slot < slots_.size() && slots_.server(slot) >= 0 && slots_.generation(slot) == generation) {
             return slot;
         }
     }
     throw UnknownContainer("container " + std::to_string(container) +
-                           " is not placed (never placed, or already released)");
+                           " is not placed (never placed, already released, or an id of another cluster)");
 }
 
 // ---- queries ------------------------------------------------------------------------
@@ -309,8 +414,11 @@ ServerId ClusterState::best_fit_unlocked(const Amount* request) const {
     // The scan replaces the best only with a score below this (ties go to the lower
     // index); the threshold never rises, so a node whose bound is at or above it now
     // holds no server that would ever replace the best, and is skipped. The bound
-    // keeps a margin far above the rounding of a few float operations.
-    const auto threshold = [&] { return best_score - 1e-14 * std::max(1.0, best_score); };
+    // keeps a margin far above the rounding of a few float operations. The tie band is
+    // relative: a score sums at most 8 non-negative, correctly rounded shares, so equal
+    // scores round within 8 ulps of each other, at any magnitude; an absolute band
+    // would merge distinct scores near 0 (1 / 2^62 is a real difference).
+    const auto threshold = [&] { return best_score * (1.0 - 1e-14); };
     const auto prune = [&](std::size_t level, std::size_t node) {
         if (best < 0) return false;
         const double limit = threshold();
@@ -330,8 +438,8 @@ ServerId ClusterState::best_fit_unlocked(const Amount* request) const {
                     score += static_cast<double>(free_[server * dims + d] - request[d]) / static_cast<double>(cap);
                 }
             }
-            // Scores within a few ulps count as ties (sums of shares such as 1/10 + 2/10
-            // and 3/10 + 0/10 round differently), which go to the lowest index.
+            // Scores within a few ulps (relative) count as ties (sums of shares such as
+            // 1/10 + 2/10 and 3/10 + 0/10 round differently), which go to the lowest index.
             if (best < 0 || score < threshold()) {
                 best_score = score;
                 best = static_cast<ServerId>(server);
@@ -400,6 +508,9 @@ ContainerId ClusterState::book_unlocked(std::size_t server, const Amount* reques
         slot = free_slots_.back();
         free_slots_.pop_back();
     } else {
+        // Callers booking several containers check the room up front (check_slot_room);
+        // this is the last line for single placements, before anything has changed.
+        if (slots_.size() >= kMaxSlots) check_slot_room(1);
         slot = slots_.append();
     }
     slots_.set_server(slot, static_cast<ServerId>(server));
@@ -415,7 +526,7 @@ ContainerId ClusterState::book_unlocked(std::size_t server, const Amount* reques
     server_changed(server, before, available_.test(server));
     if (count_[server]++ == 0) ++n_active_;
     ++n_live_;
-    return make_id(slots_.generation(slot), slot);
+    return public_id(slot);
 }
 
 void ClusterState::unbook_unlocked(ContainerId container) {
@@ -423,7 +534,7 @@ void ClusterState::unbook_unlocked(ContainerId container) {
     // the generation stays and the slot goes back on the free stack (the caller pops
     // it off again if book_unlocked had appended it).
     const std::size_t dims = n_dims();
-    const auto slot = static_cast<std::size_t>(container & 0xffffffffLL);
+    const auto slot = static_cast<std::size_t>((container ^ static_cast<ContainerId>(id_key_)) & 0xffffffffLL);
     const auto server = static_cast<std::size_t>(slots_.server(slot));
     Amount* amounts = slots_.amounts(slot);
     Amount before[kMaxDims];
@@ -492,6 +603,7 @@ std::vector<Placement> ClusterState::place_gang(const Amount* requests, std::siz
         }
     }
     Lock lock(mutex_);
+    check_slot_room(n);
     std::vector<Placement> placed;
     placed.reserve(n);
     // Slots appended (rather than reused) are popped again on rollback, so that a
@@ -528,15 +640,12 @@ void ClusterState::release(ContainerId container) {
 
 ServerId ClusterState::add_servers(const Amount* capacity, std::size_t n) {
     const std::size_t dims = n_dims();
-    for (std::size_t s = 0; s < n; ++s) {
-        for (std::size_t d = 0; d < dims; ++d) {
-            if (capacity[s * dims + d] < 0) {
-                throw InvalidArgument("capacity[" + std::to_string(s) + "][" + resources_[d] + "] = " +
-                                      std::to_string(capacity[s * dims + d]) + " must be >= 0");
-            }
-        }
-    }
     Lock lock(mutex_);
+    // The totals are within int64 (the limits on amounts), so they convert exactly.
+    const std::vector<Amount> totals(capacity_total_.begin(), capacity_total_.end());
+    if (const std::string problem = capacity_problem(capacity, n, totals, "capacity"); !problem.empty()) {
+        throw InvalidArgument(problem);
+    }
     const std::size_t first = n_servers_;
     n_servers_ += n;
     capacity_.insert(capacity_.end(), capacity, capacity + n * dims);
@@ -596,11 +705,12 @@ ReplayStats ClusterState::replay(const std::uint8_t* ops, const Amount* requests
     const auto prefetch_release = [&](std::size_t j, std::size_t now) {
         if (j >= m) return;
         const auto op = static_cast<ReplayOp>(ops[j]);
+        const auto key = static_cast<ContainerId>(id_key_);
         if (op == ReplayOp::release_event && static_cast<std::size_t>(refs[j]) < now) {
             const ContainerId id = containers_out[refs[j]];
-            if (id >= 0) slots_.prefetch(static_cast<std::size_t>(id & 0xffffffffLL));
+            if (id >= 0) slots_.prefetch(static_cast<std::size_t>((id ^ key) & 0xffffffffLL));
         } else if (op == ReplayOp::release_container) {
-            slots_.prefetch(static_cast<std::size_t>(refs[j] & 0xffffffffLL));
+            slots_.prefetch(static_cast<std::size_t>((refs[j] ^ key) & 0xffffffffLL));
         }
     };
     for (std::size_t i = 0; i < m; ++i) {
@@ -644,10 +754,12 @@ void ClusterState::check_replay_unlocked(const std::uint8_t* ops, const Amount* 
     const auto where = [](std::size_t i) { return "events[" + std::to_string(i) + "]"; };
     std::vector<std::uint8_t> released(m, 0);
     std::unordered_set<ContainerId> released_ids;
+    std::size_t places = 0;
     for (std::size_t i = 0; i < m; ++i) {
         switch (static_cast<ReplayOp>(ops[i])) {
             case ReplayOp::place_first_fit:
             case ReplayOp::place_best_fit:
+                ++places;
                 for (std::size_t d = 0; d < dims; ++d) {
                     if (requests[i * dims + d] < 0) check_request(&requests[i * dims], (where(i) + ".request").c_str());
                 }
@@ -677,6 +789,9 @@ void ClusterState::check_replay_unlocked(const std::uint8_t* ops, const Amount* 
                 throw InvalidArgument(where(i) + ".op = " + std::to_string(ops[i]) + " is not an event code (0-3)");
         }
     }
+    // Releases may free slots for later places, but counting on that would need a dry
+    // run; 2^32 slots are far more than any stream holds at once.
+    check_slot_room(places);
 }
 
 // ---- running totals, feasible counts and the locked read view -------------------------

@@ -1,4 +1,6 @@
 // ClusterState::validate: recomputes every invariant from capacity and the slot table.
+// Every sum is overflow-checked: validate must report a state that breaks the limits
+// on amounts, not wrap around into one that looks consistent.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -18,7 +20,7 @@ std::string ClusterState::validate_unlocked() const {
         return "per-server arrays do not have n_servers rows";
     }
 
-    std::vector<Amount> expected_free = capacity_;
+    std::vector<Amount> used(n_servers_ * dims, 0);
     std::vector<std::int64_t> expected_count(n_servers_, 0);
     std::size_t live = 0;
     for (std::size_t slot = 0; slot < slots_.size(); ++slot) {
@@ -36,18 +38,28 @@ std::string ClusterState::validate_unlocked() const {
                    " beyond n_servers " + std::to_string(n_servers_);
         }
         const auto s = static_cast<std::size_t>(server);
-        for (std::size_t d = 0; d < dims; ++d) expected_free[s * dims + d] -= slots_.amounts(slot)[d];
+        for (std::size_t d = 0; d < dims; ++d) {
+            const Amount amount = slots_.amounts(slot)[d];
+            if (amount < 0) {
+                return "slot " + std::to_string(slot) + " holds " + resources_[d] + " " + std::to_string(amount) +
+                       ", a negative amount";
+            }
+            if (__builtin_add_overflow(used[s * dims + d], amount, &used[s * dims + d])) {
+                return at(s, d) + " is over capacity: its containers hold more than 2^63 - 1";
+            }
+        }
         ++expected_count[s];
         ++live;
     }
     for (std::size_t s = 0; s < n_servers_; ++s) {
         for (std::size_t d = 0; d < dims; ++d) {
-            const Amount expected = expected_free[s * dims + d];
-            if (expected < 0) {
-                return at(s, d) + " is over capacity: containers hold " +
-                       std::to_string(capacity_[s * dims + d] - expected) + " of " +
-                       std::to_string(capacity_[s * dims + d]);
+            const Amount capacity = capacity_[s * dims + d];
+            if (capacity < 0) return at(s, d) + " capacity " + std::to_string(capacity) + " is negative";
+            if (used[s * dims + d] > capacity) {
+                return at(s, d) + " is over capacity: containers hold " + std::to_string(used[s * dims + d]) +
+                       " of " + std::to_string(capacity);
             }
+            const Amount expected = capacity - used[s * dims + d];
             if (free_[s * dims + d] != expected) {
                 return at(s, d) + " free is " + std::to_string(free_[s * dims + d]) +
                        " but capacity minus its containers is " + std::to_string(expected);
@@ -125,18 +137,25 @@ std::string ClusterState::validate_totals() const {
         return "running totals do not have n_dims entries";
     }
     for (std::size_t d = 0; d < dims; ++d) {
-        std::uint64_t free_sum = 0;
-        std::uint64_t capacity_sum = 0;
+        Amount free_sum = 0;
+        Amount capacity_sum = 0;
         Amount largest = 0;
         Amount smallest = 0;
         for (std::size_t s = 0; s < n_servers_; ++s) {
-            free_sum += static_cast<std::uint64_t>(free_[s * dims + d]);
-            capacity_sum += static_cast<std::uint64_t>(capacity_[s * dims + d]);
+            // Free amounts are checked to lie in [0, capacity] before this runs.
+            if (__builtin_add_overflow(capacity_sum, capacity_[s * dims + d], &capacity_sum)) {
+                return "total capacity of " + resources_[d] + " exceeds 2^63 - 1";
+            }
+            free_sum += free_[s * dims + d];
             largest = std::max(largest, capacity_[s * dims + d]);
             keep_smallest_positive(smallest, capacity_[s * dims + d]);
         }
-        if (free_sum != free_total_[d]) return "running total of free " + resources_[d] + " is stale";
-        if (capacity_sum != capacity_total_[d]) return "running total of capacity " + resources_[d] + " is stale";
+        if (static_cast<std::uint64_t>(free_sum) != free_total_[d]) {
+            return "running total of free " + resources_[d] + " is stale";
+        }
+        if (static_cast<std::uint64_t>(capacity_sum) != capacity_total_[d]) {
+            return "running total of capacity " + resources_[d] + " is stale";
+        }
         if (largest != largest_capacity_[d]) return "largest capacity of " + resources_[d] + " is stale";
         if (smallest != smallest_capacity_[d]) return "smallest capacity of " + resources_[d] + " is stale";
     }

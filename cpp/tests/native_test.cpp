@@ -1,7 +1,9 @@
 // Native smoke test, built with -DFASTPLACE_NATIVE_TESTS=ON and meant to run under
 // AddressSanitizer/UBSan (-DFASTPLACE_SANITIZE=ON): random operations with validate()
 // after each, snapshot round trips, and every truncation and single-byte corruption
-// of a snapshot, which must throw CorruptSnapshot or restore a valid state, never crash.
+// of a snapshot, which must throw CorruptSnapshot or restore a valid state, never crash;
+// amounts near 2^63 (the limits on amounts) with exact totals, and hand-built snapshots
+// that break an invariant under a correct checksum.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include "fastplace/cluster_state.hpp"
 #include "fastplace/mlp_scorer.hpp"
 #include "fastplace/ro_decision.hpp"
+#include "fastplace/snapshot_io.hpp"
 
 using namespace fastplace;
 
@@ -146,6 +149,208 @@ void corrupted_snapshots() {
     state.cordon(2);
     const std::vector<std::uint8_t> good = state.snapshot();
     check_damaged_snapshots<ClusterState>(good, "cluster");
+}
+
+// ---- limits on amounts ----------------------------------------------------------------
+
+constexpr Amount kTop = INT64_MAX;
+__extension__ typedef __int128 Wide;  // exact sums of int64 amounts (a GCC/Clang extension)
+constexpr Amount kHalf = Amount{1} << 62;
+
+template <typename Error, typename F>
+bool throws(F&& f) {
+    try {
+        f();
+    } catch (const Error&) {
+        return true;
+    }
+    return false;
+}
+
+ClusterState one_dim(const std::vector<Amount>& capacity) {
+    return ClusterState({"mem"}, capacity.data(), capacity.size());
+}
+
+// free and capacity totals against 128-bit sums of the matrices.
+void check_totals(const ClusterState& state, const std::string& what) {
+    const std::size_t dims = state.n_dims();
+    const std::vector<Amount> free = state.free_matrix();
+    const std::vector<Amount> capacity = state.capacity_matrix();
+    std::vector<Amount> free_total(dims);
+    std::vector<Amount> capacity_total(dims);
+    state.totals(free_total.data(), capacity_total.data());
+    for (std::size_t d = 0; d < dims; ++d) {
+        Wide f = 0;
+        Wide c = 0;
+        for (std::size_t s = 0; s < state.n_servers(); ++s) {
+            f += free[s * dims + d];
+            c += capacity[s * dims + d];
+        }
+        check(c <= kTop && f == free_total[d] && c == capacity_total[d], what + ": totals exact");
+    }
+}
+
+void construction_limits() {
+    check(throws<InvalidArgument>([] { one_dim({kHalf, kHalf}); }), "2^62 + 2^62 capacity refused");
+    check(throws<InvalidArgument>([] { one_dim({kTop, 1}); }), "2^63 - 1 + 1 capacity refused");
+    check(throws<InvalidArgument>([] { one_dim({1, -1}); }), "negative capacity refused");
+    ClusterState state = one_dim({kHalf, kHalf - 1});
+    check_totals(state, "total of exactly 2^63 - 1");
+    const std::vector<std::uint8_t> before = state.snapshot();
+    const Amount one = 1;
+    check(throws<InvalidArgument>([&] { state.add_servers(&one, 1); }), "add_servers past 2^63 - 1 refused");
+    check(state.snapshot() == before, "refused add_servers changes nothing");
+    const Amount zero = 0;
+    check(state.add_servers(&zero, 1) == 2, "add_servers of a zero capacity at the limit");
+    check(state.validate().empty(), "cluster at the limit validates");
+
+    check(throws<InvalidArgument>([] { ClusterState({std::string(1025, 'x')}, nullptr, 0); }),
+          "1025-byte name refused");
+    ClusterState({std::string(1024, 'x')}, nullptr, 0);
+    for (const std::string bad : {"\xff", "a\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80"}) {
+        check(throws<InvalidArgument>([&] { ClusterState({bad}, nullptr, 0); }), "invalid UTF-8 name refused");
+    }
+    ClusterState({"\xc3\xa9\xe3\x83\xa1\xf0\x9f\x98\x80"}, nullptr, 0);  // é, メ and an emoji
+}
+
+void operations_at_the_top() {
+    ClusterState state = one_dim({kTop});
+    const Amount top[1] = {kTop};
+    const ContainerId id = state.place(0, top);
+    check_totals(state, "one container of 2^63 - 1");
+    state.release(id);
+    const std::vector<std::uint8_t> before = state.snapshot();
+    const Amount halves[2] = {kHalf, kHalf};
+    check(throws<InvalidArgument>([&] { state.place_gang(halves, 2, PlacePolicy::first_fit); }),
+          "gang of 2^62 + 2^62 on 2^63 - 1 refused");
+    check(state.snapshot() == before, "refused gang changes nothing");
+    const Amount fitting[2] = {kHalf, kHalf - 1};
+    const std::vector<Placement> placed = state.place_gang(fitting, 2, PlacePolicy::best_fit);
+    check(placed.size() == 2 && state.free_matrix()[0] == 0, "gang filling 2^63 - 1 exactly");
+    check_totals(state, "gang at the top");
+    for (const Placement& p : placed) state.release(p.container);
+    check(state.free_matrix()[0] == kTop && state.validate().empty(), "released back to 2^63 - 1");
+}
+
+// Random operations on a few servers whose capacities split a total near 2^63 - 1, with
+// requests on the edges (a server's free amount, one more or less, 2^62, 2^63 - 1).
+void huge_operations(unsigned seed) {
+    std::mt19937_64 rng(seed);
+    const std::size_t n = 1 + rng() % 6;
+    const std::size_t dims = 1 + rng() % 3;
+    std::vector<Amount> capacity(n * dims);
+    for (std::size_t d = 0; d < dims; ++d) {
+        Amount left = kTop - static_cast<Amount>(rng() % 3);
+        for (std::size_t s = 0; s < n; ++s) {
+            const Amount c = s + 1 == n ? left : static_cast<Amount>(rng() % static_cast<std::uint64_t>(left));
+            capacity[s * dims + d] = c;
+            left -= c;
+        }
+    }
+    std::vector<std::string> names;
+    for (std::size_t d = 0; d < dims; ++d) names.push_back("r" + std::to_string(d));
+    ClusterState state(names, capacity.data(), n);
+    std::vector<ContainerId> live;
+    std::vector<Amount> requests(3 * dims);
+    for (int step = 0; step < 300; ++step) {
+        const std::vector<Amount> free = state.free_matrix();
+        for (std::size_t i = 0; i < requests.size(); ++i) {
+            const Amount f = free[(rng() % n) * dims + i % dims];
+            const Amount edges[] = {0, 1, f, f > 0 ? f - 1 : 0, f < kTop ? f + 1 : kTop, kHalf, kHalf - 1, kTop};
+            requests[i] = edges[rng() % 8];
+        }
+        switch (rng() % 5) {
+            case 0:
+            case 1: {
+                const Placement p = state.place_with(rng() % 2 ? PlacePolicy::first_fit : PlacePolicy::best_fit,
+                                                     requests.data());
+                if (p.server >= 0) live.push_back(p.container);
+                break;
+            }
+            case 2:
+                try {
+                    for (const Placement& p : state.place_gang(requests.data(), 3, PlacePolicy::first_fit)) {
+                        live.push_back(p.container);
+                    }
+                } catch (const InvalidArgument&) {
+                }
+                break;
+            case 3:
+                if (!live.empty()) {
+                    const std::size_t k = rng() % live.size();
+                    state.release(live[k]);
+                    live[k] = live.back();
+                    live.pop_back();
+                }
+                break;
+            default: {
+                const std::vector<std::uint8_t> bytes = state.snapshot();
+                ClusterState copy(bytes.data(), bytes.size());
+                check(copy.snapshot() == bytes, "huge snapshot round trip");
+            }
+        }
+        check_totals(state, "huge operations");
+        const std::string broken = state.validate();
+        check(broken.empty(), "huge operations validate: " + broken);
+        if (!broken.empty()) return;
+    }
+}
+
+// A version 3 cluster snapshot of one resource, built field by field (the layout in
+// cluster_snapshot.cpp); slots are (server, amount), all of generation 0.
+std::vector<std::uint8_t> cluster_image(const std::string& name, const std::vector<Amount>& capacity,
+                                        const std::vector<std::pair<ServerId, Amount>>& slots) {
+    snapshot_io::Writer w;
+    w.put_bytes("FPLC", 4);
+    w.put<std::uint32_t>(kSnapshotVersion);
+    w.put<std::uint32_t>(1);
+    w.put<std::uint64_t>(capacity.size());
+    w.put<std::uint64_t>(987654321);  // id key
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(name.size()));
+    w.put_bytes(name.data(), name.size());
+    for (std::size_t l = 0; l < kLevels; ++l) w.put<std::int64_t>(static_cast<std::int64_t>(l));
+    w.put_bytes(capacity.data(), capacity.size() * sizeof(Amount));
+    for (std::size_t s = 0; s < capacity.size(); ++s) w.put<std::uint8_t>(0);
+    w.put<std::uint64_t>(slots.size());
+    for (const auto& [server, amount] : slots) {
+        w.put<std::uint32_t>(0);
+        w.put<std::int64_t>(server);
+        w.put<std::int64_t>(amount);
+    }
+    w.put<std::uint64_t>(0);
+    w.put_checksum();
+    return std::move(w.bytes());
+}
+
+void sealed_snapshots_that_break_invariants() {
+    const auto refused = [](const std::vector<std::uint8_t>& bytes, const std::string& what) {
+        check(throws<CorruptSnapshot>([&] { ClusterState state(bytes.data(), bytes.size()); }), what + " refused");
+    };
+    refused(cluster_image("mem", {10}, {{0, kTop}, {0, kTop}, {0, 5}}), "2^63 - 1 + 2^63 - 1 + 5 on 10");
+    refused(cluster_image("mem", {kHalf}, {{0, kHalf}, {0, kHalf}, {0, kHalf}, {0, kHalf}}), "4 x 2^62 on 2^62");
+    refused(cluster_image("mem", {kHalf, kHalf}, {}), "capacities summing to 2^63");
+    refused(cluster_image("mem", {10}, {{0, -1}}), "negative amount");
+    refused(cluster_image("\xff", {10}, {}), "non-UTF-8 name");
+    refused(cluster_image(std::string(1025, 'x'), {10}, {}), "1025-byte name");
+    const std::vector<std::uint8_t> good = cluster_image("mem", {kTop}, {{0, kHalf}});
+    ClusterState state(good.data(), good.size());
+    check(state.snapshot() == good && state.free_matrix()[0] == kTop - kHalf, "hand-built snapshot restores");
+    state.release(ContainerId{987654321});  // slot 0, generation 0, XOR the key
+    check(state.free_matrix()[0] == kTop && state.validate().empty(), "its container releases");
+}
+
+void foreign_ids() {
+    ClusterState a = one_dim({100});
+    ClusterState b = one_dim({100});
+    const Amount request[1] = {1};
+    const ContainerId id_a = a.place(0, request);
+    const ContainerId id_b = b.place(0, request);
+    check(id_a != id_b, "two clusters hand out different ids for the same history");
+    check(throws<UnknownContainer>([&] { a.release(id_b); }), "an id of another cluster is unknown");
+    const std::vector<std::uint8_t> bytes = a.snapshot();
+    ClusterState copy(bytes.data(), bytes.size());
+    copy.release(id_a);  // a restored copy continues the same cluster
+    check(copy.n_containers() == 0 && a.n_containers() == 1, "a restored copy takes the original's ids");
 }
 
 // ---- block index ----------------------------------------------------------------------
@@ -373,6 +578,11 @@ int main() {
     }
     random_operations(4200, 2, 4200);  // a free tree of five levels
     corrupted_snapshots();
+    construction_limits();
+    operations_at_the_top();
+    for (unsigned seed = 0; seed < 40; ++seed) huge_operations(seed);
+    sealed_snapshots_that_break_invariants();
+    foreign_ids();
     for (const std::size_t n : {1, 63, 64, 65, 129}) block_index_operations(n, static_cast<unsigned>(n));
     corrupted_block_snapshots();
     if (failures) {

@@ -96,6 +96,8 @@ class BlockIndexCore:
     def snapshot(self) -> bytes: ...
     def validate_reason(self) -> str: ...
 
+BLOCK_INDEX_MAX_SERVERS: int
+
 # ---- MlpScorerCore (cpp/bindings/register_scorer.cpp) --------------------------------
 
 class MlpScorerCore:

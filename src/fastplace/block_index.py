@@ -36,7 +36,7 @@ __all__ = ["MAX_SERVERS", "BlockIndex"]
 
 #: Servers one index holds (kMaxServers in cpp/src/block_index.cpp): checked here too,
 #: before an array of that many cache sizes is allocated.
-MAX_SERVERS = 2**31 - 1
+MAX_SERVERS: int = _core.BLOCK_INDEX_MAX_SERVERS
 
 
 def _cache_sizes(
@@ -48,7 +48,13 @@ def _cache_sizes(
 ) -> npt.NDArray[Any]:
     """``cache_bytes`` (one size for all, or one per server) as n_servers sizes; at most
     ``room`` servers."""
-    count = integer(n_servers, name, minimum=0, maximum=room)
+    count = integer(n_servers, name, minimum=0)
+    if count > room:
+        already = MAX_SERVERS - room
+        raise ValueError(
+            f"{name} = {count} exceeds the index's limit of {MAX_SERVERS} servers"
+            + (f" ({already} already)" if already else "")
+        )
     if not isinstance(cache_bytes, np.ndarray):
         # Python values are held to integer(): numpy would make True a 1 in a list.
         if np.ndim(cache_bytes) == 0:
@@ -122,5 +128,5 @@ class BlockIndex(_core.BlockIndexCore):
     def __repr__(self) -> str:
         return (
             f"BlockIndex(n_servers={self.n_servers}, n_blocks={self.n_blocks}, "
-            f"cached_bytes={int(self.used_bytes().sum())})"
+            f"cached_bytes={sum(self.used_bytes().tolist())})"  # Python ints: exact
         )

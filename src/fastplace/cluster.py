@@ -112,6 +112,11 @@ def as_amount_matrix(
         if huge.any():
             row, col = np.argwhere(huge)[0]
             raise ValueError(f"{name}[{row}][{col}] = {array[row, col]} is too large for int64")
+    elif array.dtype.kind == "O":  # numpy keeps ints beyond int64/uint64 as objects
+        for (row, col), value in np.ndenumerate(array):
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+                raise ValueError(f"{name}[{row}][{col}] = {value} is outside the int64 range")
+        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     elif array.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
     if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
@@ -171,6 +176,10 @@ def _check_resources(resources: Sequence[str]) -> list[str]:
     for i, name in enumerate(names):
         if not isinstance(name, str):
             raise TypeError(f"resources[{i}] = {name!r} must be a string")
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as error:  # lone surrogates; the core takes UTF-8 bytes
+            raise ValueError(f"resources[{i}] = {name!r} is not valid Unicode: {error}") from None
     return names
 
 
@@ -247,11 +256,10 @@ class Cluster(_core.ClusterCore):
         return self.capacity_copy() - self.free_copy()
 
     def utilisation(self) -> dict[str, float]:
-        """Booked share of the total capacity, per resource."""
-        capacity = self.capacity_copy().sum(axis=0)
-        used = capacity - self.free_copy().sum(axis=0)
+        """Booked share of the total capacity, per resource (from the exact totals)."""
+        free, capacity = self.totals()
         return {
-            name: float(used[d] / capacity[d]) if capacity[d] else 0.0
+            name: (int(capacity[d]) - int(free[d])) / int(capacity[d]) if capacity[d] else 0.0
             for d, name in enumerate(self.resources)
         }
 

@@ -25,6 +25,7 @@ from fractions import Fraction
 DEFAULT_RESOURCES = ("memory_mb", "cpu_millis")
 POLICIES = ("first_fit", "best_fit")
 LEVELS = 64  # the core buckets free amounts into 64 levels per dimension
+MAX_TOTAL = 2**63 - 1  # the limit on amounts: capacities of a resource sum to at most this
 
 
 def level_thresholds(largest_capacity: int) -> list[int]:
@@ -192,6 +193,12 @@ class ReferenceCluster:
     def n_active_servers(self) -> int:
         return sum(1 for count in self.container_counts() if count > 0)
 
+    def totals(self) -> tuple[list[int], list[int]]:
+        """Exact sums of free amounts and of capacities per dimension (Python ints)."""
+        free = [sum(row[d] for row in self.free) for d in range(self.n_dims)]
+        capacity = [sum(row[d] for row in self.capacity) for d in range(self.n_dims)]
+        return free, capacity
+
     def is_cordoned(self, server: int) -> bool:
         return self.cordoned[self._server(server)]
 
@@ -250,6 +257,12 @@ class ReferenceCluster:
             for value in row:
                 if value < 0:
                     raise ValueError(f"capacity value {value} must be >= 0")
+        for d in range(self.n_dims):
+            total = sum(row[d] for row in self.capacity) + sum(row[d] for row in rows)
+            if total > MAX_TOTAL:
+                raise ValueError(
+                    f"total capacity of {self.resources[d]} would be {total} > 2^63 - 1"
+                )
         first = self.n_servers
         for row in rows:
             self.capacity.append(list(row))

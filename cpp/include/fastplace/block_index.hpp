@@ -44,6 +44,8 @@ using BlockHash = std::uint64_t;   // content hash of a block (any 64-bit value)
 using Bytes = std::int64_t;        // a size or sum of sizes in bytes
 
 constexpr std::uint32_t kBlockSnapshotVersion = 1;
+// Server ids are int32 in holder sets; the constructor and add_servers refuse more.
+constexpr std::size_t kBlockIndexMaxServers = 2147483647;
 
 class BlockIndex {
 public:

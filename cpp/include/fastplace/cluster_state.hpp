@@ -9,6 +9,18 @@
 // Errors: invalid arguments throw InvalidArgument, unknown containers throw
 // UnknownContainer, bad snapshots throw CorruptSnapshot. A throwing operation leaves
 // the state exactly as it was (same snapshot bytes).
+//
+// Limits on amounts: every capacity is >= 0 and, per dimension, the capacities of all
+// servers sum to at most 2^63 - 1 (checked with overflow-checked adds by the
+// constructor, add_servers and restore). Requests are any amounts >= 0. Booking only
+// subtracts a request from a free amount it does not exceed, so 0 <= free <= capacity
+// on every server, and every sum the state forms (free and capacity totals, used
+// amounts, a gang's partitions on one server) stays within int64: results are exact.
+//
+// Container ids are per cluster: an id is (generation << 32 | slot) XOR a random
+// 63-bit key drawn when the cluster is built (and kept by its snapshot), so an id of
+// another cluster names no live container here (UnknownContainer) except with
+// probability below 2^-31 (about n_slots / 2^63).
 #pragma once
 
 #include <cstddef>
@@ -41,7 +53,12 @@ constexpr int kLevelsPerOctave = 4;
 // Slot generations use 31 bits so that ids stay positive as int64; a slot that reaches
 // the last generation is retired.
 constexpr std::uint32_t kGenerationMask = 0x7fffffffU;
-constexpr std::uint32_t kSnapshotVersion = 2;
+// Slot numbers are the low 32 bits of an id.
+constexpr std::uint64_t kMaxSlots = std::uint64_t{1} << 32;
+// Resource names: 1 to kMaxNameLength bytes of valid UTF-8, at construction and restore.
+constexpr std::size_t kMaxNameLength = 1024;
+// Version 3 added the id key; version 2 snapshots restore with key 0.
+constexpr std::uint32_t kSnapshotVersion = 3;
 
 class InvalidArgument : public std::invalid_argument {
 public:
@@ -124,7 +141,7 @@ public:
 
     // Running totals, kept up to date by every mutation (O(n_dims) to read): the sums
     // of free amounts and of capacities over all servers, per dimension, written to
-    // n_dims entries each. Sums wrap around modulo 2^64 as numpy's int64 sums do.
+    // n_dims entries each. Exact: the limits on amounts keep them within int64.
     void totals(Amount* free_total, Amount* capacity_total) const;
     // The largest capacity of any server in dimension dim (0 without servers): O(1).
     Amount largest_capacity(std::size_t dim) const;
@@ -136,6 +153,10 @@ public:
     class View;
     template <typename F>
     decltype(auto) read(F&& f) const;
+
+    // "" when name is a valid resource name (1 to kMaxNameLength bytes of UTF-8), else
+    // what is wrong with it.
+    static std::string name_problem(const std::string& name);
 
     // Books request on server; throws InvalidArgument when it does not fit.
     ContainerId place(ServerId server, const Amount* request);
@@ -150,6 +171,8 @@ public:
     ServerId container_server(ContainerId container, Amount* amounts) const;
 
     // Appends servers (n rows of n_dims amounts); returns the first new server id.
+    // Throws InvalidArgument, adding nothing, when a capacity is negative or would take
+    // its dimension's total capacity over 2^63 - 1.
     ServerId add_servers(const Amount* capacity, std::size_t n);
     void cordon(ServerId server);
     void uncordon(ServerId server);
@@ -177,6 +200,13 @@ public:
     std::string validate() const;
 
 private:
+    // "" or a description of the first of n capacity rows (named what[s][resource])
+    // that is negative or takes its dimension's total capacity, starting from totals
+    // (n_dims entries), over 2^63 - 1.
+    std::string capacity_problem(const Amount* capacity, std::size_t n, const std::vector<Amount>& totals,
+                                 const char* what) const;
+    // Throws InvalidArgument unless n more containers can get a slot (kMaxSlots in all).
+    void check_slot_room(std::size_t n) const;
     void check_request(const Amount* request, const char* what) const;
     void check_server(ServerId server) const;
     std::size_t level_of(std::size_t dim, Amount amount) const;
@@ -195,6 +225,8 @@ private:
     void check_replay_unlocked(const std::uint8_t* ops, const Amount* requests, const std::int64_t* refs,
                                std::size_t m) const;
     std::size_t live_slot(ContainerId container) const;  // throws UnknownContainer
+    // The id handed out for a slot's current generation (see "Container ids" above).
+    ContainerId public_id(std::size_t slot) const;
     void set_free(std::size_t server, std::size_t dim, Amount value);
     std::string fit_failure(std::size_t server, const Amount* request) const;
     std::string describe_request(const Amount* request) const;
@@ -243,6 +275,7 @@ private:
     SlotTable slots_;
     std::vector<std::uint32_t> free_slots_;  // stack of reusable slots
     std::size_t n_live_ = 0;
+    std::uint64_t id_key_ = 0;  // < 2^63, XORed into every id so that ids stay positive
 };
 
 // Unlocked reads for ClusterState::read (see there); valid only inside the callback.

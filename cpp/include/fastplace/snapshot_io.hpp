@@ -84,10 +84,11 @@ private:
     std::size_t pos_ = 0;
 };
 
-// Checks the magic bytes, the version and the trailing checksum of a whole snapshot;
-// returns the size of the body (everything before the checksum).
+// Checks the magic bytes, the version (oldest to newest readable) and the trailing
+// checksum of a whole snapshot; returns the size of the body (everything before the
+// checksum).
 inline std::size_t check_envelope(const std::uint8_t* data, std::size_t size, const char (&magic)[4],
-                                  std::uint32_t expected_version) {
+                                  std::uint32_t oldest, std::uint32_t newest) {
     constexpr std::size_t kMinimum = sizeof(magic) + sizeof(std::uint32_t) + sizeof(std::uint64_t);
     if (size < kMinimum) {
         throw CorruptSnapshot("snapshot truncated: " + std::to_string(size) + " bytes is shorter than a header");
@@ -97,9 +98,11 @@ inline std::size_t check_envelope(const std::uint8_t* data, std::size_t size, co
     }
     std::uint32_t version;
     std::memcpy(&version, data + sizeof(magic), sizeof(version));
-    if (version != expected_version) {
+    if (version < oldest || version > newest) {
         throw CorruptSnapshot("snapshot version " + std::to_string(version) + " is not supported (expected " +
-                              std::to_string(expected_version) + ")");
+                              (oldest == newest ? std::to_string(newest)
+                                                : std::to_string(oldest) + " to " + std::to_string(newest)) +
+                              ")");
     }
     std::uint64_t stored;
     const std::size_t body = size - sizeof(stored);

@@ -5,6 +5,11 @@ an item fits with a few word-wide ANDs. The core holds at most 8 dimensions, so 
 instances are split over several clusters (dimensions 0-7, 8-15, ...) and a bin is
 feasible when it is feasible in every one of them. A numpy mirror of the free amounts
 serves the scoring stage, which needs whole rows at once.
+
+A cluster's capacities must sum to at most 2^63 - 1 per dimension (the core's limit on
+amounts). Bins so large that the next one would pass it are served by the numpy
+mirror alone: the same answers (first fit = lowest feasible index; best fit = least
+normalised space left, as for wide instances), slower, and exact.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ __all__ = ["CORE_MAX_DIMS", "OpenBins"]
 
 #: Dimensions one native cluster holds (kMaxDims in cpp/include/fastplace/cluster_state.hpp).
 CORE_MAX_DIMS = 8
+
+_INT64_MAX = 2**63 - 1
 
 
 class OpenBins:
@@ -48,6 +55,9 @@ class OpenBins:
 
     def open(self) -> int:
         """Opens an empty bin and returns its index."""
+        if self._clusters and (self.count + 1) * int(self.capacity.max()) > _INT64_MAX:
+            # The core could not hold the next bin: the numpy mirror alone from here on.
+            self._clusters, self._rows, self._slices = [], [], []
         for cluster, row in zip(self._clusters, self._rows, strict=True):
             cluster.add_servers(row)
         if self.count == self._free.shape[0]:
@@ -58,6 +68,8 @@ class OpenBins:
 
     def feasible(self, item: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Open bins with room for ``item`` in every dimension, in increasing order."""
+        if not self._clusters:
+            return np.flatnonzero((self.free >= item).all(axis=1)).astype(np.int64)
         if len(self._clusters) == 1:
             return self._clusters[0].feasible(item)
         found = self._clusters[0].feasible(item[self._slices[0]])
@@ -86,6 +98,8 @@ class OpenBins:
 
     def place(self, bin_index: int, item: npt.NDArray[np.int64]) -> None:
         """Books ``item`` in an open bin; the core raises ValueError if it does not fit."""
+        if not self._clusters and not (self._free[bin_index] >= item).all():
+            raise ValueError(f"item {item.tolist()} does not fit in bin {bin_index}")
         if len(self._clusters) > 1 and not all(
             cluster.fits(bin_index, item[part])
             for cluster, part in zip(self._clusters, self._slices, strict=True)
