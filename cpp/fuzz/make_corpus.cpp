@@ -136,11 +136,11 @@ void op_sequences() {
     for (int i = 0; i < 6; ++i) {
         std::vector<std::uint8_t> bytes(64 + rng() % 400);
         for (auto& b : bytes) b = static_cast<std::uint8_t>(rng());
-        bytes[1] = static_cast<std::uint8_t>(rng() % 200);  // keep the clusters small
+        bytes[1] = static_cast<std::uint8_t>(rng() % 200);  // small clusters (255 is a large one)
         write(target, "random_" + std::to_string(i), bytes);
     }
-    // A cluster past the free tree's 4,096-server block (servers byte >= 250).
-    write(target, "free_tree_block", {1, 252, 1, 0, 64, 0, 0, 3, 1, 9, 0, 0, 0, 0, 8, 5, 0, 1, 0, 2, 5, 1, 0, 8, 8, 8});
+    // A cluster past the free tree's 4,096-server block (servers byte 255).
+    write(target, "free_tree_block", {1, 255, 1, 0, 64, 0, 0, 3, 1, 9, 0, 0, 0, 0, 8, 5, 0, 1, 0, 2, 5, 1, 0, 8, 8, 8});
 }
 
 }  // namespace
