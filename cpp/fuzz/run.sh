@@ -34,7 +34,7 @@ if [[ ${1:-} == --coverage ]]; then
         corpus=cpp/fuzz/corpus/$target
         [[ -d $work/corpus/$target ]] && corpus=$work/corpus/$target
         LLVM_PROFILE_FILE="$work/coverage/$target.profraw" \
-            "build/fuzz-coverage/cpp/fuzz/$target" -runs=0 "$corpus" 2>&1 | grep -E '^#[0-9]+ +DONE' || true
+            "build/fuzz-coverage/cpp/fuzz/$target" -runs=0 "$corpus" 2>&1 | grep -E '^#[0-9]+[[:space:]]+DONE' || true
         llvm-profdata merge -sparse "$work/coverage/$target.profraw" -o "$work/coverage/$target.profdata"
         echo "== $target: line coverage over $corpus"
         llvm-cov report "build/fuzz-coverage/cpp/fuzz/$target" -instr-profile="$work/coverage/$target.profdata" \
@@ -59,7 +59,7 @@ for target in "${targets[@]}"; do
     echo "== $target: ${seconds}s from $(ls "$work/corpus/$target" | wc -l) inputs"
     if "build/fuzz/cpp/fuzz/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$work/artifacts/$target-" "$work/corpus/$target" >"$log" 2>&1; then
-        grep -E '^#[0-9]+ +(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log"
+        grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log"
     else
         failed+=("$target")
         # The report: the sanitizer's or the property's message and the saved input.
