@@ -4,12 +4,14 @@
 // fuzz_cluster_ops.cpp's input format). Deterministic: the same bytes on every run, so
 // the committed corpus (cpp/fuzz/corpus) can be regenerated and compared.
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "fastplace/block_index.hpp"
 #include "fastplace/cluster_state.hpp"
+#include "fastplace/snapshot_io.hpp"
 
 using namespace fastplace;
 
@@ -66,6 +68,25 @@ void cluster_snapshots() {
         }
         state.cordon(5);
         write(target, "seventy_servers", state.snapshot());
+    }
+    {  // a retired slot (released at its last generation): free, and off the free list.
+        // The API needs 2^31 releases to get there, so the bytes are patched: slot 0's
+        // generation, then the free list (its one entry dropped), then the checksum.
+        const Amount capacity[1] = {10};
+        ClusterState state({"mem"}, capacity, 1);
+        const Amount request[1] = {1};
+        state.release(state.place(0, request));
+        std::vector<std::uint8_t> bytes = state.snapshot();
+        const std::size_t slots = 4 + 4 + 4 + 8 + (4 + 3 + kLevels * 8) + 8 + 1;  // n_slots field
+        const std::uint32_t last = kGenerationMask;
+        std::memcpy(&bytes[slots + 8], &last, sizeof(last));
+        bytes.resize(bytes.size() - 8 - 4 - 8);  // checksum, the free entry, n_free_slots
+        bytes.insert(bytes.end(), 8, 0);  // n_free_slots = 0
+        const std::uint64_t sum = snapshot_io::fnv1a(bytes.data(), bytes.size());
+        const auto* sum_bytes = reinterpret_cast<const std::uint8_t*>(&sum);
+        bytes.insert(bytes.end(), sum_bytes, sum_bytes + sizeof(sum));
+        ClusterState check(bytes.data(), bytes.size());  // throws if the patch went wrong
+        write(target, "retired_slot", bytes);
     }
     {  // all eight dimensions, amounts near 2^40, a gang
         std::vector<Amount> capacity(5 * 8, Amount{1} << 40);
