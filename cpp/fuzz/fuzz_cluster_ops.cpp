@@ -34,10 +34,12 @@ constexpr std::size_t kMaxOps = 256;
 // model checks of a small cluster ~20 us. It runs after every kValidateEvery-th op and
 // at the end (and inside every restore); the model is compared after every op.
 constexpr std::size_t kValidateEvery = 32;
-// A cluster past the free tree's 4,096-server blocks: each op costs ~1 ms there under
-// ASan, so such inputs are rare (one header byte value) and run fewer ops.
+// A cluster past the free tree's 4,096-server blocks: a snapshot, restore or validate
+// costs ~10 ms there under the instrumentation, so such inputs are rare (one header
+// byte value), have at most two dimensions, run fewer ops and are validated at the
+// end only.
 constexpr std::size_t kLargeCluster = 4100;
-constexpr std::size_t kMaxOpsLarge = 32;
+constexpr std::size_t kMaxOpsLarge = 12;
 constexpr std::size_t kMaxServers = 4400;
 
 struct Live {
@@ -120,6 +122,7 @@ public:
         model_.dims = 1 + in_.u8() % kMaxDims;
         const std::uint8_t servers = in_.u8();
         const std::size_t n = servers == 255 ? kLargeCluster : servers % 70;
+        if (n == kLargeCluster) model_.dims = 1 + (model_.dims - 1) % 2;  // validate is O(n x dims x 64)
         const std::size_t n_shapes = 1 + in_.u8() % 4;
         std::vector<Amount> shapes(n_shapes * dims());
         for (Amount& a : shapes) a = amount();
@@ -140,11 +143,11 @@ public:
             FUZZ_CHECK(!model_.sums_fit(nullptr, 0), "construction refused capacities whose sums fit in int64");
             return 0;
         }
-        check_state(true);
+        check_state(n != kLargeCluster);
         const std::size_t max_ops = n == kLargeCluster ? kMaxOpsLarge : kMaxOps;
         for (std::size_t op = 0; op < max_ops && !in_.empty(); ++op) {
             run_op();
-            check_state(op % kValidateEvery == kValidateEvery - 1);
+            check_state(n != kLargeCluster && op % kValidateEvery == kValidateEvery - 1);
         }
         check_state(true);
         return 0;
