@@ -6,7 +6,8 @@
 // never reused; a call that throws must leave the snapshot bytes as they were.
 //
 // Input format (read front to back, 0 past the end; see Input in fuzz_common.hpp):
-//   u8 dims | u8 servers | u8 n_shapes, n_shapes capacity rows | u8 stride
+//   u8 dims | u8 servers | u8 n_shapes, n_shapes capacity rows | u8 stride (>= 248:
+//   first try bad constructions)
 //   then per operation: u8 op code, then its arguments (see run_op).
 // cpp/fuzz/make_corpus.cpp writes seeds in this format.
 #include <algorithm>
@@ -126,7 +127,8 @@ public:
         const std::size_t n_shapes = 1 + in_.u8() % 4;
         std::vector<Amount> shapes(n_shapes * dims());
         for (Amount& a : shapes) a = amount();
-        const std::size_t stride = 1 + in_.u8() % 5;
+        const std::uint8_t stride_byte = in_.u8();
+        const std::size_t stride = 1 + stride_byte % 5;
         std::vector<Amount> capacity;
         for (std::size_t s = 0; s < n; ++s) {
             const std::size_t shape = (s * stride + s / 7) % n_shapes;
@@ -134,6 +136,7 @@ public:
         }
         std::vector<std::string> names;
         for (std::size_t d = 0; d < dims(); ++d) names.push_back("r" + std::to_string(d));
+        if (stride_byte >= 248) check_bad_constructions(stride_byte, names, capacity, n);
         for (std::size_t s = 0; s < n; ++s) model_.add_server(&capacity[s * dims()]);
         // Capacities whose sums overflow int64 may be refused (the core's contract);
         // below that limit construction must succeed.
@@ -155,6 +158,26 @@ public:
 
 private:
     std::size_t dims() const { return model_.dims; }
+
+    // Bad construction arguments must throw InvalidArgument (there is no state to keep).
+    void check_bad_constructions(std::uint8_t kind, const std::vector<std::string>& names,
+                                 const std::vector<Amount>& capacity, std::size_t n) {
+        std::vector<std::string> bad_names = names;
+        std::vector<Amount> bad_capacity = capacity;
+        switch (kind % 4) {
+            case 0: bad_names.clear(); break;
+            case 1: bad_names.assign(kMaxDims + 1, "x"); break;
+            case 2: bad_names.back() = bad_names.front(); break;  // repeated (or 1 dim: fine)
+            default:
+                if (!bad_capacity.empty()) bad_capacity[in_.u8() % bad_capacity.size()] = -1 - in_.u8();
+        }
+        const bool bad = bad_names != names || bad_capacity != capacity;
+        if (!bad) return;
+        // Dimension counts other than the names' change the row width: size for the widest.
+        bad_capacity.resize(std::max(bad_capacity.size(), n * bad_names.size()), 0);
+        FUZZ_CHECK(throws<InvalidArgument>([&] { ClusterState(bad_names, bad_capacity.data(), n); }),
+                   "construction with bad names or a negative capacity did not throw");
+    }
 
     // Amounts of several scales: small, 16-bit, near the limit, powers of two, any.
     Amount amount() {
@@ -280,7 +303,7 @@ private:
     }
 
     void run_op() {
-        switch (in_.u8() % 12) {
+        switch (in_.u8() % 13) {
             case 0: return op_place();
             case 1:
             case 2: return op_place_with();
@@ -292,7 +315,8 @@ private:
             case 8: return op_queries();
             case 9: return op_replay();
             case 10: return op_snapshot();
-            default: return op_reads();
+            case 11: return op_reads();
+            default: return op_view();
         }
     }
 
@@ -441,7 +465,8 @@ private:
     }
 
     void op_replay() {
-        const std::size_t m = in_.u8() % 9;
+        // Up to 24 events: replay prefetches 8 and 16 events ahead.
+        const std::size_t m = in_.u8() % 25;
         std::vector<std::uint8_t> ops(m);
         std::vector<Amount> rs(m * dims(), 0);
         std::vector<std::int64_t> refs(m, 0);
@@ -559,6 +584,36 @@ private:
             FUZZ_CHECK(throws<UnknownContainer>([&] { state_->container_server(id, amounts.data()); }),
                        "container_server of a container that is not live");
         }
+    }
+
+    // The locked read view (what the resource optimizer's decisions read).
+    void op_view() {
+        const std::vector<Amount> r = request();
+        const std::size_t limit = 1 + in_.u8() % 6;
+        const ServerId s = server();
+        if (!valid_request(r.data(), dims())) return;  // the view's reads take checked requests
+        state_->read([&](const ClusterState::View& view) {
+            FUZZ_CHECK(view.n_servers() == model_.n() && view.n_dims() == dims(), "view shape");
+            std::vector<ServerId> got;
+            view.feasible(r.data(), limit, got);
+            std::vector<ServerId> want;
+            for (std::size_t k = 0; k < model_.n() && want.size() < limit; ++k) {
+                if (model_.fits(static_cast<ServerId>(k), r.data())) want.push_back(static_cast<ServerId>(k));
+            }
+            FUZZ_CHECK(got == want, "view feasible differs from the plain scan");
+            FUZZ_CHECK(view.fits(s, r.data()) == model_.fits(s, r.data()), "view fits (false out of range)");
+            if (model_.in_range(s)) {
+                const auto i = static_cast<std::size_t>(s);
+                for (std::size_t d = 0; d < dims(); ++d) {
+                    FUZZ_CHECK(view.free_row(s)[d] == model_.free[i * dims() + d], "view free row");
+                    FUZZ_CHECK(view.capacity_row(s)[d] == model_.capacity[i * dims() + d], "view capacity row");
+                }
+            }
+            return 0;
+        });
+        const ClusterState::MemoryUse use = state_->memory_use();
+        FUZZ_CHECK(use.servers >= model_.n() * dims() * 2 * sizeof(Amount), "memory_use counts capacity and free");
+        refused<InvalidArgument>([&] { state_->largest_capacity(dims()); }, "largest_capacity of a missing dimension");
     }
 
     // The whole state against the model (and validate() when asked).
