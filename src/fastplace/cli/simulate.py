@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastplace.cli.common import positive_int
+from fastplace.cli.argtypes import integer, number, seed
 
-__all__ = ["add_parser", "run"]
+if TYPE_CHECKING:
+    from fastplace.sim import SimConfig, Workload
+
+__all__ = ["MAX_DURATION_S", "MAX_SERVERS", "MAX_TRACE_FILE_BYTES", "add_parser", "run"]
 
 DEFAULT_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,locality,random,hybrid"
 
@@ -17,8 +20,29 @@ DEFAULT_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,locality,r
 #: the synthetic workload, minutes per policy (longer runs: fastplace.sim directly).
 MAX_DURATION_S = 86_400.0
 
+#: The most servers --servers accepts: a scoring policy (similarity, hybrid) looks at
+#: every server per decision, so a million already takes minutes per simulated minute.
+MAX_SERVERS = 1_000_000
+
+#: The largest trace CSV --workload reads; the rows are held in memory as arrays (see
+#: TRACE_BYTES_PER_FILE_BYTE).
+MAX_TRACE_FILE_BYTES = 1 << 30
+
 #: The workloads known by name; anything else must be a path to Azure-format CSVs.
 WORKLOADS = ("synthetic", "azure2019")
+
+# Memory estimate of a run, measured peaks (/usr/bin/time) rounded up:
+#: per request of the workload (315 B at 864k requests, two policies) ...
+BYTES_PER_REQUEST = 400
+#: ... per server (~160 B at a million servers) ...
+BYTES_PER_SERVER = 256
+#: ... per block of a model file version the simulator cuts (hashes, ids, index) ...
+BYTES_PER_BLOCK = 64
+#: ... per byte of trace CSV read (an invocation count of >= 2 bytes, "0,", becomes
+#: 8 bytes of int64; the rest is the rows' Python objects while they are parsed) ...
+TRACE_BYTES_PER_FILE_BYTE = 6
+#: ... and the interpreter, numpy, numba and matplotlib.
+BASE_BYTES = 128 << 20
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,19 +61,30 @@ def add_parser(subparsers: Any) -> None:
         default="synthetic",
         help="synthetic (default), azure2019 (shipped excerpt) or a path to Azure-format CSVs",
     )
-    parser.add_argument("--servers", type=positive_int, default=None, help="servers (150)")
-    parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds (600)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--servers",
+        type=integer(1, MAX_SERVERS),
+        default=None,
+        help=f"servers, 1 to {MAX_SERVERS:,} (150)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=number(0.0, MAX_DURATION_S, low_open=True),
+        default=600.0,
+        help=f"simulated seconds, > 0 and <= {MAX_DURATION_S:,.0f} (one day) (600)",
+    )
+    parser.add_argument("--seed", type=seed, default=0, help="random seed, >= 0 (0)")
     parser.add_argument("--out", type=Path, default=Path("out"), help="output directory (out)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from fastplace.cli import CommandError
+    from fastplace.cli.files import writable_file
+    from fastplace.cli.memory import require_memory
     from fastplace.cli.output import ProgressTask, Table, can_plot, print_table, progress, wrote
     from fastplace.optimizer.model import OptimizerLoadError
-    from fastplace.sim import POLICIES, SimConfig, compare, load_workload
-    from fastplace.sim.azure2019 import TraceFormatError
+    from fastplace.sim import POLICIES, SimConfig, compare
     from fastplace.sim.report import plot, table_rows, write_json
 
     names = [p.strip() for p in args.policies.split(",") if p.strip()]
@@ -59,29 +94,29 @@ def run(args: argparse.Namespace) -> int:
             f"--policies: unknown {', '.join(unknown) or '(empty)'}; "
             f"choose from {', '.join(POLICIES)}"
         )
-    if not 0 < args.duration <= MAX_DURATION_S:
-        raise CommandError(
-            f"--duration = {args.duration} must be a number of seconds > 0 and "
-            f"<= {MAX_DURATION_S:,.0f} (one day)"
-        )
-    try:
-        workload = load_workload(args.workload, duration_s=args.duration, seed=args.seed)
-    except TraceFormatError as error:
-        if _names_no_trace(args.workload):  # a typo of a name, or a wrong path
-            raise CommandError(
-                f"--workload = {args.workload!r} is not one of {', '.join(WORKLOADS)}, "
-                f"nor a trace directory or PREFIX of PREFIX_inv.csv ... ({error})"
-            ) from None
-        raise CommandError(str(error)) from None
     config = SimConfig(
         seed=args.seed,
         duration_s=args.duration,
         **({"servers": args.servers} if args.servers else {}),
     )
+    workload = _load_workload(args, config)
+    blocks = _model_file_blocks(workload, config)
+    require_memory(
+        f"{workload.n_requests:,} requests on {config.servers:,} servers",
+        BASE_BYTES
+        + BYTES_PER_REQUEST * workload.n_requests
+        + BYTES_PER_SERVER * config.servers
+        + BYTES_PER_BLOCK * blocks,
+        f"{BYTES_PER_REQUEST} B per request + {BYTES_PER_SERVER} B per server + "
+        f"{BYTES_PER_BLOCK} B per model file block version ({blocks:,}) + "
+        f"{BASE_BYTES >> 20} MiB",
+    )
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CommandError(f"--out {args.out}: {error.strerror}") from None
+    for name in ("metrics.json", "metrics.png"):
+        writable_file(args.out / name, "--out")
 
     def share(done: float, total: float) -> str:
         return f"{100 * done / total:5.1f}% of simulated time"
@@ -120,6 +155,67 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"cannot write {metrics_png}: {error.strerror}") from None
         wrote(metrics_png)
     return 0
+
+
+def _load_workload(args: argparse.Namespace, config: SimConfig) -> Workload:
+    """--workload, refused with the estimate if reading it or its requests would not fit
+    in memory (a trace's size is known from its files and counts before the arrays of
+    its requests are made)."""
+    from fastplace.cli import CommandError
+    from fastplace.cli.files import regular_file
+    from fastplace.cli.memory import require_memory
+    from fastplace.sim import azure2019 as trace
+    from fastplace.sim import synthetic_workload
+
+    if args.workload == "synthetic":  # --duration bounds it: ~60 requests per second
+        return synthetic_workload(duration_s=config.duration_s, seed=config.seed)
+    source = None if args.workload == "azure2019" else args.workload
+    try:
+        files = trace.trace_files(source)
+    except trace.TraceFormatError as error:
+        if _names_no_trace(args.workload):  # a typo of a name, or a wrong path
+            raise CommandError(
+                f"--workload = {args.workload!r} is not one of {', '.join(WORKLOADS)}, "
+                f"nor a trace directory or PREFIX of PREFIX_inv.csv ... ({error})"
+            ) from None
+        raise CommandError(str(error)) from None
+    size = sum(regular_file(file, "trace file", max_bytes=MAX_TRACE_FILE_BYTES) for file in files)
+    require_memory(
+        f"reading --workload {args.workload} ({size:,} bytes of CSV)",
+        BASE_BYTES + TRACE_BYTES_PER_FILE_BYTE * size,
+        f"{TRACE_BYTES_PER_FILE_BYTE} B per byte of CSV + {BASE_BYTES >> 20} MiB",
+    )
+    try:
+        functions = trace.read_trace(source, max_file_bytes=MAX_TRACE_FILE_BYTES)
+    except trace.TraceFormatError as error:
+        raise CommandError(str(error)) from None
+    requests = trace.trace_requests(functions, config.duration_s)
+    require_memory(
+        f"--workload {args.workload} ({requests:,} requests in {config.duration_s:g} s)",
+        BASE_BYTES + BYTES_PER_REQUEST * requests,
+        f"{BYTES_PER_REQUEST} B per request + {BASE_BYTES >> 20} MiB",
+    )
+    return trace.trace_workload(
+        functions,
+        name="azure2019" if source is None else str(source),
+        duration_s=config.duration_s,
+        seed=config.seed,
+    )
+
+
+def _model_file_blocks(workload: Workload, config: SimConfig) -> int:
+    """Blocks of every model file version the run may cut: each partition's file in
+    blocks of config.block_bytes, once per version deployed within the duration."""
+    total = 0
+    for model in workload.models:
+        versions = 1
+        if model.rollout_interval_s > 0 and config.duration_s > model.rollout_offset_s:
+            versions += 1 + int(
+                (config.duration_s - model.rollout_offset_s) // model.rollout_interval_s
+            )
+        blocks = sum(-(-p.file_bytes // config.block_bytes) for p in model.partitions)
+        total += versions * blocks
+    return total
 
 
 def _names_no_trace(workload: str) -> bool:
