@@ -314,7 +314,7 @@ def _numbers(*values: object) -> st.SearchStrategy[str]:
 def _grammar_files(root: Path) -> Iterator[dict[str, str]]:
     (root / "good.vbp").write_text("2\n10 10\n2\n3 3 2\n7 7 2\n")
     (root / "binary.vbp").write_bytes(bytes(range(256)) * 4)
-    (root / "good.bin").write_bytes(np.random.default_rng(3).bytes(8192))
+    (root / "good.bin").write_bytes(np.random.default_rng(3).bytes(64 << 10))
     (root / "empty.bin").write_bytes(b"")
     with fifo(root / "pipe"):
         yield {
@@ -352,9 +352,12 @@ def _grammar(files: dict[str, str], out: Path) -> st.SearchStrategy[list[str]]:
             _flag("--policies", st.sampled_from(["first_fit", "best_fit,random", "nope", ","])),
         ],
     )
+    # Mostly the good file of each command, so that runs get past the file checks too.
+    vbp = st.one_of(st.just(files["good.vbp"]), any_file)
+    blob = st.one_of(st.just(files["good.bin"]), st.just(files["good.bin"]), any_file)
     pack = _command(
         "pack",
-        any_file.map(lambda path: [path]),
+        vbp.map(lambda path: [path]),
         [
             _flag("--policy", st.sampled_from(["first_fit", "best", "nope"])),
             _flag("--seed", seed),
@@ -364,7 +367,7 @@ def _grammar(files: dict[str, str], out: Path) -> st.SearchStrategy[list[str]]:
     )
     similarity = _command(
         "similarity",
-        st.tuples(any_file, any_file).map(list),
+        st.tuples(blob, blob).map(list),
         [
             _flag("--block-sizes", st.sampled_from(["1K", "4K,8K", "256", "16K", "1G"])),
             st.just(["--cdc"]),
@@ -382,7 +385,24 @@ def _grammar(files: dict[str, str], out: Path) -> st.SearchStrategy[list[str]]:
             _flag("--bandwidth", _numbers(1, 50.5)),
         ],
     )
-    return st.one_of(place, simulate, pack, similarity, ray_demo)
+    train = _command(
+        "train",
+        st.just(["--episodes", "1", "--duration", "2", "--servers", "5", "--max-steps", "3"]).map(
+            lambda argv: [*argv, "--buffer", "50", "--batch", "4", "--out", str(out / "train")]
+        ),
+        [
+            _flag("--seed", seed),
+            _flag("--k", _numbers(1, 8)),
+            _flag("--gamma", _numbers(0, 0.5)),
+            _flag("--lr", _numbers(0.001, 0.1)),
+            _flag("--w-servers", _numbers(0, 6)),
+            _flag("--n-step", _numbers(1, 3)),
+            _flag("--batch", _numbers(1, 4)),
+            _flag("--credit", st.sampled_from(["delta", "server_time", "nope"])),
+            _flag("--feedback", any_file),
+        ],
+    )
+    return st.one_of(place, simulate, pack, similarity, ray_demo, train)
 
 
 @pytest.fixture(scope="module")

@@ -94,4 +94,4 @@ def block_sizes(text: str) -> list[int]:
                 f"{text!r}: {format_size(size)} is larger than the largest block, "
                 f"{format_size(MAX_BLOCK_SIZE)}"
             )
-    return sizes
+    return list(dict.fromkeys(sizes))  # each size once: a repeat is the same pass again

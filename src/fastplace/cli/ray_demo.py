@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.engines.ray.demo import DemoConfig, parse_policy
     from fastplace.engines.ray.partitioned_model import MTMLConfig
 
-    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    # Each policy once: a repeat would redeploy every model for the same row.
+    policies = list(dict.fromkeys(p.strip() for p in args.policies.split(",") if p.strip()))
     if not policies:
         raise CommandError("--policies is empty")
     for spec in policies:

@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.sim import POLICIES, SimConfig, compare
     from fastplace.sim.report import plot, table_rows, write_json
 
-    names = [p.strip() for p in args.policies.split(",") if p.strip()]
+    # Each policy once: "first_fit,first_fit,..." would run it again for the same column.
+    names = list(dict.fromkeys(p.strip() for p in args.policies.split(",") if p.strip()))
     unknown = [p for p in names if p not in POLICIES]
     if not names or unknown:
         raise CommandError(
