@@ -69,9 +69,9 @@ def test_plot_writes_a_png_and_says_where(
     [
         ("missing", "cannot read NEW .*missing.bin: No such file or directory"),
         ("empty", "NEW .*empty.bin is empty"),
-        ("bad-size", "--block-sizes = '32Q' is not a size"),
-        ("zero-size", "--block-sizes = '0' must be > 0"),
-        ("too-big", "block size 4M: source .* less than one block"),
+        ("bad-size", "argument --block-sizes: size = '32Q' is not a size"),
+        ("zero-size", "argument --block-sizes: size = '0' must be > 0"),
+        ("too-big", "block size 4M: OLD .* less than one block"),
         ("directory", "cannot read NEW .*: Is a directory"),
         ("plot-dir", "cannot write --plot .*x.png: no directory .*no$"),
         ("fifo", "cannot read NEW .*pipe.bin: not a regular file"),

@@ -87,13 +87,14 @@ def test_a_long_run_prints_a_few_progress_lines(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--load", "0"], "--load = 0.0 must be in (0, 1]"),
-        (["--load", "nan"], "--load = nan must be in (0, 1]"),
-        (["--seed", "-1"], "--seed = -1 must be >= 0"),
+        (["--load", "0"], "argument --load: '0' must be > 0"),
+        (["--load", "nan"], "argument --load: 'nan' is not a finite number"),
+        (["--seed", "-1"], "argument --seed: '-1' must be >= 0"),
     ],
 )
 def test_bad_arguments_are_one_line(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["place", "--servers", "10", "--requests", "10", *argv]) == 2
-    assert capsys.readouterr().err.strip() == f"fastplace place: error: {message}"
+    expected = f"fastplace place: error: {message} (see fastplace place --help)"
+    assert capsys.readouterr().err.strip() == expected

@@ -85,10 +85,7 @@ def test_simulate_azure2019_excerpt(tmp_path: Path) -> None:
         (["--policies", "first_fit,bogus"], "bogus"),
         (["--policies", "nope"], "choose from first_fit, best_fit, dot_product, l2_norm,"),
         (["--duration", "0"], "--duration"),
-        (
-            ["--duration", "inf"],
-            "--duration = inf must be a number of seconds > 0 and <= 86,400 (one day)",
-        ),
+        (["--duration", "inf"], "argument --duration: 'inf' is not a finite number"),
         (["--workload", "/nonexistent/trace"], "no such trace file"),
         (
             ["--workload", "azure2109"],

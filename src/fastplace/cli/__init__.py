@@ -6,7 +6,8 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
 __all__ = ["main"]
 
@@ -27,8 +28,31 @@ class CommandError(Exception):
     """A user-facing error: printed as one line on stderr, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line on stderr, as every other error of
+    the command is: ``fastplace CMD: error: argument --flag: ...``, status 2. (argparse
+    would print the usage first; --help still shows it.) Subcommand parsers are made
+    by add_parser with this class too."""
+
+    #: Subcommand name -> its parser (set by build_parser on the top parser).
+    commands: Mapping[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+#: Every character str.splitlines() breaks at, spelled as an escape instead.
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks escaped: an error is one line on stderr even
+    when it quotes a file name or an argument that holds a newline."""
+    return message.translate(_LINE_BREAKS)
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(
         prog="fastplace",
         description="Placement of distributed-inference containers on serverless clusters.",
     )
@@ -38,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(name).add_parser(subparsers)
+    parser.commands = subparsers.choices
     return parser
 
 
@@ -45,14 +70,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ``fastplace`` command line (``argv`` without the program name; None:
     ``sys.argv``) and returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        # Known args first, so that a stray argument is reported by the subcommand's
+        # parser (prefix "fastplace CMD:") rather than the top one.
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as done:  # a bad command line (2), or --help / --version (0)
+        return done.code if isinstance(done.code, int) else 0
     try:
         status: int = args.run(args)
     except CommandError as error:
-        print(f"fastplace {args.command}: error: {error}", file=sys.stderr)
+        print(f"fastplace {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2
     except MemoryError as error:  # e.g. --servers 10**9: say so instead of a traceback
-        detail = f": {error}" if str(error) else ""
+        detail = f": {one_line(str(error))}" if str(error) else ""
         print(
             f"fastplace {args.command}: error: out of memory{detail}; ask for less "
             "(fewer servers, requests or a shorter duration)",

@@ -7,27 +7,35 @@ import json
 import time
 from typing import Any
 
-from fastplace.cli.common import regular_file, writable_file
+from fastplace.cli.argtypes import seed
+from fastplace.cli.files import input_file, writable_file
 from fastplace.packing import (
     POLICIES,
     lower_bound,
     pack,
-    read_vbp,
     strong_lower_bound,
     verify_packing,
 )
+from fastplace.packing.vbp import VbpFormatError, parse_vbp
 
-__all__ = ["add_parser", "run"]
+__all__ = ["MAX_FILE_BYTES", "MAX_ITEMS", "add_parser", "run"]
 
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
+#: The largest .vbp file read (it is parsed whole): ~1M item types. Instances in the
+#: literature are a few KB.
+MAX_FILE_BYTES = 16 << 20
+#: The most items (item types times demands) packed: first_fit takes about a minute for
+#: 10M items, and the searching policies (best) far longer.
+MAX_ITEMS = 10_000_000
+# Memory estimate, measured peaks (/usr/bin/time, 20k items, every policy) rounded up:
+#: per text byte while the file is parsed (24 B measured) ...
+BYTES_PER_FILE_BYTE = 32
+#: ... per item, for each dimension (the item matrix and the policies' working copies,
+#: 47 B measured) ...
+BYTES_PER_ITEM_DIM = 48
+#: ... per item whatever the dimension (its type, bin, loads; the assignment as JSON) ...
+BYTES_PER_ITEM = 256
+#: ... and the interpreter, numpy and numba.
+BASE_BYTES = 96 << 20
 
 
 def add_parser(subparsers: Any) -> None:
@@ -42,11 +50,16 @@ def add_parser(subparsers: Any) -> None:
         epilog="policies: "
         + "; ".join(f"{name}: {policy.summary}" for name, policy in POLICIES.items()),
     )
-    parser.add_argument("file", metavar="FILE.vbp", help="instance in VPSolver .vbp format")
+    parser.add_argument(
+        "file",
+        metavar="FILE.vbp",
+        help=f"instance in VPSolver .vbp format (a regular file of at most "
+        f"{MAX_FILE_BYTES >> 20} MiB, up to {MAX_ITEMS:,} items)",
+    )
     parser.add_argument(
         "--policy", choices=tuple(POLICIES), default="best", metavar="P", help="(best)"
     )
-    parser.add_argument("--seed", type=_seed, default=0, help="tie-break seed for 'best' (0)")
+    parser.add_argument("--seed", type=seed, default=0, help="tie-break seed for 'best', >= 0 (0)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
         "--assignments",
@@ -63,17 +76,36 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from fastplace._atomic import write_atomic
     from fastplace.cli import CommandError
+    from fastplace.cli.memory import require_memory
     from fastplace.cli.output import wrote
 
-    regular_file(args.file, "FILE.vbp")
     if args.assignments not in (None, "-"):
         writable_file(args.assignments, "--assignments")
+    with input_file(args.file, "FILE.vbp", max_bytes=MAX_FILE_BYTES) as file:
+        require_memory(
+            f"parsing FILE.vbp {args.file} ({file.size:,} bytes)",
+            BASE_BYTES + BYTES_PER_FILE_BYTE * file.size,
+            f"{BYTES_PER_FILE_BYTE} B per byte of the file + {BASE_BYTES >> 20} MiB",
+        )
+        text = file.read_text()
     try:
-        instance = read_vbp(args.file)
-    except OSError as error:
-        raise CommandError(f"cannot read {args.file}: {error.strerror or error}") from error
-    except ValueError as error:  # VbpFormatError, or bytes that are not UTF-8
-        raise CommandError(str(error)) from error
+        types = parse_vbp(text, args.file)
+    except VbpFormatError as error:
+        raise CommandError(str(error)) from None
+    del text
+    if types.n_items > MAX_ITEMS:
+        raise CommandError(
+            f"{args.file}: the demands add up to {types.n_items:,} items, more than "
+            f"the {MAX_ITEMS:,} fastplace pack takes"
+        )
+    per_item = BYTES_PER_ITEM_DIM * types.dims + BYTES_PER_ITEM
+    require_memory(
+        f"packing {args.file} ({types.n_items:,} items of {types.dims} dimensions)",
+        BASE_BYTES + per_item * types.n_items,
+        f"({BYTES_PER_ITEM_DIM} B x {types.dims} dimensions + {BYTES_PER_ITEM} B) per item "
+        f"+ {BASE_BYTES >> 20} MiB",
+    )
+    instance = types.expand()
     start = time.perf_counter()
     assignment = pack(instance.capacity, instance.items, args.policy, seed=args.seed)
     seconds = time.perf_counter() - start

@@ -8,11 +8,22 @@ from typing import Any
 
 import numpy as np
 
-from fastplace.cli.common import positive_int
+from fastplace.cli.argtypes import integer, number, seed
 from fastplace.cluster import Cluster, ReplayOp
 from fastplace.synthetic import churn_stream, synthetic_capacity
 
-__all__ = ["add_parser", "run"]
+__all__ = ["MAX_REQUESTS", "MAX_SERVERS", "add_parser", "run"]
+
+#: Bounds of --servers (ten times the largest cluster of bench/RESULTS.md) and
+#: --requests (minutes of stream generation); within them, memory is checked (see run).
+MAX_SERVERS = 10_000_000
+MAX_REQUESTS = 100_000_000
+#: Peak memory per server and per requested placement, measured (/usr/bin/time, 1M to
+#: 3M servers; 3M to 10M placements: 177 B and 231 B) and rounded up.
+BYTES_PER_SERVER = 256
+BYTES_PER_REQUEST = 320
+#: The interpreter, numpy and the core before any of it.
+BASE_BYTES = 64 << 20
 
 
 def add_parser(subparsers: Any) -> None:
@@ -26,12 +37,25 @@ def add_parser(subparsers: Any) -> None:
             "events (best_fit on many servers) are cut into chunks to show progress."
         ),
     )
-    parser.add_argument("--servers", type=positive_int, default=10_000, help="servers (10000)")
     parser.add_argument(
-        "--requests", type=positive_int, default=1_000_000, help="placements (1000000)"
+        "--servers",
+        type=integer(1, MAX_SERVERS),
+        default=10_000,
+        help=f"servers, 1 to {MAX_SERVERS:,} (10000)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    parser.add_argument("--load", type=float, default=0.85, help="memory load to hold (0.85)")
+    parser.add_argument(
+        "--requests",
+        type=integer(1, MAX_REQUESTS),
+        default=1_000_000,
+        help=f"placements, 1 to {MAX_REQUESTS:,} (1000000)",
+    )
+    parser.add_argument("--seed", type=seed, default=0, help="random seed, >= 0 (0)")
+    parser.add_argument(
+        "--load",
+        type=number(0.0, 1.0, low_open=True),
+        default=0.85,
+        help="memory load to hold, in (0, 1] (0.85)",
+    )
     parser.add_argument(
         "--policy", choices=("first_fit", "best_fit"), default="first_fit", help="(first_fit)"
     )
@@ -41,14 +65,16 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fastplace.cli import CommandError
     from fastplace.cli.chunked_replay import replay_in_chunks
+    from fastplace.cli.memory import require_memory
     from fastplace.cli.output import progress, status
 
-    if not 0.0 < args.load <= 1.0:
-        raise CommandError(f"--load = {args.load} must be in (0, 1]")
-    if args.seed < 0:
-        raise CommandError(f"--seed = {args.seed} must be >= 0")
+    require_memory(
+        f"--servers {args.servers:,} with --requests {args.requests:,}",
+        BASE_BYTES + BYTES_PER_SERVER * args.servers + BYTES_PER_REQUEST * args.requests,
+        f"{BYTES_PER_SERVER} B per server + {BYTES_PER_REQUEST} B per placement + "
+        f"{BASE_BYTES >> 20} MiB",
+    )
     capacity = synthetic_capacity(args.servers, heterogeneous=args.heterogeneous, seed=args.seed)
     op = ReplayOp.PLACE_FIRST_FIT if args.policy == "first_fit" else ReplayOp.PLACE_BEST_FIT
     with status(f"generating the request stream ({args.requests:,} placements)"):

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastplace.cli.common import positive_int, writable_file
+from fastplace.cli.argtypes import MAX_BLOCK_SIZE, integer, number, seed
+from fastplace.cli.files import writable_file
 
 __all__ = ["add_parser", "run"]
 
 DEFAULT_POLICIES = "first_fit,similarity,similarity:1.0"
+
+# Bounds of the flags: a local demo on one machine.
+#: Ray nodes are processes of this machine.
+MAX_NODES = 64
+#: Models are named mtml-a ... mtml-z.
+MAX_MODELS = 26
+#: Each version is trained (seconds) and stored whole (~8 MB for the small model).
+MAX_VERSIONS = 20
+MAX_PARTITIONS = 64
+#: Memory sizes in MB: 1 PiB.
+MAX_MB = 1 << 30
+#: Every block is a file of the store and of each node cache: 512 B (a disk sector) at
+#: least, or a small model version is tens of thousands of files.
+MIN_BLOCK_SIZE = 512
+MAX_REQUESTS = 100_000
+MAX_BANDWIDTH_MB_S = 1e6
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,29 +51,54 @@ def add_parser(subparsers: Any) -> None:
         default=DEFAULT_POLICIES,
         help=f"comma-separated policies; similarity:X sets its max_load ({DEFAULT_POLICIES})",
     )
-    parser.add_argument("--nodes", type=positive_int, default=4, help="Ray nodes (4)")
     parser.add_argument(
-        "--node-memory", type=positive_int, default=3072, help="MB each node offers (3072)"
-    )
-    parser.add_argument("--models", type=positive_int, default=2, help="models (2)")
-    parser.add_argument("--versions", type=positive_int, default=3, help="versions per model (3)")
-    parser.add_argument(
-        "--partitions", type=positive_int, default=3, help="partitions per model (3)"
+        "--nodes", type=integer(1, MAX_NODES), default=4, help=f"Ray nodes, 1 to {MAX_NODES} (4)"
     )
     parser.add_argument(
-        "--partition-memory", type=positive_int, default=512, help="MB per partition (512)"
+        "--node-memory",
+        type=integer(1, MAX_MB),
+        default=3072,
+        help=f"MB each node offers, 1 to {MAX_MB:,} (3072)",
     )
     parser.add_argument(
-        "--block-size", type=positive_int, default=4096, help="block size in bytes (4096)"
+        "--models", type=integer(1, MAX_MODELS), default=2, help=f"models, 1 to {MAX_MODELS} (2)"
+    )
+    parser.add_argument(
+        "--versions",
+        type=integer(1, MAX_VERSIONS),
+        default=3,
+        help=f"versions per model, 1 to {MAX_VERSIONS} (3)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=integer(1, MAX_PARTITIONS),
+        default=3,
+        help=f"partitions per model, 1 to {MAX_PARTITIONS} (3)",
+    )
+    parser.add_argument(
+        "--partition-memory",
+        type=integer(1, MAX_MB),
+        default=512,
+        help=f"MB per partition, 1 to {MAX_MB:,} (512)",
+    )
+    parser.add_argument(
+        "--block-size",
+        type=integer(MIN_BLOCK_SIZE, MAX_BLOCK_SIZE),
+        default=4096,
+        help=f"block size in bytes, {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE:,} (4096)",
     )
     parser.add_argument(
         "--bandwidth",
-        type=float,
+        type=number(0.0, MAX_BANDWIDTH_MB_S, low_open=True),
         default=50.0,
-        help="model store throughput in MB/s, standing for remote storage (50)",
+        help="model store throughput in MB/s, standing for remote storage, > 0 and "
+        f"<= {MAX_BANDWIDTH_MB_S:,.0f} (50)",
     )
     parser.add_argument(
-        "--requests", type=positive_int, default=40, help="batches per model per step (40)"
+        "--requests",
+        type=integer(1, MAX_REQUESTS),
+        default=40,
+        help=f"batches per model per step, 1 to {MAX_REQUESTS:,} (40)",
     )
     parser.add_argument(
         "--model",
@@ -65,7 +106,7 @@ def add_parser(subparsers: Any) -> None:
         default="small",
         help="model size: small (~8 MB, 3 partitions of ~2.6 MB) or tiny (~0.2 MB) (small)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed, >= 0 (0)")
     parser.add_argument(
         "--plan-only",
         action="store_true",
@@ -81,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.engines.ray.demo import DemoConfig, parse_policy
     from fastplace.engines.ray.partitioned_model import MTMLConfig
 
-    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    # Each policy once: a repeat would redeploy every model for the same row.
+    policies = list(dict.fromkeys(p.strip() for p in args.policies.split(",") if p.strip()))
     if not policies:
         raise CommandError("--policies is empty")
     for spec in policies:
@@ -89,10 +131,12 @@ def run(args: argparse.Namespace) -> int:
             parse_policy(spec)
         except ValueError as error:
             raise CommandError(str(error)) from None
-    if not math.isfinite(args.bandwidth) or args.bandwidth <= 0:
-        raise CommandError(f"--bandwidth = {args.bandwidth} must be > 0 MB/s")
     if args.partition_memory * args.partitions > args.node_memory * args.nodes:
-        raise CommandError("a model's partitions do not fit in the cluster")
+        raise CommandError(
+            f"a model's partitions do not fit in the cluster: --partitions {args.partitions} "
+            f"x --partition-memory {args.partition_memory:,} MB is more than --nodes "
+            f"{args.nodes} x --node-memory {args.node_memory:,} MB"
+        )
     if args.json:
         writable_file(args.json, "--json")
     config = DemoConfig(

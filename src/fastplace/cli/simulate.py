@@ -5,11 +5,21 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastplace.cli.common import positive_int
+from fastplace.cli.argtypes import integer, number, seed
 
-__all__ = ["add_parser", "run"]
+if TYPE_CHECKING:
+    from fastplace.sim import SimConfig, Workload
+
+__all__ = [
+    "MAX_DURATION_S",
+    "MAX_LOG_SPAN_S",
+    "MAX_SERVERS",
+    "MAX_TRACE_FILE_BYTES",
+    "add_parser",
+    "run",
+]
 
 DEFAULT_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,locality,random,hybrid"
 
@@ -17,8 +27,33 @@ DEFAULT_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,locality,r
 #: the synthetic workload, minutes per policy (longer runs: fastplace.sim directly).
 MAX_DURATION_S = 86_400.0
 
+#: The longest request log --workload replays (a year): --duration and
+#: --rollout-interval are bounded by it before the log is read.
+MAX_LOG_SPAN_S = 366 * 86_400.0
+
+#: The most servers --servers accepts: a scoring policy (similarity, hybrid) looks at
+#: every server per decision, so a million already takes minutes per simulated minute.
+MAX_SERVERS = 1_000_000
+
+#: The largest trace CSV --workload reads; the rows are held in memory as arrays (see
+#: TRACE_BYTES_PER_FILE_BYTE).
+MAX_TRACE_FILE_BYTES = 1 << 30
+
 #: The workloads known by name; anything else must be a path to Azure-format CSVs.
 WORKLOADS = ("synthetic", "azure2019")
+
+# Memory estimate of a run, measured peaks (/usr/bin/time) rounded up:
+#: per request of the workload (315 B at 864k requests, two policies) ...
+BYTES_PER_REQUEST = 400
+#: ... per server (~160 B at a million servers) ...
+BYTES_PER_SERVER = 256
+#: ... per block of a model file version the simulator cuts (hashes, ids, index) ...
+BYTES_PER_BLOCK = 64
+#: ... per byte of trace CSV read (an invocation count of >= 2 bytes, "0,", becomes
+#: 8 bytes of int64; the rest is the rows' Python objects while they are parsed) ...
+TRACE_BYTES_PER_FILE_BYTE = 6
+#: ... and the interpreter, numpy, numba and matplotlib.
+BASE_BYTES = 128 << 20
 
 
 def add_parser(subparsers: Any) -> None:
@@ -48,33 +83,41 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--rollout-interval",
-        type=float,
+        type=number(0.0, MAX_LOG_SPAN_S),
         default=None,
         metavar="SECONDS",
         help="a new version of every model every SECONDS, 0 for none (synthetic 120, "
         "traces and request logs without a version column 300)",
     )
-    parser.add_argument("--servers", type=positive_int, default=None, help="servers (150)")
+    parser.add_argument(
+        "--servers",
+        type=integer(1, MAX_SERVERS),
+        default=None,
+        help=f"servers, 1 to {MAX_SERVERS:,} (150)",
+    )
     parser.add_argument(
         "--duration",
-        type=float,
+        type=number(0.0, MAX_LOG_SPAN_S + MAX_DURATION_S, low_open=True),
         default=None,
-        help="simulated seconds (600; a request log: its span)",
+        help=f"simulated seconds, > 0 and <= {MAX_DURATION_S:,.0f} (one day); a request "
+        "log: up to its span plus a day (600; a request log: its span)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed, >= 0 (0)")
     parser.add_argument("--out", type=Path, default=Path("out"), help="output directory (out)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from fastplace.cli import CommandError
+    from fastplace.cli.files import writable_file
+    from fastplace.cli.memory import require_memory
     from fastplace.cli.output import ProgressTask, Table, can_plot, print_table, progress, wrote
     from fastplace.optimizer.model import OptimizerLoadError
-    from fastplace.sim import POLICIES, SimConfig, compare, is_request_log, load_workload
-    from fastplace.sim.azure2019 import TraceFormatError
+    from fastplace.sim import POLICIES, SimConfig, compare, is_request_log
     from fastplace.sim.report import plot, table_rows, write_json
 
-    names = [p.strip() for p in args.policies.split(",") if p.strip()]
+    # Each policy once: "first_fit,first_fit,..." would run it again for the same column.
+    names = list(dict.fromkeys(p.strip() for p in args.policies.split(",") if p.strip()))
     unknown = [p for p in names if p not in POLICIES]
     if not names or unknown:
         raise CommandError(
@@ -82,59 +125,51 @@ def run(args: argparse.Namespace) -> int:
             f"choose from {', '.join(POLICIES)}"
         )
     log = is_request_log(args.workload)
-    # A generated workload grows with --duration, so it is bounded before it is made;
-    # a request log is as long as it is.
-    if args.duration is not None and not (
-        0 < args.duration <= MAX_DURATION_S or (log and 0 < args.duration < float("inf"))
-    ):
-        raise CommandError(
-            f"--duration = {args.duration} must be a number of seconds > 0 and "
-            f"<= {MAX_DURATION_S:,.0f} (one day)"
-        )
     if args.columns is not None and not log:
         raise CommandError(
             f"--columns: --workload = {args.workload!r} is not a request log (only one has columns)"
         )
-    if args.rollout_interval is not None and not 0 <= args.rollout_interval < float("inf"):
-        raise CommandError(
-            f"--rollout-interval = {args.rollout_interval} must be a number of seconds >= 0"
-        )
-    columns = None if args.columns is None else _columns(args.columns)
-    try:
-        workload = load_workload(
-            args.workload,
-            duration_s=args.duration,
-            seed=args.seed,
-            columns=columns,
-            rollout_interval_s=args.rollout_interval,
-        )
-    except TraceFormatError as error:
-        if _names_no_trace(args.workload) and not os.path.lexists(args.workload):
-            # A typo of a name, or a wrong path.
+    if log:
+        workload = _load_request_log(args)
+        duration = args.duration or workload.span_s or 600.0
+        # Longer than the log plus a day only adds scheduled rollouts to an idle cluster.
+        longest = (workload.span_s or 0.0) + MAX_DURATION_S
+        if duration > longest:
             raise CommandError(
-                f"--workload = {args.workload!r} is not one of {', '.join(WORKLOADS)}, "
-                "nor a trace directory or PREFIX of PREFIX_inv.csv ..., nor a request-log "
-                f"CSV file ({error})"
-            ) from None
-        raise CommandError(str(error)) from None
-    except ValueError as error:  # an argument the loader refuses (columns, seed)
-        raise CommandError(str(error)) from None
-    duration = args.duration or workload.span_s or 600.0
-    # Longer than the log plus a day only adds scheduled rollouts to an idle cluster.
-    longest = (workload.span_s or 0.0) + MAX_DURATION_S
-    if log and duration > longest:
-        raise CommandError(
-            f"--duration = {duration} must be <= {longest:,.0f} s (the log's span plus a day)"
-        )
+                f"--duration = {duration} must be <= {longest:,.0f} s (the log's span plus a day)"
+            )
+    else:
+        # A generated workload grows with --duration, so it is bounded before it is made.
+        duration = 600.0 if args.duration is None else args.duration
+        if duration > MAX_DURATION_S:
+            raise CommandError(
+                f"--duration = {duration} must be <= {MAX_DURATION_S:,.0f} (one day) for "
+                f"--workload {args.workload} (a request log may run longer)"
+            )
     config = SimConfig(
         seed=args.seed,
         duration_s=duration,
         **({"servers": args.servers} if args.servers else {}),
     )
+    if not log:
+        workload = _load_workload(args, config)
+    blocks = _model_file_blocks(workload, config)
+    require_memory(
+        f"{workload.n_requests:,} requests on {config.servers:,} servers",
+        BASE_BYTES
+        + BYTES_PER_REQUEST * workload.n_requests
+        + BYTES_PER_SERVER * config.servers
+        + BYTES_PER_BLOCK * blocks,
+        f"{BYTES_PER_REQUEST} B per request + {BYTES_PER_SERVER} B per server + "
+        f"{BYTES_PER_BLOCK} B per model file block version ({blocks:,}) + "
+        f"{BASE_BYTES >> 20} MiB",
+    )
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CommandError(f"--out {args.out}: {error.strerror}") from None
+    for name in ("metrics.json", "metrics.png"):
+        writable_file(args.out / name, "--out")
 
     def share(done: float, total: float) -> str:
         return f"{100 * done / total:5.1f}% of simulated time"
@@ -173,6 +208,99 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"cannot write {metrics_png}: {error.strerror}") from None
         wrote(metrics_png)
     return 0
+
+
+def _load_workload(args: argparse.Namespace, config: SimConfig) -> Workload:
+    """--workload, refused with the estimate if reading it or its requests would not fit
+    in memory (a trace's size is known from its files and counts before the arrays of
+    its requests are made)."""
+    from fastplace.cli import CommandError
+    from fastplace.cli.files import regular_file
+    from fastplace.cli.memory import require_memory
+    from fastplace.sim import azure2019 as trace
+    from fastplace.sim import synthetic_workload
+
+    interval = args.rollout_interval
+    if args.workload == "synthetic":  # --duration bounds it: ~60 requests per second
+        return synthetic_workload(
+            duration_s=config.duration_s,
+            seed=config.seed,
+            **({} if interval is None else {"rollout_interval_s": interval}),
+        )
+    source = None if args.workload == "azure2019" else args.workload
+    try:
+        files = trace.trace_files(source)
+    except trace.TraceFormatError as error:
+        if _names_no_trace(args.workload):  # a typo of a name, or a wrong path
+            raise CommandError(
+                f"--workload = {args.workload!r} is not one of {', '.join(WORKLOADS)}, "
+                f"nor a trace directory or PREFIX of PREFIX_inv.csv ... ({error})"
+            ) from None
+        raise CommandError(str(error)) from None
+    size = sum(regular_file(file, "trace file", max_bytes=MAX_TRACE_FILE_BYTES) for file in files)
+    require_memory(
+        f"reading --workload {args.workload} ({size:,} bytes of CSV)",
+        BASE_BYTES + TRACE_BYTES_PER_FILE_BYTE * size,
+        f"{TRACE_BYTES_PER_FILE_BYTE} B per byte of CSV + {BASE_BYTES >> 20} MiB",
+    )
+    try:
+        functions = trace.read_trace(source, max_file_bytes=MAX_TRACE_FILE_BYTES)
+    except trace.TraceFormatError as error:
+        raise CommandError(str(error)) from None
+    requests = trace.trace_requests(functions, config.duration_s)
+    require_memory(
+        f"--workload {args.workload} ({requests:,} requests in {config.duration_s:g} s)",
+        BASE_BYTES + BYTES_PER_REQUEST * requests,
+        f"{BYTES_PER_REQUEST} B per request + {BASE_BYTES >> 20} MiB",
+    )
+    return trace.trace_workload(
+        functions,
+        name="azure2019" if source is None else str(source),
+        duration_s=config.duration_s,
+        seed=config.seed,
+        **({} if interval is None else {"rollout_interval_s": interval}),
+    )
+
+
+def _load_request_log(args: argparse.Namespace) -> Workload:
+    """--workload as a request log, refused with the estimate if reading it would not
+    fit in memory (the rows are parsed in chunks into arrays: a few bytes per byte)."""
+    from fastplace.cli import CommandError
+    from fastplace.cli.files import regular_file
+    from fastplace.cli.memory import require_memory
+    from fastplace.sim import load_workload
+
+    size = regular_file(args.workload, "--workload", max_bytes=MAX_TRACE_FILE_BYTES)
+    require_memory(
+        f"reading --workload {args.workload} ({size:,} bytes of CSV)",
+        BASE_BYTES + TRACE_BYTES_PER_FILE_BYTE * size,
+        f"{TRACE_BYTES_PER_FILE_BYTE} B per byte of CSV + {BASE_BYTES >> 20} MiB",
+    )
+    columns = None if args.columns is None else _columns(args.columns)
+    try:
+        return load_workload(
+            args.workload,
+            seed=args.seed,
+            columns=columns,
+            rollout_interval_s=args.rollout_interval,
+        )
+    except ValueError as error:  # RequestLogError names file, line and column
+        raise CommandError(str(error)) from None
+
+
+def _model_file_blocks(workload: Workload, config: SimConfig) -> int:
+    """Blocks of every model file version the run may cut: each partition's file in
+    blocks of config.block_bytes, once per version deployed within the duration."""
+    total = 0
+    for model in workload.models:
+        versions = 1
+        if model.rollout_interval_s > 0 and config.duration_s > model.rollout_offset_s:
+            versions += 1 + int(
+                (config.duration_s - model.rollout_offset_s) // model.rollout_interval_s
+            )
+        blocks = sum(-(-p.file_bytes // config.block_bytes) for p in model.partitions)
+        total += versions * blocks
+    return total
 
 
 def _columns(text: str) -> dict[str, str]:

@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 from pathlib import Path
 from typing import Any
 
-from fastplace.cli.common import positive_int
+from fastplace.cli.argtypes import integer, number, seed
+from fastplace.cli.simulate import MAX_DURATION_S, MAX_SERVERS
 from fastplace.optimizer.demonstrator import DEMONSTRATORS
 
 __all__ = ["add_parser", "run"]
 
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1)")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
+# Bounds of the sizes (memory is checked as well, see run).
+MAX_EPISODES = 100_000
+MAX_K = 1024
+MAX_BATCH = 65_536
+MAX_BUFFER = 10_000_000
+MAX_STEPS = 10**9
+MAX_N_STEP = 1000
+#: Any finite value >= 0 (a weight, a margin): inf or nan would make every loss nan.
+_non_negative = number(0.0, math.inf)
+#: A feedback log and a model file are read whole (they hold arrays and weights of
+#: kilobytes to megabytes).
+MAX_FEEDBACK_BYTES = 1 << 30
+MAX_MODEL_BYTES = 1 << 30
+#: torch, the simulator and the network before the replay buffer.
+BASE_BYTES = 512 << 20
 
 
 def add_parser(subparsers: Any) -> None:
@@ -46,9 +44,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--episodes",
-        type=positive_int,
+        type=integer(1, MAX_EPISODES),
         default=None,
-        help="episodes (30; with --feedback, 4)",
+        help=f"episodes, 1 to {MAX_EPISODES:,} (30; with --feedback, 4)",
     )
     parser.add_argument(
         "--feedback",
@@ -66,19 +64,44 @@ def add_parser(subparsers: Any) -> None:
         metavar="MODEL",
         help="with --feedback: the model to fine-tune (default: the shipped one)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of everything random (0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of everything random, >= 0 (0)")
     parser.add_argument("--out", type=Path, default=Path("out/optimizer"), help="(out/optimizer)")
-    parser.add_argument("--k", type=positive_int, default=64, help="candidates per decision (64)")
-    parser.add_argument("--gamma", type=_fraction, default=0.9, help="discount (0.9)")
     parser.add_argument(
-        "--n-step", type=positive_int, default=1, help="rewards per DQN transition (1)"
+        "--k",
+        type=integer(1, MAX_K),
+        default=64,
+        help=f"candidates per decision, 1 to {MAX_K} (64)",
     )
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
-    parser.add_argument("--batch", type=positive_int, default=64, help="batch size (64)")
-    parser.add_argument("--buffer", type=positive_int, default=20_000, help="replay size (20000)")
+    parser.add_argument(
+        "--gamma", type=number(0.0, 1.0, high_open=True), default=0.9, help="discount, [0, 1) (0.9)"
+    )
+    parser.add_argument(
+        "--n-step",
+        type=integer(1, MAX_N_STEP),
+        default=1,
+        help=f"rewards per DQN transition, 1 to {MAX_N_STEP} (1)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=number(0.0, math.inf, low_open=True),
+        default=1e-3,
+        help="Adam learning rate, > 0 (1e-3)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=integer(1, MAX_BATCH),
+        default=64,
+        help=f"batch size, 1 to {MAX_BATCH:,} (64)",
+    )
+    parser.add_argument(
+        "--buffer",
+        type=integer(1, MAX_BUFFER),
+        default=20_000,
+        help=f"replay size, 1 to {MAX_BUFFER:,} (20000)",
+    )
     parser.add_argument(
         "--epsilon-steps",
-        type=positive_int,
+        type=integer(1, MAX_STEPS),
         default=20_000,
         help="decisions over which exploration decays from 1 to 0.05 (20000)",
     )
@@ -120,12 +143,23 @@ def add_parser(subparsers: Any) -> None:
         default=0.1,
         help="margin of that loss (0.1)",
     )
-    parser.add_argument("--servers", type=positive_int, default=150, help="cluster size (150)")
     parser.add_argument(
-        "--duration", type=float, default=300.0, help="simulated seconds per episode (300)"
+        "--servers",
+        type=integer(1, MAX_SERVERS),
+        default=150,
+        help=f"cluster size, 1 to {MAX_SERVERS:,} (150)",
     )
     parser.add_argument(
-        "--max-steps", type=int, default=0, help="decisions per episode at most (0: no limit)"
+        "--duration",
+        type=number(0.0, MAX_DURATION_S, low_open=True),
+        default=300.0,
+        help=f"simulated seconds per episode, > 0 and <= {MAX_DURATION_S:,.0f} (300)",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=integer(0, MAX_STEPS),
+        default=0,
+        help="decisions per episode at most (0: no limit)",
     )
     parser.set_defaults(run=run)
 
@@ -134,14 +168,6 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.cli import CommandError
     from fastplace.cli.output import can_plot, progress, wrote
 
-    if not args.duration > 0:
-        raise CommandError(f"--duration = {args.duration} must be > 0")
-    if args.max_steps < 0:
-        raise CommandError(f"--max-steps = {args.max_steps} must be >= 0")
-    if args.seed < 0:
-        raise CommandError(f"--seed = {args.seed} must be >= 0")
-    if not args.lr > 0:
-        raise CommandError(f"--lr = {args.lr} must be > 0")
     try:
         from fastplace.optimizer.train import TrainConfig, train
     except ImportError as error:
@@ -156,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--initial needs --feedback (fine-tuning from a feedback log)")
     args.episodes = 30 if args.episodes is None else args.episodes
 
+    _check_memory(args)
     config = TrainConfig(
         episodes=args.episodes,
         seed=args.seed,
@@ -209,14 +236,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_memory(args: argparse.Namespace) -> None:
+    """CommandError with the estimate if the replay buffer would not fit in memory: it
+    holds each transition's decision and next decision, k x N_FEATURES float32 each."""
+    from fastplace.cli.memory import require_memory
+    from fastplace.optimizer.features import N_FEATURES
+
+    per_transition = 2 * args.k * N_FEATURES * 4
+    require_memory(
+        f"--buffer {args.buffer:,} with --k {args.k}",
+        BASE_BYTES + per_transition * args.buffer,
+        f"2 x {args.k} x {N_FEATURES} features x 4 B per transition + {BASE_BYTES >> 20} MiB",
+    )
+
+
 def _retrain(args: argparse.Namespace) -> int:
     """One FeedbackTrainer round on a saved feedback log."""
     from fastplace.cli import CommandError
+    from fastplace.cli.files import regular_file
     from fastplace.cli.output import can_plot, wrote
     from fastplace.optimizer.model import OptimizerLoadError
     from fastplace.optimizer.retrain import FINE_TUNE, FeedbackTrainer, load_feedback
 
     _check_feedback_file(args.feedback)
+    if args.initial is not None:
+        regular_file(args.initial, "--initial", max_bytes=MAX_MODEL_BYTES)
     try:
         records = load_feedback(args.feedback)
     except ValueError as error:
@@ -253,9 +297,9 @@ def _check_feedback_file(path: Path) -> None:
     import zipfile
 
     from fastplace.cli import CommandError
-    from fastplace.cli.common import regular_file
+    from fastplace.cli.files import regular_file
 
-    regular_file(path, "--feedback")
+    regular_file(path, "--feedback", max_bytes=MAX_FEEDBACK_BYTES)
     expected = "the .npz file fastplace.optimizer.retrain.save_feedback writes"
     try:
         with zipfile.ZipFile(path) as archive:

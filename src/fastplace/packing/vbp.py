@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["VbpFormatError", "VbpInstance", "read_vbp"]
+__all__ = ["VbpFormatError", "VbpInstance", "VbpTypes", "parse_vbp", "read_vbp"]
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _INT64_MAX = int(np.iinfo(np.int64).max)
@@ -58,6 +58,37 @@ class VbpInstance:
         return int(self.items.shape[0])
 
 
+@dataclass(frozen=True)
+class VbpTypes:
+    """An instance as the file lists it: item types and their demands, not yet expanded
+    into one row per item (which takes ``n_items * dims`` int64s: check that first)."""
+
+    name: str
+    capacity: npt.NDArray[np.int64]
+    types: npt.NDArray[np.int64]  # (m, d): the sizes of each item type
+    demands: npt.NDArray[np.int64]  # (m,): how many items of each type
+
+    @property
+    def dims(self) -> int:
+        """Number of resource dimensions of the bins and items."""
+        return int(self.capacity.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        """Number of items the instance expands to (exact: a Python int, no overflow)."""
+        return sum(self.demands.tolist())
+
+    def expand(self) -> VbpInstance:
+        """The instance with every item type repeated ``demand`` times."""
+        item_type = np.repeat(np.arange(self.types.shape[0], dtype=np.int64), self.demands)
+        return VbpInstance(
+            name=self.name,
+            capacity=self.capacity,
+            items=np.ascontiguousarray(self.types[item_type]),
+            item_type=item_type,
+        )
+
+
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
     for number, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
@@ -67,9 +98,15 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
 
 def read_vbp(path: str | os.PathLike[str]) -> VbpInstance:
     """Parses a ``.vbp`` file; raises VbpFormatError (a ValueError) naming the bad line."""
-    where = os.fspath(path)
     with open(path, encoding="utf-8") as file:
         text = file.read()
+    return parse_vbp(text, path).expand()
+
+
+def parse_vbp(text: str, path: str | os.PathLike[str]) -> VbpTypes:
+    """Parses the text of the ``.vbp`` file at ``path`` (which names it in errors and
+    gives the instance its name); raises VbpFormatError naming the bad line."""
+    where = os.fspath(path)
     records = _records(text)
     end_of_file = len(text.splitlines()) + 1
 
@@ -124,11 +161,9 @@ def read_vbp(path: str | os.PathLike[str]) -> VbpInstance:
     for number, _ in records:
         raise VbpFormatError(where, number, f"unexpected line after the {n_types} item types")
 
-    types = np.asarray(rows, dtype=np.int64).reshape(n_types, dims)
-    item_type = np.repeat(np.arange(n_types, dtype=np.int64), np.asarray(demands, dtype=np.int64))
-    return VbpInstance(
+    return VbpTypes(
         name=Path(where).name.removesuffix(".vbp"),
         capacity=np.asarray(capacity, dtype=np.int64),
-        items=np.ascontiguousarray(types[item_type]),
-        item_type=item_type,
+        types=np.asarray(rows, dtype=np.int64).reshape(n_types, dims),
+        demands=np.asarray(demands, dtype=np.int64),
     )
