@@ -78,7 +78,8 @@ def seeds(target: str) -> list[Path]:
 def as_version_3(data: bytes) -> bytes:
     """A version 2 cluster snapshot as the core writes it back: version 3, key 0."""
     body = data[:-8]
-    return sealed(body[:4] + struct.pack("<I", 3) + body[8:KEY_OFFSET] + bytes(8) + body[KEY_OFFSET:])
+    header = body[:4] + struct.pack("<I", 3) + body[8:KEY_OFFSET]
+    return sealed(header + bytes(8) + body[KEY_OFFSET:])
 
 
 @pytest.mark.parametrize("path", seeds("fuzz_cluster_snapshot"), ids=lambda p: p.name)
@@ -94,7 +95,8 @@ def test_cluster_snapshot_seeds_restore_unchanged(path):
 
 
 def test_the_corpus_keeps_both_cluster_snapshot_versions():
-    versions = {struct.unpack_from("<I", p.read_bytes(), 4)[0] for p in seeds("fuzz_cluster_snapshot")}
+    paths = seeds("fuzz_cluster_snapshot")
+    versions = {struct.unpack_from("<I", p.read_bytes(), 4)[0] for p in paths}
     assert versions == {2, 3}
 
 
