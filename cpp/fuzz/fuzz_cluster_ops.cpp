@@ -3,11 +3,15 @@
 // snapshot/restore), each checked against a plain model kept here: capacities, exact
 // (128-bit) free amounts, cordon flags and the live containers. First fit must be the
 // plain scan's answer, best fit a feasible server of least score, totals exact, ids
-// never reused; a call that throws must leave the snapshot bytes as they were.
+// never reused, ids of another cluster never found; a call that throws must leave the
+// snapshot bytes as they were. Capacities range over all of int64: a construction or
+// add_servers whose per-resource sum passes 2^63 - 1 must throw (and change nothing),
+// one that reaches it exactly must succeed.
 //
 // Input format (read front to back, 0 past the end; see Input in fuzz_common.hpp):
 //   u8 dims | u8 servers | u8 n_shapes, n_shapes capacity rows | u8 stride (>= 248:
-//   first try bad constructions)
+//   first try bad constructions; else stride / 5 % 8 == 7: the last server takes
+//   what is left below 2^63 - 1 in every resource, so the totals reach it exactly)
 //   then per operation: u8 op code, then its arguments (see run_op).
 // cpp/fuzz/make_corpus.cpp writes seeds in this format.
 #include <algorithm>
@@ -42,6 +46,7 @@ constexpr std::size_t kValidateEvery = 32;
 constexpr std::size_t kLargeCluster = 4100;
 constexpr std::size_t kMaxOpsLarge = 12;
 constexpr std::size_t kMaxServers = 4400;
+constexpr Amount kMaxAmount = std::numeric_limits<Amount>::max();
 
 struct Live {
     ServerId server;
@@ -93,13 +98,17 @@ struct Model {
         live[id] = Live{s, std::vector<Amount>(request, request + dims)};
         take(s, request);
     }
+    // The exact capacity total of dimension d with k rows added.
+    Int128 total(std::size_t d, const Amount* rows = nullptr, std::size_t k = 0) const {
+        Int128 sum = 0;
+        for (std::size_t i = d; i < capacity.size(); i += dims) sum += capacity[i];
+        for (std::size_t i = 0; i < k; ++i) sum += rows[i * dims + d];
+        return sum;
+    }
     // Whether the per-dimension capacity sums stay within int64 with rows added.
     bool sums_fit(const Amount* rows, std::size_t k) const {
         for (std::size_t d = 0; d < dims; ++d) {
-            Int128 total = 0;
-            for (std::size_t i = d; i < capacity.size(); i += dims) total += capacity[i];
-            for (std::size_t i = 0; i < k; ++i) total += rows[i * dims + d];
-            if (total > std::numeric_limits<Amount>::max()) return false;
+            if (total(d, rows, k) > kMaxAmount) return false;
         }
         return true;
     }
@@ -136,16 +145,22 @@ public:
         }
         std::vector<std::string> names;
         for (std::size_t d = 0; d < dims(); ++d) names.push_back("r" + std::to_string(d));
-        if (stride_byte >= 248) check_bad_constructions(stride_byte, names, capacity, n);
+        if (stride_byte >= 248) {
+            check_bad_constructions(stride_byte, names, capacity, n);
+        } else if (stride_byte / 5 % 8 == 7 && n > 0) {
+            fill_to_limit(capacity.data(), n);
+        }
         for (std::size_t s = 0; s < n; ++s) model_.add_server(&capacity[s * dims()]);
-        // Capacities whose sums overflow int64 may be refused (the core's contract);
-        // below that limit construction must succeed.
+        // The core's contract: capacities whose per-resource sum passes 2^63 - 1 are
+        // refused; up to that limit construction succeeds.
         try {
             state_ = std::make_unique<ClusterState>(names, capacity.data(), n);
         } catch (const InvalidArgument&) {
             FUZZ_CHECK(!model_.sums_fit(nullptr, 0), "construction refused capacities whose sums fit in int64");
             return 0;
         }
+        FUZZ_CHECK(model_.sums_fit(nullptr, 0), "construction took capacities whose sum passes 2^63 - 1");
+        names_ = names;
         check_state(n != kLargeCluster);
         const std::size_t max_ops = n == kLargeCluster ? kMaxOpsLarge : kMaxOps;
         for (std::size_t op = 0; op < max_ops && !in_.empty(); ++op) {
@@ -158,6 +173,16 @@ public:
 
 private:
     std::size_t dims() const { return model_.dims; }
+
+    // Sets the last of k rows so that the model's capacity plus the k rows sums to
+    // exactly 2^63 - 1 in every dimension (a dimension already past it is left alone).
+    void fill_to_limit(Amount* rows, std::size_t k) const {
+        for (std::size_t d = 0; d < dims(); ++d) {
+            Amount& last = rows[(k - 1) * dims() + d];
+            const Int128 others = model_.total(d, rows, k) - last;
+            if (others <= kMaxAmount) last = static_cast<Amount>(kMaxAmount - others);
+        }
+    }
 
     // Bad construction arguments must throw InvalidArgument (there is no state to keep).
     void check_bad_constructions(std::uint8_t kind, const std::vector<std::string>& names,
@@ -184,10 +209,10 @@ private:
         const std::uint8_t kind = in_.u8();
         switch (kind % 5) {
             case 0: return kind / 5 % 16;
-            case 1: return std::min<Amount>(in_.get<std::uint16_t>(), kMaxAmountWhileCoreUnfixed);
-            case 2: return kMaxAmountWhileCoreUnfixed - in_.u8();
-            case 3: return std::min<Amount>(Amount{1} << (in_.u8() % 63), kMaxAmountWhileCoreUnfixed);
-            default: return static_cast<Amount>(in_.get<std::uint64_t>() >> 1) % kMaxAmountWhileCoreUnfixed;
+            case 1: return in_.get<std::uint16_t>();
+            case 2: return kMaxAmount - in_.u8();
+            case 3: return Amount{1} << (in_.u8() % 63);
+            default: return static_cast<Amount>(in_.get<std::uint64_t>() >> 1) % kMaxAmount;
         }
     }
 
@@ -254,7 +279,7 @@ private:
     }
 
     // A container id: a live one, a released one, a live one of another generation,
-    // or anything.
+    // one of another cluster, or anything.
     ContainerId container() {
         const std::uint8_t kind = in_.u8();
         const std::uint8_t pick = in_.u8();
@@ -264,7 +289,21 @@ private:
             return kind % 4 == 0 ? id : id + (ContainerId{1} << 32);
         }
         if (kind % 4 == 2 && !dead_.empty()) return dead_[pick % dead_.size()];
+        if (kind % 8 == 7) return foreign_id();
         return static_cast<ContainerId>(in_.get<std::uint64_t>());
+    }
+
+    // A container id of a second cluster (same resources, one server of capacity 0,
+    // made on first use, its own key): state_ must not know it. Placed and released in
+    // turn, its ids run through slot 0's generations as state_'s own ids do.
+    ContainerId foreign_id() {
+        const std::vector<Amount> zero(dims(), 0);
+        if (!other_) other_ = std::make_unique<ClusterState>(names_, zero.data(), 1);
+        const ContainerId id = other_->place(0, zero.data());
+        other_->release(id);
+        // Two keys would have to differ in exactly the bits that tell the ids apart.
+        FUZZ_CHECK(!model_.live.count(id), "an id of another cluster equals a live one");
+        return id;
     }
 
     void forget(ContainerId id) {
@@ -424,17 +463,19 @@ private:
             refused<InvalidArgument>([&] { state_->add_servers(rows.data(), k); }, "add_servers of a negative capacity");
             return;
         }
-        if (!model_.sums_fit(rows.data(), k)) {
-            const std::vector<std::uint8_t> before = state_->snapshot();
-            try {
-                state_->add_servers(rows.data(), k);
-            } catch (const InvalidArgument&) {
-                FUZZ_CHECK(state_->snapshot() == before, "a refused add_servers changed the state");
-                return;
-            }
-        } else {
-            FUZZ_CHECK(state_->add_servers(rows.data(), k) == static_cast<ServerId>(model_.n()), "first new server id");
+        // bad % 4 == 1: the rows take the totals to 2^63 - 1 exactly; == 2: one past it
+        // in one dimension (where the rows before it leave room for that).
+        if (k > 0 && bad % 4 != 0 && bad % 4 != 3) {
+            fill_to_limit(rows.data(), k);
+            Amount& one = rows[(k - 1) * dims() + bad / 4 % dims()];
+            if (bad % 4 == 2 && one < kMaxAmount) ++one;
         }
+        if (!model_.sums_fit(rows.data(), k)) {
+            refused<InvalidArgument>([&] { state_->add_servers(rows.data(), k); },
+                                     "add_servers past 2^63 - 1 in a total");
+            return;
+        }
+        FUZZ_CHECK(state_->add_servers(rows.data(), k) == static_cast<ServerId>(model_.n()), "first new server id");
         for (std::size_t i = 0; i < k; ++i) model_.add_server(&rows[i * dims()]);
     }
 
@@ -655,6 +696,8 @@ private:
     Input in_;
     Model model_;
     std::unique_ptr<ClusterState> state_;
+    std::unique_ptr<ClusterState> other_;  // the source of foreign ids
+    std::vector<std::string> names_;
     std::vector<ContainerId> live_order_;
     std::vector<ContainerId> dead_;
 };

@@ -2,12 +2,16 @@
 //
 // An input whose checksum does not match must be refused; it is then resealed (the
 // checksum rewritten) and restored again, so that mutations reach the content checks.
-// A plain parser written here, independent of the core's, reads the same layout:
-// whatever the core accepts must parse and keep every content invariant, and the
-// restored state must answer every read as the parsed content says. Then a few
-// operations (place the free row, release every container, snapshot, restore) must
-// keep validate() clean and snapshots byte-identical.
+// A plain parser written here, independent of the core's, reads the same layout
+// (versions 2 and 3): the core must restore exactly the snapshots that parse and keep
+// every content invariant (the plain defect() list), and the restored state must
+// answer every read as the parsed content says, ids carrying the snapshot's key. A
+// version 3 snapshot re-snapshots byte for byte; a version 2 one as the same content
+// in version 3 with key 0 (its ids unchanged). Ids under another key are not found.
+// Then a few operations (place the free row, release every container, snapshot,
+// restore) must keep validate() clean and snapshots byte-identical.
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +34,8 @@ struct PlainSlot {
 };
 
 struct PlainCluster {
+    std::uint32_t version = 0;
+    std::uint64_t key = 0;  // version 3's id key; 0 for version 2 (ids unkeyed)
     std::size_t dims = 0;
     std::size_t n = 0;
     std::vector<std::string> names;
@@ -38,12 +44,18 @@ struct PlainCluster {
     std::vector<std::uint8_t> cordoned;
     std::vector<PlainSlot> slots;
     std::vector<std::uint32_t> free_list;
-    Amount largest_amount = 0;  // of capacities and slot amounts, for the unfixed-core limit
 
-    ContainerId id(std::size_t slot) const {
-        return static_cast<ContainerId>((std::uint64_t{slots[slot].generation} << 32) | slot);
+    // The public id of a slot: (generation << 32 | slot) XOR the cluster's key.
+    ContainerId id(std::size_t slot, std::uint64_t with_key) const {
+        return static_cast<ContainerId>(((std::uint64_t{slots[slot].generation} << 32) | slot) ^ with_key);
     }
+    ContainerId id(std::size_t slot) const { return id(slot, key); }
 };
+
+// The oldest snapshot version the core restores (the newest is kSnapshotVersion = 3).
+constexpr std::uint32_t kOldestVersion = 2;
+// Bytes before the key in version 3 (magic, version, n_dims, n_servers).
+constexpr std::size_t kKeyOffset = 4 + 4 + 4 + 8;
 
 // The layout alone (magic, version, counts, lengths, no trailing bytes); nullopt when
 // the bytes do not have that shape, which the core must refuse too.
@@ -55,9 +67,11 @@ std::optional<PlainCluster> parse(const std::vector<std::uint8_t>& bytes) {
     std::uint32_t dims = 0;
     std::uint64_t n = 0;
     if (!in.get(magic) || std::memcmp(magic, "FPLC", 4) != 0) return std::nullopt;
-    if (!in.get(version) || version != kSnapshotVersion) return std::nullopt;
+    if (!in.get(version) || version < kOldestVersion || version > kSnapshotVersion) return std::nullopt;
     if (!in.get(dims) || dims < 1 || dims > kMaxDims || !in.get(n)) return std::nullopt;
     PlainCluster c;
+    c.version = version;
+    if (version >= 3 && !in.get(c.key)) return std::nullopt;
     c.dims = dims;
     for (std::uint32_t d = 0; d < dims; ++d) {
         std::uint32_t length = 0;
@@ -73,10 +87,7 @@ std::optional<PlainCluster> parse(const std::vector<std::uint8_t>& bytes) {
     if (!in.room_for(n, dims * sizeof(Amount) + 1)) return std::nullopt;
     c.n = static_cast<std::size_t>(n);
     c.capacity.resize(c.n * dims);
-    for (Amount& a : c.capacity) {
-        in.get(a);
-        c.largest_amount = std::max(c.largest_amount, a);
-    }
+    for (Amount& a : c.capacity) in.get(a);
     c.cordoned.resize(c.n);
     for (std::uint8_t& f : c.cordoned) in.get(f);
     std::uint64_t n_slots = 0;
@@ -86,10 +97,7 @@ std::optional<PlainCluster> parse(const std::vector<std::uint8_t>& bytes) {
         in.get(s.generation);
         in.get(s.server);
         s.amounts.resize(dims);
-        for (Amount& a : s.amounts) {
-            in.get(a);
-            c.largest_amount = std::max(c.largest_amount, a);
-        }
+        for (Amount& a : s.amounts) in.get(a);
     }
     std::uint64_t n_free = 0;
     if (!in.get(n_free) || !in.room_for(n_free, sizeof(std::uint32_t))) return std::nullopt;
@@ -109,11 +117,46 @@ std::vector<Int128> plain_free(const PlainCluster& c) {
     return free;
 }
 
+// Whether bytes are well-formed UTF-8, by decoding each code point: no stray or
+// missing continuation bytes, no overlong form, no surrogate, nothing past U+10FFFF.
+bool plain_utf8(const std::string& text) {
+    for (std::size_t i = 0; i < text.size();) {
+        const auto lead = static_cast<unsigned char>(text[i]);
+        std::size_t length = 1;
+        std::uint32_t point = lead;
+        if (lead >= 0xf0) {
+            length = 4;
+            point = lead & 0x07;
+        } else if (lead >= 0xe0) {
+            length = 3;
+            point = lead & 0x0f;
+        } else if (lead >= 0xc0) {
+            length = 2;
+            point = lead & 0x1f;
+        } else if (lead >= 0x80) {
+            return false;  // a continuation byte first
+        }
+        if (lead >= 0xf8 || text.size() - i < length) return false;
+        for (std::size_t k = 1; k < length; ++k) {
+            const auto b = static_cast<unsigned char>(text[i + k]);
+            if ((b & 0xc0) != 0x80) return false;
+            point = (point << 6) | (b & 0x3f);
+        }
+        constexpr std::uint32_t kShortest[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (point < kShortest[length] || (point >= 0xd800 && point <= 0xdfff) || point > 0x10ffff) return false;
+        i += length;
+    }
+    return true;
+}
+
 // The content invariants a restored state must keep: "" or the first broken one.
-// (Only rules every valid state obeys: the core may refuse more, e.g. odd names.)
+// The core must refuse a snapshot exactly when one is broken.
 std::string defect(const PlainCluster& c) {
+    if (c.key >> 63) return "id key not below 2^63";
     for (std::size_t d = 0; d < c.dims; ++d) {
         if (c.names[d].empty()) return "empty resource name";
+        if (c.names[d].size() > kMaxNameLength) return "resource name longer than 1024 bytes";
+        if (!plain_utf8(c.names[d])) return "resource name not UTF-8";
         for (std::size_t e = 0; e < d; ++e) {
             if (c.names[e] == c.names[d]) return "repeated resource name";
         }
@@ -126,6 +169,12 @@ std::string defect(const PlainCluster& c) {
     for (const Amount a : c.capacity) {
         if (a < 0) return "negative capacity";
     }
+    for (std::size_t d = 0; d < c.dims; ++d) {
+        Int128 total = 0;
+        for (std::size_t s = 0; s < c.n; ++s) total += c.capacity[s * c.dims + d];
+        if (total > std::numeric_limits<Amount>::max()) return "total capacity past 2^63 - 1";
+    }
+    if (c.slots.size() > kMaxSlots) return "more slots than 2^32";
     for (const std::uint8_t f : c.cordoned) {
         if (f > 1) return "cordoned flag not 0/1";
     }
@@ -259,6 +308,36 @@ void check_operations(ClusterState& state, const PlainCluster& c) {
     FUZZ_CHECK(broken.empty(), "validate after releases: " + broken);
 }
 
+// A version 2 snapshot as the core writes it back: version 3, key 0 after the header.
+std::vector<std::uint8_t> as_version_3(const std::vector<std::uint8_t>& bytes) {
+    std::vector<std::uint8_t> out(bytes);
+    out[4] = 3;
+    out.insert(out.begin() + kKeyOffset, 8, 0);
+    reseal(out);
+    return out;
+}
+
+// The same content under another key: the old ids must name nothing there (the key
+// differs in generation bit 30, so every old id decodes to its slot at a generation
+// that slot does not have).
+void check_other_key(const std::vector<std::uint8_t>& v3, const PlainCluster& c) {
+    std::vector<std::uint8_t> bytes(v3);
+    const std::uint64_t other = c.key ^ (std::uint64_t{1} << 62);
+    std::memcpy(&bytes[kKeyOffset], &other, sizeof(other));
+    reseal(bytes);
+    const ClusterState copy(bytes.data(), bytes.size());
+    std::vector<Amount> amounts(c.dims);
+    std::size_t checked = 0;
+    for (std::size_t i = 0; i < c.slots.size() && checked < 4; ++i) {
+        if (c.slots[i].server < 0) continue;
+        ++checked;
+        FUZZ_CHECK(throws<UnknownContainer>([&] { copy.container_server(c.id(i), amounts.data()); }),
+                   "an id of another key found a container");
+        FUZZ_CHECK(copy.container_server(c.id(i, other), amounts.data()) == c.slots[i].server,
+                   "the same slot under the copy's key");
+    }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -269,20 +348,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         reseal(bytes);
     }
     const std::optional<PlainCluster> plain = parse(bytes);
-    if (plain && plain->largest_amount > kMaxAmountWhileCoreUnfixed) return -1;  // see fuzz_common.hpp
+    const std::string why = plain ? defect(*plain) : "no snapshot layout";
     std::unique_ptr<ClusterState> state;
     try {
         state = std::make_unique<ClusterState>(bytes.data(), bytes.size());
-    } catch (const CorruptSnapshot&) {
+    } catch (const CorruptSnapshot& e) {
+        FUZZ_CHECK(!why.empty(), std::string("the core refused a valid snapshot: ") + e.what());
         return 0;
     }
     FUZZ_CHECK(plain.has_value(), "the core restored bytes that do not have the snapshot layout");
-    const std::string why = defect(*plain);
     FUZZ_CHECK(why.empty(), "the core restored a snapshot that breaks an invariant: " + why);
     const std::string broken = state->validate();
     FUZZ_CHECK(broken.empty(), "validate after restore: " + broken);
-    FUZZ_CHECK(state->snapshot() == bytes, "snapshot of a restored state differs from its bytes");
+    const std::vector<std::uint8_t> v3 = plain->version == 3 ? bytes : as_version_3(bytes);
+    FUZZ_CHECK(state->snapshot() == v3, "snapshot of a restored state differs from its content in version 3");
     check_reads(*state, *plain);
+    check_other_key(v3, *plain);
     check_operations(*state, *plain);
     const std::vector<std::uint8_t> again = state->snapshot();
     ClusterState restored(again.data(), again.size());

@@ -1,5 +1,5 @@
 // What the fuzz targets share: a fatal check, a front-to-back input reader, snapshot
-// resealing, and the one limit that keeps them off the core's known overflow bugs.
+// resealing and a little-endian layout reader.
 #pragma once
 
 #include <cstddef>
@@ -14,14 +14,6 @@
 #include "fastplace/snapshot_io.hpp"
 
 namespace fastplace::fuzz {
-
-// Issue 15 finding 1: the core adds and subtracts amounts unchecked (restore, release,
-// the construction thresholds), so amounts near 2^63 crash the sanitizers at once (the
-// inputs are in cpp/fuzz/findings/). Until that fix is merged every target keeps
-// amounts at or below this, so that the fuzzers explore everything else. With at most
-// ~2^20 containers or servers in an input, sums stay below 2^60. Remove (set to
-// INT64_MAX) once the core checks its sums.
-constexpr Amount kMaxAmountWhileCoreUnfixed = Amount{1} << 40;
 
 // A failed property is a crash with a message: libFuzzer saves the input.
 [[noreturn]] inline void fail(const char* file, int line, const std::string& what) {

@@ -9,7 +9,10 @@
 # merged into $FUZZ_WORK/corpus/<target> (default build/fuzz-work), which keeps what
 # earlier local runs found; the committed corpus is never written. A crash, a property
 # failure, a hang past 10 s or an allocation past 2 GiB is saved under
-# $FUZZ_WORK/artifacts/ and makes the script exit 1. The seeds are made by
+# $FUZZ_WORK/artifacts/ and makes the script exit 1. Before fuzzing, every input in
+# cpp/fuzz/findings/ (named <target without fuzz_>-<what>) and the committed corpus is
+# replayed through its target once: a finding that crashes again fails the run. The
+# seeds are made by
 # make_corpus.cpp: `build/fuzz/cpp/fuzz/fuzz_make_corpus cpp/fuzz/corpus` rewrites them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,6 +55,20 @@ targets=("$@")
 configure build/fuzz
 mkdir -p "$work/artifacts"
 failed=()
+# Replays: fixed findings stay fixed, and the seeds still pass the targets' checks.
+for target in "${targets[@]}"; do
+    inputs=(cpp/fuzz/corpus/"$target"/*)
+    for finding in cpp/fuzz/findings/"${target#fuzz_}"-*; do
+        [[ -e $finding ]] && inputs+=("$finding")
+    done
+    log=$work/$target.replay.log
+    if "build/fuzz/cpp/fuzz/$target" -runs=0 -timeout=10 -rss_limit_mb=2048 "${inputs[@]}" >"$log" 2>&1; then
+        echo "== $target: replayed ${#inputs[@]} committed inputs (corpus and findings)"
+    else
+        failed+=("$target (replay)")
+        grep -E -B 2 -A 30 'ERROR: |runtime error|property failed' "$log" | head -n 60 || tail -n 60 "$log"
+    fi
+done
 for target in "${targets[@]}"; do
     mkdir -p "$work/corpus/$target"
     cp -n "cpp/fuzz/corpus/$target"/* "$work/corpus/$target/"
