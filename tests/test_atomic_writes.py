@@ -25,6 +25,7 @@ from child_process import child_env
 from fastplace import BlockIndex, Cluster
 from fastplace import _atomic as atomic
 from fastplace.allocator import FeedbackRecord
+from run_threads import run_threads
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "fastplace"
 
@@ -121,31 +122,6 @@ def _writers() -> list[Writer]:
 
 
 WRITERS = {w.name: w for w in _writers()}
-
-
-def run_threads(targets: list[Callable[[], None]]) -> None:
-    """Starts the targets together, joins them, re-raises the first error."""
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(targets))
-
-    def wrap(target: Callable[[], None]) -> Callable[[], None]:
-        def body() -> None:
-            try:
-                barrier.wait()
-                target()
-            except BaseException as error:
-                errors.append(error)
-
-        return body
-
-    threads = [threading.Thread(target=wrap(t)) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    if errors:
-        raise errors[0]
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from fastplace import Cluster, ReplayOp
+from run_threads import run_threads
 
 N_THREADS = 4
 JOIN_TIMEOUT = 60.0
@@ -30,31 +31,6 @@ def fast_thread_switching():
     sys.setswitchinterval(1e-5)
     yield
     sys.setswitchinterval(old)
-
-
-def run_threads(targets: list[Callable[[], None]]) -> None:
-    """Starts all targets together, joins them, and re-raises the first error."""
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(targets))
-
-    def wrap(target):
-        def body():
-            try:
-                barrier.wait()
-                target()
-            except BaseException as error:
-                errors.append(error)
-
-        return body
-
-    threads = [threading.Thread(target=wrap(t)) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
-    if errors:
-        raise errors[0]
 
 
 def check_holdings(cluster: Cluster, held: list[dict[int, tuple[int, list[int]]]]) -> None:
