@@ -221,3 +221,46 @@ def tiny_model_config() -> Any:
     from fastplace.engines.ray.partitioned_model import MTMLConfig
 
     return MTMLConfig.tiny()
+
+
+def test_a_cold_start_holds_up_no_other_model(
+    ray_cluster: Any,  # noqa: F811
+    tiny_model: TinyModel,  # noqa: F811
+    tmp_path: Any,
+) -> None:
+    from fastplace.engines.ray.model_store import ModelStore
+    from fastplace.engines.ray.partitioned_model import split_weights
+
+    store = ModelStore(tmp_path / "store", block_size=4096)
+    for name in ("a", "b"):
+        parts = split_weights(tiny_model.weights[1], tiny_model.config, N_PARTITIONS)
+        store.put(name, 1, parts, memory_mb=256, config=tiny_model.config.to_dict())
+    deployer = Deployer(store, tmp_path / "cache")
+    # Model b's cold start stops inside (actors being started, blocks fetched) until
+    # the test lets it go: meanwhile model a must start cold and answer warm.
+    entered, release = threading.Event(), threading.Event()
+    start = deployer._start
+
+    def held_start(manifest: Any, *args: Any) -> Any:
+        if manifest.model == "b":
+            entered.set()
+            release.wait(WAIT_S)
+        return start(manifest, *args)
+
+    deployer._start = held_start  # type: ignore[method-assign]
+    front = Serverless(deployer, {"a": 1, "b": 1}, keep_alive_s=600)
+    batch = make_batch(tiny_model.config, 8, np.random.default_rng(6))
+    try:
+        slow = front.submit("b", batch)
+        assert entered.wait(WAIT_S)
+        cold = front.submit("a", batch).result(timeout=WAIT_S)  # TimeoutError if blocked
+        warm = front.submit("a", batch).result(timeout=WAIT_S)
+        assert cold.record.cold and not warm.record.cold
+        assert not slow.done()
+        release.set()
+        assert slow.result(timeout=WAIT_S).record.cold
+        assert front.stats().cold_starts == 2
+    finally:
+        release.set()
+        front.close()
+        deployer.shutdown()
