@@ -235,11 +235,11 @@ def test_a_cold_start_holds_up_no_other_model(
     for name in ("a", "b"):
         parts = split_weights(tiny_model.weights[1], tiny_model.config, N_PARTITIONS)
         store.put(name, 1, parts, memory_mb=256, config=tiny_model.config.to_dict())
-    deployer = Deployer(store, tmp_path / "cache")
+    two = Deployer(store, tmp_path / "cache")
     # Model b's cold start stops inside (actors being started, blocks fetched) until
     # the test lets it go: meanwhile model a must start cold and answer warm.
     entered, release = threading.Event(), threading.Event()
-    start = deployer._start
+    start = two._start
 
     def held_start(manifest: Any, *args: Any) -> Any:
         if manifest.model == "b":
@@ -247,8 +247,8 @@ def test_a_cold_start_holds_up_no_other_model(
             release.wait(WAIT_S)
         return start(manifest, *args)
 
-    deployer._start = held_start  # type: ignore[method-assign]
-    front = Serverless(deployer, {"a": 1, "b": 1}, keep_alive_s=600)
+    two._start = held_start  # type: ignore[method-assign]
+    front = Serverless(two, {"a": 1, "b": 1}, keep_alive_s=600)
     batch = make_batch(tiny_model.config, 8, np.random.default_rng(6))
     try:
         slow = front.submit("b", batch)
@@ -263,4 +263,4 @@ def test_a_cold_start_holds_up_no_other_model(
     finally:
         release.set()
         front.close()
-        deployer.shutdown()
+        two.shutdown()
