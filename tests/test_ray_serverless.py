@@ -83,7 +83,7 @@ def test_scale_from_zero_then_warm_reuse(
     assert (stats.cold_starts, stats.warm_hits, stats.answered, stats.lost) == (1, 1, 2, 0)
     assert front.gangs("mtml") == [gang] and gang.served == 2
     for record in stats.records:  # the parts add up to the whole
-        parts = record.route_s + record.wait_s + record.compute_s
+        parts = record.queue_s + record.route_s + record.wait_s + record.compute_s
         assert record.latency_s == pytest.approx(parts)
         assert record.compute_s >= record.fanout_s > 0
     assert stats.records[0].wait_s > 0 and stats.records[1].wait_s == 0

@@ -26,6 +26,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ class Gang:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One answered request. ``latency_s = route_s + wait_s + compute_s``."""
+    """One answered request. ``latency_s = queue_s + route_s + wait_s + compute_s``."""
 
     model: str
     version: int
@@ -80,8 +81,10 @@ class RequestRecord:
     """It waited for a gang's cold start (it, or an earlier request, started it)."""
     latency_s: float
     """From ``submit`` until the answer."""
+    queue_s: float
+    """Waiting for a worker thread of :meth:`Serverless.submit`'s pool (0 for call)."""
     route_s: float
-    """The front end's own work: queueing in the pool, locks, routing decisions."""
+    """The front end's own work: locks, routing decisions, bookkeeping."""
     wait_s: float
     """Waiting for a cold start or, at the gang cap, for a free slot."""
     compute_s: float
@@ -106,6 +109,8 @@ class ServerlessStats:
     answered: int = 0
     lost: int = 0
     """Requests that got an exception instead of an answer."""
+    errors: Counter[str] = field(default_factory=Counter)
+    """The lost requests by exception type."""
     cold_starts: int = 0
     """Gangs started."""
     warm_hits: int = 0
@@ -128,10 +133,12 @@ class ServerlessStats:
 
         latency = [r.latency_s for r in self.records]
         route = [r.route_s for r in self.records]
+        queue = [r.queue_s for r in self.records]
         return {
             "requests": self.requests,
             "answered": self.answered,
             "lost": self.lost,
+            "errors": dict(self.errors),
             "cold_starts": self.cold_starts,
             "warm_hits": self.warm_hits,
             "retires": self.retires,
@@ -143,6 +150,8 @@ class ServerlessStats:
             "request_p99_s": pct(latency, 99),
             "route_p50_s": pct(route, 50),
             "route_p99_s": pct(route, 99),
+            "queue_p50_s": pct(queue, 50),
+            "queue_p99_s": pct(queue, 99),
         }
 
 
@@ -191,6 +200,8 @@ class Serverless:
         self._models_lock = threading.Lock()
         self._stats = ServerlessStats()
         self._stats_lock = threading.Lock()
+        self._capacity = threading.Condition()
+        self._retired_count = 0
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="fastplace-serverless")
         self._closed = threading.Event()
         self._reaper = threading.Thread(
@@ -200,17 +211,21 @@ class Serverless:
 
     # ---- public ---------------------------------------------------------------------
 
-    def submit(self, model: str, batch: Batch) -> Future[Answer]:
-        """Sends a batch (``(ids, dense)``) to ``model``; the future holds the Answer."""
+    def submit(self, model: str, batch: Batch, *, hold_s: float = 0.0) -> Future[Answer]:
+        """Sends a batch (``(ids, dense)``) to ``model``; the future holds the Answer.
+        ``hold_s``: the gang keeps the request that long after computing it (a
+        replayed log's service time; counted in ``compute_s``)."""
         submitted = time.perf_counter()
         self._state(model)  # an unknown model fails here, in the caller's thread
-        return self._pool.submit(self._serve, model, batch, submitted)
+        hold_s = _seconds(hold_s, "hold_s", allow_zero=True)
+        return self._pool.submit(self._serve, model, batch, submitted, hold_s)
 
-    def call(self, model: str, batch: Batch) -> Answer:
+    def call(self, model: str, batch: Batch, *, hold_s: float = 0.0) -> Answer:
         """:meth:`submit` in the caller's thread: the Answer."""
         submitted = time.perf_counter()
         self._state(model)
-        return self._serve(model, batch, submitted)
+        hold_s = _seconds(hold_s, "hold_s", allow_zero=True)
+        return self._serve(model, batch, submitted, hold_s)
 
     def rollout(self, model: str, version: int) -> None:
         """New requests for ``model`` go to ``version`` (a new model becomes known);
@@ -251,6 +266,7 @@ class Serverless:
         with self._stats_lock:
             copy = ServerlessStats(**vars(self._stats))
             copy.cold_start_s = list(self._stats.cold_start_s)
+            copy.errors = Counter(self._stats.errors)
             copy.records = list(self._stats.records)
         return copy
 
@@ -293,36 +309,50 @@ class Serverless:
 
     # ---- serving --------------------------------------------------------------------
 
-    def _serve(self, model: str, batch: Batch, submitted: float) -> Answer:
+    def _serve(self, model: str, batch: Batch, submitted: float, hold_s: float) -> Answer:
         with self._stats_lock:
             self._stats.requests += 1
         try:
-            return self._serve_once(model, batch, submitted)
-        except BaseException:
+            return self._serve_once(model, batch, submitted, hold_s)
+        except BaseException as error:
             with self._stats_lock:
                 self._stats.lost += 1
+                self._stats.errors[type(error).__name__] += 1
             raise
 
-    def _serve_once(self, model: str, batch: Batch, submitted: float) -> Answer:
+    def _serve_once(self, model: str, batch: Batch, submitted: float, hold_s: float) -> Answer:
+        queue_s = time.perf_counter() - submitted
         state = self._state(model)
         gang, new, waited_s = self._acquire(state)
         cold = new or not gang.ready
+        began = time.perf_counter()
+        while True:
+            try:
+                if new:
+                    self._start(state, gang)
+                elif not gang.ready:
+                    self._await_start(state, gang)
+                break
+            except NoCapacity:
+                # The cluster is full of busy gangs: queue on this model's other gangs
+                # if it has any (a slot frees when a request ends); else it is lost.
+                if not new:
+                    self._release(state, gang)
+                gang, new, _ = self._acquire(state, may_start=False)
+            except BaseException:
+                if not new:  # a failed start already took its gang out
+                    self._release(state, gang)
+                raise
+        if cold:  # a warm request does not wait: its wait_s stays exactly 0
+            waited_s += time.perf_counter() - began
         try:
-            if new:
-                began = time.perf_counter()
-                self._start(state, gang)
-                waited_s += time.perf_counter() - began
-            elif not gang.ready:
-                began = time.perf_counter()
-                self._await_start(state, gang)
-                waited_s += time.perf_counter() - began
             deployment = gang.deployment
             assert deployment is not None  # set by the start, which succeeded
             ids, dense = batch
             computing = time.perf_counter()
             ray = self.deployer._ray
             outputs, fanout_s = ray.get(
-                deployment.partitions[0].actor.infer.remote(ids, dense),
+                deployment.partitions[0].actor.infer.remote(ids, dense, hold_s),
                 timeout=self.deployer.request_timeout_s,
             )
             done = time.perf_counter()
@@ -335,7 +365,8 @@ class Serverless:
             version=gang.version,
             cold=cold,
             latency_s=latency_s,
-            route_s=max(0.0, latency_s - waited_s - compute_s),
+            queue_s=queue_s,
+            route_s=max(0.0, latency_s - queue_s - waited_s - compute_s),
             wait_s=waited_s,
             compute_s=compute_s,
             fanout_s=float(fanout_s),
@@ -347,9 +378,10 @@ class Serverless:
             self._stats.records.append(record)
         return Answer(outputs, record)
 
-    def _acquire(self, state: _Model) -> tuple[Gang, bool, float]:
+    def _acquire(self, state: _Model, *, may_start: bool = True) -> tuple[Gang, bool, float]:
         """A slot in a gang of the active version: (gang, whether this request starts
-        it, seconds waited at the cap)."""
+        it, seconds waited at the cap). Without ``may_start``, NoCapacity when the
+        model has no gang to wait for."""
         waited_s = 0.0
         with state.cond:
             while True:
@@ -361,7 +393,11 @@ class Serverless:
                     gang = min(open_, key=lambda g: (not g.ready, g.in_flight))
                     gang.in_flight += 1
                     return gang, False, waited_s
-                if len(current) < self.max_gangs:
+                if not may_start and not current:
+                    raise NoCapacity(
+                        f"{state.name} v{version}: no room for a gang and none to wait for"
+                    )
+                if may_start and len(current) < self.max_gangs:
                     gang = Gang(state.name, version, time.monotonic())
                     gang.in_flight = 1
                     state.gangs.append(gang)
@@ -378,7 +414,7 @@ class Serverless:
         """Cold-starts a gang (no lock held); on failure the gang leaves the model."""
         began = time.perf_counter()
         try:
-            deployment = self._launch(gang.model, gang.version)
+            deployment = self._launch(state, gang.version)
         except BaseException as error:
             with state.cond:
                 gang.error = error
@@ -396,18 +432,32 @@ class Serverless:
             gang.idle_since = time.monotonic()
             state.cond.notify_all()
 
-    def _launch(self, model: str, version: int) -> Deployment:
-        """Deployer.launch, retiring the longest-idle gangs while the gang does not fit."""
+    def _launch(self, state: _Model, version: int) -> Deployment:
+        """Deployer.launch, retiring the longest-idle gangs while the gang does not fit.
+        With nothing idle: NoCapacity if the model has other gangs to queue on, else
+        wait (up to ``wait_timeout_s``) for a gang anywhere to retire and try again."""
+        deadline = time.monotonic() + self.wait_timeout_s
         while True:
+            seen = self._retired_count
             try:
-                return self.deployer.launch(model, version)
+                return self.deployer.launch(state.name, version)
             except NoCapacity:
                 victim = self._take_longest_idle()
-                if victim is None:
+                if victim is not None:
+                    self._retire(victim)
+                    with self._stats_lock:
+                        self._stats.reclaimed += 1
+                    continue
+                with state.cond:
+                    others = any(
+                        g.version == version and not g.draining and g.ready for g in state.gangs
+                    )
+                left = deadline - time.monotonic()
+                if others or left <= 0:
                     raise
-                self._retire(victim)
-                with self._stats_lock:
-                    self._stats.reclaimed += 1
+                with self._capacity:
+                    if self._retired_count == seen:  # nothing freed since we tried
+                        self._capacity.wait(min(left, 1.0))
 
     def _take_longest_idle(self) -> Gang | None:
         best: tuple[float, _Model, Gang] | None = None
@@ -461,6 +511,9 @@ class Serverless:
         self.deployer.retire(gang.deployment, drain_timeout_s=0.0)
         with self._stats_lock:
             self._stats.retires += 1
+        with self._capacity:  # cold starts waiting for room try again
+            self._retired_count += 1
+            self._capacity.notify_all()
         logger.debug("retired %s v%s", gang.model, gang.version)
 
     # ---- internals ------------------------------------------------------------------
