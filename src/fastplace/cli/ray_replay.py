@@ -127,10 +127,6 @@ def run(args: argparse.Namespace) -> int:
     log = Path(args.log) if args.log is not None else small_request_log()
     regular_file(log, "request log")
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CommandError(f"--out {args.out}: {error.strerror}") from None
-    try:
         workload = request_log_workload(log, seed=args.seed)
     except ValueError as error:  # RequestLogError names the file, line and column
         raise CommandError(str(error)) from None
@@ -142,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             f"--node-memory = {args.node_memory} MB: a partition of the log needs {biggest} MB"
         )
+    try:  # after every check of the input: a refused command leaves nothing behind
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f"--out {args.out}: {error.strerror}") from None
     from fastplace.engines.ray import require_ray
 
     try:
