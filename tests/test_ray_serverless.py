@@ -97,7 +97,9 @@ def test_idle_gang_retires_after_keep_alive_and_restarts_from_the_cache(
     front = serve(keep_alive_s=0.5)
     batch = make_batch(tiny_model.config, 8, np.random.default_rng(2))
     front.call("mtml", batch)
-    assert deployer.cluster.n_containers == N_PARTITIONS
+    # (Not checked here: the gang's containers are booked. Half a second later they
+    # need not be, and a loaded machine can take that long to reach the next line.)
+    assert front.stats().cold_starts == 1
     wait_until(lambda: not front.gangs("mtml"))
     assert front.gangs("mtml") == []
     assert deployer.cluster.n_containers == 0  # its containers are released in fastplace

@@ -334,11 +334,14 @@ class Serverless:
                     self._await_start(state, gang)
                 break
             except NoCapacity:
-                # The cluster is full of busy gangs: queue on this model's other gangs
-                # if it has any (a slot frees when a request ends); else it is lost.
+                # The cluster is full of busy gangs: route again (to a slot of this
+                # model's other gangs, or a new start once room frees) until the wait
+                # bound; only then is the request lost.
                 if not new:
                     self._release(state, gang)
-                gang, new, _ = self._acquire(state, may_start=False)
+                if time.perf_counter() - began > self.wait_timeout_s:
+                    raise
+                gang, new, _ = self._acquire(state, scale_out=False)
             except BaseException:
                 if not new:  # a failed start already took its gang out
                     self._release(state, gang)
@@ -378,10 +381,10 @@ class Serverless:
             self._stats.records.append(record)
         return Answer(outputs, record)
 
-    def _acquire(self, state: _Model, *, may_start: bool = True) -> tuple[Gang, bool, float]:
+    def _acquire(self, state: _Model, *, scale_out: bool = True) -> tuple[Gang, bool, float]:
         """A slot in a gang of the active version: (gang, whether this request starts
-        it, seconds waited at the cap). Without ``may_start``, NoCapacity when the
-        model has no gang to wait for."""
+        it, seconds waited at the cap). Without ``scale_out`` (the cluster was just
+        found full) it starts a gang only if the model has none to queue on."""
         waited_s = 0.0
         with state.cond:
             while True:
@@ -393,11 +396,7 @@ class Serverless:
                     gang = min(open_, key=lambda g: (not g.ready, g.in_flight))
                     gang.in_flight += 1
                     return gang, False, waited_s
-                if not may_start and not current:
-                    raise NoCapacity(
-                        f"{state.name} v{version}: no room for a gang and none to wait for"
-                    )
-                if may_start and len(current) < self.max_gangs:
+                if len(current) < (self.max_gangs if scale_out else 1):
                     gang = Gang(state.name, version, time.monotonic())
                     gang.in_flight = 1
                     state.gangs.append(gang)
