@@ -165,6 +165,7 @@ def _replay(
     from fastplace.engines.ray.deployment import DeploymentError
     from fastplace.engines.ray.local_cluster import start_local_cluster
     from fastplace.engines.ray.replay import ReplayConfig, build_log_store, replay
+    from fastplace.synthetic import SERVER_CPU_MILLIS, SERVER_MEMORY_MB
 
     config = ReplayConfig(
         compression=args.compression,
@@ -175,9 +176,10 @@ def _replay(
     note(f"storing {len(workload.models)} models")
     store = build_log_store(workdir / "store", workload, seed=args.seed)
     note(f"starting a local Ray cluster of {args.nodes} nodes")
-    cluster = start_local_cluster(
-        args.nodes, memory_mb=args.node_memory, cpu_millis=args.node_memory
-    )
+    # CPU in the simulator's proportion to memory (65536 MB : 40000 millicores), so
+    # that a simulation of the same cluster sees the same servers.
+    cpu_millis = max(1, round(args.node_memory * SERVER_CPU_MILLIS / SERVER_MEMORY_MB))
+    cluster = start_local_cluster(args.nodes, memory_mb=args.node_memory, cpu_millis=cpu_millis)
     rows = []
     try:
         for i, spec in enumerate(policies):
