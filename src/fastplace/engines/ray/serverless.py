@@ -203,6 +203,9 @@ class Serverless:
         self._capacity = threading.Condition()
         self._retired_count = 0
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="fastplace-serverless")
+        # Drained gangs retire here, not in the thread of their last request (whose
+        # caller would otherwise wait for the actors to be killed).
+        self._retirer = ThreadPoolExecutor(1, thread_name_prefix="fastplace-serverless-retire")
         self._closed = threading.Event()
         self._reaper = threading.Thread(
             target=self._reap_loop, name="fastplace-serverless-reaper", daemon=True
@@ -294,6 +297,7 @@ class Serverless:
         self._closed.set()
         self._pool.shutdown(wait=True)
         self._reaper.join()
+        self._retirer.shutdown(wait=True)
         for state in self._states():
             with state.cond:
                 gangs = [g for g in state.gangs if g.ready]
@@ -500,7 +504,7 @@ class Serverless:
                     retire = True
             state.cond.notify_all()
         if retire:
-            self._retire(gang)
+            self._retirer.submit(self._retire_logged, gang)
 
     def _retire(self, gang: Gang) -> None:
         """Kills a gang taken out of its model (no requests left) and frees its capacity."""
@@ -514,6 +518,12 @@ class Serverless:
             self._retired_count += 1
             self._capacity.notify_all()
         logger.debug("retired %s v%s", gang.model, gang.version)
+
+    def _retire_logged(self, gang: Gang) -> None:
+        try:
+            self._retire(gang)
+        except Exception:  # nobody waits for this future: say so in the log
+            logger.exception("retiring %s v%s", gang.model, gang.version)
 
     # ---- internals ------------------------------------------------------------------
 
