@@ -21,6 +21,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "fastplace.cli.pack",
     "fastplace.cli.train",
     "fastplace.cli.ray_demo",
+    "fastplace.cli.ray_replay",
 )
 
 

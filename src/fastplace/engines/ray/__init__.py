@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the real imports are lazy (see __getattr__)
     from fastplace.engines.ray.cluster_view import ClusterView
     from fastplace.engines.ray.deployment import Deployer, Deployment, DeploymentError
     from fastplace.engines.ray.model_store import ColdStart, ModelStore
+    from fastplace.engines.ray.serverless import Serverless, ServerlessStats
 
 __all__ = [
     "ClusterView",
@@ -38,6 +39,8 @@ __all__ = [
     "DeploymentError",
     "ModelStore",
     "PartitionActor",
+    "Serverless",
+    "ServerlessStats",
     "require_ray",
 ]
 
@@ -49,6 +52,8 @@ _LAZY = {
     "Deployer": "fastplace.engines.ray.deployment",
     "Deployment": "fastplace.engines.ray.deployment",
     "DeploymentError": "fastplace.engines.ray.deployment",
+    "Serverless": "fastplace.engines.ray.serverless",
+    "ServerlessStats": "fastplace.engines.ray.serverless",
 }
 
 INSTALL_HINT = "pip install 'fastplace[ray]'"

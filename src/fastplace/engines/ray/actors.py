@@ -106,9 +106,16 @@ class PartitionActor:
         return self._ready().lookup(local_ids)
 
     def infer(
-        self, ids: Mapping[str, npt.NDArray[np.int64]], dense: npt.NDArray[np.float32]
+        self,
+        ids: Mapping[str, npt.NDArray[np.int64]],
+        dense: npt.NDArray[np.float32],
+        hold_s: float = 0.0,
     ) -> tuple[dict[str, npt.NDArray[np.float32]], float]:
-        """Partition 0: the model's answer for a batch, and the fan-out's seconds."""
+        """Partition 0: the model's answer for a batch, and the fan-out's seconds.
+
+        ``hold_s``: seconds to keep the request before answering, so that a replayed
+        request log's service times (real models are slower than the tiny ones)
+        occupy the gang as long as the log says."""
         import ray
 
         head = self._ready()
@@ -130,6 +137,8 @@ class PartitionActor:
                 answers[p] = answer
         fanout_s = time.perf_counter() - began
         outputs = head.dense_forward(head.gather(owners, answers), np.asarray(dense, np.float32))
+        if hold_s > 0:
+            time.sleep(hold_s)
         return outputs, fanout_s
 
     def ping(self) -> int:

@@ -26,7 +26,10 @@ starts that partition again with the same policy.
 
 Locks: ``_plan_lock`` serialises deployments, retirements and healing (each is a few
 placements plus Ray round trips, so a single lane keeps the bookkeeping obvious);
-requests never take it.
+requests never take it. :meth:`Deployer.launch` is the exception for callers that
+start many gangs at once (the serverless front end): it holds the lock only while
+fastplace places and books, never while actors start, so one model's cold start does
+not hold up another's placement.
 """
 
 from __future__ import annotations
@@ -53,13 +56,17 @@ from fastplace.engines.ray.model_store import ColdStart, ModelStore, VersionMani
 from fastplace.resources import DEFAULT_RESOURCES, request_for_memory
 from fastplace.sim.policies import PlacementContext, Policy, make_policy
 
-__all__ = ["Deployer", "Deployment", "DeploymentError", "Event", "PartitionState"]
+__all__ = ["Deployer", "Deployment", "DeploymentError", "Event", "NoCapacity", "PartitionState"]
 
 logger = logging.getLogger("fastplace.engines.ray")
 
 
 class DeploymentError(RuntimeError):
     """A version could not be placed, started or served; fastplace's books are unchanged."""
+
+
+class NoCapacity(DeploymentError):
+    """A version's gang fits nowhere on the cluster as it is booked now."""
 
 
 @dataclass
@@ -212,6 +219,20 @@ class Deployer:
         Raises DeploymentError when the gang does not fit or an actor does not start
         where planned; then nothing stays booked or running.
         """
+        with self._plan_lock:
+            deployment = self._launch(model, version)
+            if activate:
+                self._active[model] = deployment  # one store: requests see old or new
+        return deployment
+
+    def launch(self, model: str, version: int) -> Deployment:
+        """Places and starts a gang of a stored version without making it active (the
+        caller routes to it), holding the plan lock only while placing and booking:
+        several gangs may cold-start at once. Raises NoCapacity when the gang does not
+        fit, DeploymentError when an actor does not start; then nothing stays booked."""
+        return self._launch(model, version)
+
+    def _launch(self, model: str, version: int) -> Deployment:
         manifest = self.store.manifest(model, version)
         requests = [self._request(part.memory_mb) for part in manifest.partitions]
         with self._plan_lock:
@@ -221,16 +242,12 @@ class Deployer:
             placed = self.policy.place_gang(self.context, requests, list(ids))
             plan_s = time.perf_counter() - began
             if placed is None:
-                raise DeploymentError(
+                raise NoCapacity(
                     f"{model} v{version}: the {len(requests)} partitions "
                     f"({', '.join(str(r[0]) for r in requests)} MB) do not fit together"
                 )
-            try:
-                partitions, actor_s = self._start(manifest, list(range(len(placed))), placed)
-            except BaseException:
-                for container, _ in placed:
-                    self.cluster.release(container)
-                raise
+        try:
+            partitions, actor_s = self._start(manifest, list(range(len(placed))), placed)
             deployment = Deployment(
                 model=model,
                 version=int(version),
@@ -242,9 +259,13 @@ class Deployer:
                 cold_start_s=max(p.cold_start.seconds for p in partitions if p.cold_start),
             )
             self._connect(deployment)
+        except BaseException:
+            with self._plan_lock:
+                for container, _ in placed:
+                    self.cluster.release(container)
+            raise
+        with self._plan_lock:
             self._live.append(deployment)
-            if activate:
-                self._active[model] = deployment  # one store: requests see old or new
         return deployment
 
     def rollout(self, model: str, version: int) -> Deployment:
@@ -491,7 +512,8 @@ class Deployer:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         actor_class = self._actor_class()
-        ids = self._ids(manifest)
+        with self._plan_lock:  # interning touches the block index
+            ids = self._ids(manifest)
         actors = []
         began = time.perf_counter()
         try:
@@ -520,7 +542,8 @@ class Deployer:
                         f"{manifest.model} v{manifest.version} partition {index}: planned on "
                         f"node {self.view.node_ids[server]}, Ray started it on {node}"
                     )
-            evictions = self._take_evictions(manifest, [server for _, server in placed])
+            with self._plan_lock:  # re-entrant: deploy() and heal() already hold it
+                evictions = self._take_evictions(manifest, [server for _, server in placed])
             starts = ray.get(
                 [
                     actor.start.remote(sorted(evictions.get(server, ())))
@@ -538,13 +561,14 @@ class Deployer:
                 ) from error
             raise
         states = []
-        for index, actor, (container, server), cold in zip(
-            indices, actors, placed, starts, strict=True
-        ):
-            expected = self._record_fetch(server, ids[index])
-            states.append(
-                PartitionState(index, server, cold.node_id, container, actor, cold, expected)
-            )
+        with self._plan_lock:
+            for index, actor, (container, server), cold in zip(
+                indices, actors, placed, starts, strict=True
+            ):
+                expected = self._record_fetch(server, ids[index])
+                states.append(
+                    PartitionState(index, server, cold.node_id, container, actor, cold, expected)
+                )
         return states, actor_s
 
     def _take_evictions(
