@@ -19,7 +19,7 @@ from fastplace.cli import main
         (["--keep-alive", "inf"], "--keep-alive = inf must be a number of seconds >= 0"),
         (["--policies", " , "], "--policies is empty"),
         (["--policies", "first_fit,nope"], "--policies: "),
-        (["--seed", "-2"], "--seed = -2 must be >= 0"),
+        (["--seed", "-2"], "argument --seed: '-2' must be >= 0"),
         (["--node-memory", "512"], "--node-memory = 512 MB: a partition of the log needs"),
     ],
 )

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastplace.cli.common import positive_int, regular_file
+from fastplace.cli.argtypes import integer, seed
 
 __all__ = ["add_parser", "run"]
 
@@ -76,22 +76,24 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--models",
-        type=positive_int,
+        type=integer(1, 1_000),
         default=3,
         help="replay only the N most requested models of the log (3)",
     )
-    parser.add_argument("--nodes", type=positive_int, default=4, help="Ray nodes (4)")
+    parser.add_argument("--nodes", type=integer(1, 64), default=4, help="Ray nodes, 1 to 64 (4)")
     parser.add_argument(
-        "--node-memory", type=positive_int, default=65536, help="MB each node offers (65536)"
+        "--node-memory", type=integer(1, 1 << 40), default=65536, help="MB each node offers (65536)"
     )
     parser.add_argument(
         "--keep-alive", type=float, default=30.0, help="keep-alive, log seconds (30)"
     )
     parser.add_argument(
-        "--concurrency", type=positive_int, default=1, help="requests per gang at once (1)"
+        "--concurrency", type=integer(1, 100_000), default=1, help="requests per gang at once (1)"
     )
-    parser.add_argument("--max-gangs", type=positive_int, default=4, help="gangs per model (4)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--max-gangs", type=integer(1, 100_000), default=4, help="gangs per model (4)"
+    )
+    parser.add_argument("--seed", type=seed, default=0, help="random seed, >= 0 (0)")
     parser.add_argument("--out", type=Path, default=Path("out"), help="output directory (out)")
     parser.set_defaults(run=run)
 
@@ -122,9 +124,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--compression = {args.compression} must be > 0")
     _seconds(args.duration, "--duration", zero=True)
     _seconds(args.keep_alive, "--keep-alive", zero=True)
-    if args.seed < 0:
-        raise CommandError(f"--seed = {args.seed} must be >= 0")
     log = Path(args.log) if args.log is not None else small_request_log()
+    from fastplace.cli.files import regular_file
+
     regular_file(log, "request log")
     try:
         workload = request_log_workload(log, seed=args.seed)
