@@ -193,8 +193,6 @@ std::string defect(const PlainCluster& c) {
     for (const std::uint32_t f : c.free_list) {
         if (f >= c.slots.size()) return "free list names a slot beyond the table";
         if (c.slots[f].server >= 0) return "free list names a live slot";
-        // A retired slot (last generation used) reused would hand out an old id again.
-        if (c.slots[f].generation == kGenerationMask) return "free list names a retired slot";
         if (listed[f]++) return "free list repeats a slot";
     }
     for (std::size_t i = 0; i < c.slots.size(); ++i) {
