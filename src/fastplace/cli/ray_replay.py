@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise CommandError(f"--policies: {error}") from None
     if not math.isfinite(args.compression) or args.compression <= 0:
-        raise CommandError(f"--compression = {args.compression} must be > 0")
+        raise CommandError(f"--compression = {args.compression} must be > 0 and finite")
     _seconds(args.duration, "--duration", zero=True)
     _seconds(args.keep_alive, "--keep-alive", zero=True)
     log = Path(args.log) if args.log is not None else small_request_log()
