@@ -46,10 +46,13 @@ def stable_hash(text: str) -> int:
 
 def file_key(context: PlacementContext, blocks: BlockIds, index: int) -> str:
     """The name of the file of the gang's ``index``-th container: ``model/partition``
-    when the caller named the gang (the simulator does), else the content hash of the
-    file's first block (stable while that block is)."""
-    if context.model is not None and context.partitions is not None:
-        return f"{context.model}/{context.partitions[index]}"
+    when the caller named the model (the simulator does; the partition is ``index``
+    where the caller names none), else the content hash of the file's first block
+    (stable while that block is)."""
+    if context.model is not None:
+        partitions = context.partitions
+        partition = partitions[index] if partitions and index < len(partitions) else index
+        return f"{context.model}/{partition}"
     if blocks.shape[0] == 0:
         return "empty"
     return f"block:{int(context.blocks.block_hashes()[int(blocks[0])]):x}"
