@@ -43,10 +43,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from fastplace.cli.simulate import expand_policies
     from fastplace.optimizer import ResourceOptimizer
     from fastplace.optimizer.policy import ResourceOptimizerPolicy
     from fastplace.sim import SimConfig, compare, load_workload
-    from fastplace.cli.simulate import expand_policies
     from fastplace.sim.policies import Hybrid
 
     optimizer = (

@@ -8,7 +8,7 @@ simulator's own measure for every policy alike: the wall time of each ``place_ga
 (booking included) divided by the containers it placed, median over the run. The table
 shows each metric's mean over the runs; --json keeps every run's row.
 
-    PYTHONPATH=src nice -n 10 python3 bench/peers_table.py --out build/peers.md --json build/peers.json
+    PYTHONPATH=src nice -n 10 python3 bench/peers_table.py --out build/peers.md
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ __all__ = [
 DEFAULT_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,locality,random,hybrid"
 
 
-
 def expand_policies(spec: str) -> list[str]:
     """--policies as policy names, in order, each once: ``peers`` stands for the peer
     schedulers (:data:`fastplace.sim.peers.PEERS`), ``all`` for every policy."""

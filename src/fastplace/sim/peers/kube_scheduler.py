@@ -86,7 +86,9 @@ def least_allocated(
 ) -> npt.NDArray[np.int64]:
     """NodeResourcesFit LeastAllocated, one score per row (resources weighted 1)."""
     safe = np.maximum(capacity, 1)
-    per_resource = np.where(requested > capacity, 0, (capacity - requested) * MAX_NODE_SCORE // safe)
+    per_resource = np.where(
+        requested > capacity, 0, (capacity - requested) * MAX_NODE_SCORE // safe
+    )
     return _weighted_mean(per_resource, capacity)
 
 
@@ -122,7 +124,8 @@ def balanced_allocation(
         mean = np.where(counted, fractions, 0.0).sum(axis=1) / np.maximum(n, 1)
         squares = np.where(counted, (fractions - mean[:, None]) ** 2, 0.0).sum(axis=1)
         std = np.where(n >= 2, np.sqrt(squares / np.maximum(n, 1)), 0.0)
-    return ((1 - std) * MAX_NODE_SCORE).astype(np.int64)
+    score: npt.NDArray[np.int64] = ((1 - std) * MAX_NODE_SCORE).astype(np.int64)
+    return score
 
 
 def image_locality(

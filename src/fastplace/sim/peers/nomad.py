@@ -119,13 +119,12 @@ class NomadBinPack(Policy):
         return int(candidates[best])
 
 
-def _limit_iterator(
-    scores: npt.NDArray[np.float64], limit: int
-) -> tuple[list[int], int, bool]:
+def _limit_iterator(scores: npt.NDArray[np.float64], limit: int) -> tuple[list[int], int, bool]:
     """``LimitIterator.Next`` (scheduler/select.go) until it stops, over options in source
     order with these scores: (indices of the options it returns, in order; options pulled
-    from the source; whether the source ran dry). An option scoring at most the threshold is held back, up to
-    MAX_SKIP of them, and handed out only once the source runs dry."""
+    from the source; whether the source ran dry). An option scoring at most the
+    threshold is held back, up to MAX_SKIP of them, and handed out only once the source
+    runs dry."""
     total = scores.shape[0]
     pulled = 0
     skipped: list[int] = []
