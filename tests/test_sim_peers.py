@@ -99,6 +99,24 @@ def test_k8s_image_locality_by_hand() -> None:
     assert policy.scores(context, np.array([0]), [150, 150], version).tolist() == [35 + 100 + 59]
 
 
+def test_holder_spread_bytes_by_hand_and_its_overflow() -> None:
+    # Blocks of 10, 20, 30 bytes: the first on servers 0 and 1, the others on 0 only.
+    # Server 0: 10 * 2 + 20 + 30 = 70; server 1: 10 * 2 = 20.
+    index = BlockIndex(3, 1000)
+    version = index.intern([1, 2, 3], [10, 20, 30])
+    index.fetch(0, version)
+    index.fetch(1, version[:1])
+    servers, spread, total = index.holder_spread_bytes(version)
+    assert servers.tolist() == [0, 1] and spread.tolist() == [70, 20] and total == 60
+    # A sum that could pass int64 is refused rather than wrapped.
+    huge = BlockIndex(2, 2**63 - 1)
+    block = huge.intern([5], [2**62])
+    huge.fetch(0, block)
+    huge.fetch(1, block)
+    with pytest.raises(ValueError, match="overflow int64"):
+        huge.holder_spread_bytes(block)
+
+
 def test_k8s_breaks_ties_at_random_with_the_seed() -> None:
     # Two empty, equal servers tie on every plugin: each is picked under some seed, and
     # the same seed picks the same one.
