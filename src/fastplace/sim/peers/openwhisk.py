@@ -6,7 +6,8 @@ ShardingContainerPoolBalancer.scala`` (``publish``, ``schedule``, ``generateHash
 
 1. the action's hash is ``abs(namespace.hashCode ^ fullyQualifiedName.hashCode)``
    (Java ``String.hashCode``); managed actions use the first ``ceil(0.9 * n)``
-   invokers (``managedFraction``, 90% by default);
+   invokers (``whisk.loadbalancer.managed-fraction: 90%`` in the controller's
+   ``reference.conf``);
 2. the home invoker is ``hash % invokers``, the step ``stepSizes(hash % len)`` where
    the step sizes are the numbers up to ``invokers`` coprime to it and to each other;
 3. from home, invokers are tried ``index = (index + step) % invokers`` until one has
