@@ -49,7 +49,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--policies",
         default=DEFAULT_POLICIES,
-        help=f"comma-separated policies; similarity:X sets its max_load ({DEFAULT_POLICIES})",
+        help=(
+            "comma-separated policies; similarity:X sets its max_load; ray_default: Ray's "
+            f"own scheduler places the actors ({DEFAULT_POLICIES})"
+        ),
     )
     parser.add_argument(
         "--nodes", type=integer(1, MAX_NODES), default=4, help=f"Ray nodes, 1 to {MAX_NODES} (4)"
@@ -236,7 +239,7 @@ def _print(report: dict[str, Any], plan_only: bool) -> None:
         if not plan_only:
             cells += [
                 f"{row['cold_start_mean_s']:.2f}/{row['cold_start_max_s']:.2f}",
-                f"{row['plan_p50_us']:.0f}",
+                "by Ray" if row["plan_p50_us"] is None else f"{row['plan_p50_us']:.0f}",
                 f"{row['actor_start_p50_s']:.2f}",
                 f"{row['fanout_p50_ms']:.2f}",
                 f"{row['request_p50_ms']:.1f}/{row['request_p99_ms']:.1f}",
