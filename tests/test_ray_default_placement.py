@@ -131,3 +131,59 @@ def test_ray_default_has_no_plan_of_its_own() -> None:
         plan_only(None, "ray_default", DemoConfig())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="only similarity takes an argument"):
         parse_policy("ray_default:2")
+
+
+class FakeActor:
+    def __init__(self, actor_id: str) -> None:
+        self._actor_id = type("Id", (), {"hex": lambda _self: actor_id})()
+
+
+class FakeRay:
+    """A GCS actor table that answers from a script: per actor, the states it goes through."""
+
+    def __init__(self, script: dict[str, list[dict[str, Any]]]) -> None:
+        self.script = script
+        state = type("State", (), {"actors": self.actors})
+        self._private = type("Private", (), {"state": state})
+
+    def actors(self, actor_id: str) -> dict[str, Any]:
+        steps = self.script[actor_id]
+        return steps.pop(0) if len(steps) > 1 else steps[0]
+
+
+QUEUED = {"State": "PENDING_CREATION", "Address": {"NodeID": "raylet", "Port": 0}}
+
+
+def leased(node: str) -> dict[str, Any]:
+    return {"State": "PENDING_CREATION", "Address": {"NodeID": node, "Port": 4242}}
+
+
+def test_wait_for_leases_reads_the_node_once_a_worker_is_leased() -> None:
+    from fastplace.engines.ray.ray_placement import wait_for_leases
+
+    ray = FakeRay({"a": [QUEUED, QUEUED, leased("n1")], "b": [leased("n2")]})
+    assert wait_for_leases(ray, [FakeActor("a"), FakeActor("b")], timeout_s=5) == ["n1", "n2"]
+
+
+def test_wait_for_leases_gives_up_on_a_queued_or_dead_actor() -> None:
+    from fastplace.engines.ray.ray_placement import wait_for_leases
+
+    with pytest.raises(TimeoutError, match="1 of 2 actors still wait in Ray's queue"):
+        wait_for_leases(
+            FakeRay({"a": [leased("n1")], "b": [QUEUED]}),
+            [FakeActor("a"), FakeActor("b")],
+            timeout_s=0.05,
+        )
+    dead = {"State": "DEAD", "Address": {}, "DeathCause": "killed"}
+    with pytest.raises(RuntimeError, match="died before Ray placed it: killed"):
+        wait_for_leases(FakeRay({"a": [dead]}), [FakeActor("a")], timeout_s=5)
+
+
+def test_ray_resources_names_the_nodes_custom_resources() -> None:
+    from fastplace.engines.ray.ray_placement import ray_resources
+
+    assert ray_resources([512, 300], ("memory_mb", "cpu_millis")) == {
+        "fastplace_memory_mb": 512.0,
+        "fastplace_cpu_millis": 300.0,
+    }
+    assert ray_resources([512, 0], ("memory_mb", "cpu_millis")) == {"fastplace_memory_mb": 512.0}

@@ -53,7 +53,12 @@ from fastplace.engines.ray import require_ray
 from fastplace.engines.ray.actors import PartitionActor
 from fastplace.engines.ray.cluster_view import ClusterView
 from fastplace.engines.ray.model_store import ColdStart, ModelStore, VersionManifest
-from fastplace.engines.ray.ray_placement import RAY_DEFAULT, RayPlacement, ray_resources
+from fastplace.engines.ray.ray_placement import (
+    RAY_DEFAULT,
+    RayPlacement,
+    ray_resources,
+    wait_for_leases,
+)
 from fastplace.resources import DEFAULT_RESOURCES, request_for_memory
 from fastplace.sim.policies import FirstFit, PlacementContext, Policy, make_policy
 
@@ -580,10 +585,16 @@ class Deployer:
                         **cache,
                     )
                 )
+            if placed is None:
+                try:
+                    leased = wait_for_leases(ray, actors, self.start_timeout_s)
+                except (TimeoutError, RuntimeError) as error:
+                    raise DeploymentError(
+                        f"{manifest.model} v{manifest.version}: {error}"
+                    ) from None
+                placed = booked = self._book_where_ray_put(manifest, indices, requests, leased)
             nodes = ray.get([a.node_id.remote() for a in actors], timeout=self.start_timeout_s)
             actor_s = time.perf_counter() - began
-            if placed is None:
-                placed = booked = self._book_where_ray_put(manifest, indices, requests, nodes)
             for index, (_, server), node in zip(indices, placed, nodes, strict=True):
                 if node != self.view.node_ids[server]:
                     raise DeploymentError(
@@ -629,7 +640,7 @@ class Deployer:
         requests: Sequence[list[int]],
         nodes: Sequence[str],
     ) -> list[tuple[int, int]]:
-        """Books each partition's container on the node Ray started its actor on."""
+        """Books each partition's container on the node Ray leased its actor on."""
         booked: list[tuple[int, int]] = []
         with self._plan_lock:
             self.events += self._refresh_nodes()  # Ray may have used a node that just joined
@@ -646,7 +657,7 @@ class Deployer:
                 failed = len(booked)
                 raise DeploymentError(
                     f"{manifest.model} v{manifest.version} partition {indices[failed]}: Ray "
-                    f"started it on node {nodes[failed]}, where fastplace cannot book it ({error})"
+                    f"placed it on node {nodes[failed]}, where fastplace cannot book it ({error})"
                 ) from error
         return booked
 

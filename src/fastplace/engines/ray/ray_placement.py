@@ -12,10 +12,11 @@ How the deployer runs it (see :class:`~fastplace.engines.ray.deployment.Deployer
 - each actor asks Ray for its partition's amounts as the nodes' custom resources
   (``fastplace_memory_mb``, ``fastplace_cpu_millis``), with no node affinity, so Ray
   keeps its own books and never over-commits a node;
-- fastplace's cluster mirrors Ray's choices: a container is booked on the node where
-  Ray started the actor, once the actor reports its node, so ``servers in use`` and the
-  block index (which nodes cache which blocks) mean the same as for fastplace's
-  policies;
+- fastplace's cluster mirrors Ray's choices: a container is booked on the node Ray
+  leased the actor's worker on, as soon as it has (:func:`wait_for_leases`, ~0.1 s
+  after creation, long before the worker process runs), so ``servers in use``, the
+  capacity check below and the block index (which nodes cache which blocks) mean the
+  same as for fastplace's policies, which book when they plan;
 - before creating the actors, the deployer checks on that mirror that the gang fits
   somewhere (first fit, booked and released at once); when it does not, it raises
   :class:`~fastplace.engines.ray.deployment.NoCapacity` as fastplace's policies do,
@@ -28,13 +29,14 @@ The simulator's model of the same rule is ``fastplace.sim`` policy ``ray_hybrid`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from fastplace.engines.ray.cluster_view import RESOURCE_PREFIX
 from fastplace.placement_policy import BlockIds, PlacementContext, Policy, Request
 
-__all__ = ["RAY_DEFAULT", "RayPlacement", "ray_resources"]
+__all__ = ["RAY_DEFAULT", "RayPlacement", "ray_resources", "wait_for_leases"]
 
 RAY_DEFAULT = "ray_default"
 
@@ -50,6 +52,41 @@ class RayPlacement(Policy):
             f"{RAY_DEFAULT}: Ray chooses the node when the actor starts; run it through "
             "fastplace.engines.ray.Deployer (not on a plan or a simulation)"
         )
+
+
+def wait_for_leases(ray: Any, actors: Sequence[Any], timeout_s: float) -> list[str]:
+    """The node each actor's worker is leased on, once Ray has leased them all.
+
+    Ray decides an actor's node when it leases it a worker, but its public calls only
+    say so once the actor's process runs (seconds later). The GCS actor table knows at
+    lease time: a leased actor has its node's address and a port, a queued one (no
+    node has room yet) has neither. Read through ``ray._private.state.actors`` because
+    the public state API needs the dashboard, which the local cluster does not run.
+    Raises TimeoutError when an actor is still queued after ``timeout_s``,
+    RuntimeError when one died first.
+    """
+    deadline = time.monotonic() + timeout_s
+    nodes: list[str | None] = [None] * len(actors)
+    while True:
+        for i, actor in enumerate(actors):
+            if nodes[i] is None:
+                info = ray._private.state.actors(actor._actor_id.hex())
+                address = info.get("Address") or {}
+                if info.get("State") == "DEAD":
+                    raise RuntimeError(
+                        f"actor {i} of {len(actors)} died before Ray placed it: "
+                        f"{info.get('DeathCause') or 'no cause given'}"
+                    )
+                if address.get("Port"):
+                    nodes[i] = str(address["NodeID"])
+        if all(node is not None for node in nodes):
+            return [str(node) for node in nodes]
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"{sum(node is None for node in nodes)} of {len(actors)} actors still wait in "
+                f"Ray's queue for a node with room after {timeout_s} s"
+            )
+        time.sleep(0.01)
 
 
 def ray_resources(request: Sequence[int], resources: Sequence[str]) -> dict[str, float]:
