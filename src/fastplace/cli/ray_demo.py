@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.cli import CommandError
     from fastplace.engines.ray.demo import DemoConfig, parse_policy
     from fastplace.engines.ray.partitioned_model import MTMLConfig
+    from fastplace.engines.ray.ray_placement import RAY_DEFAULT
 
     # Each policy once: a repeat would redeploy every model for the same row.
     policies = list(dict.fromkeys(p.strip() for p in args.policies.split(",") if p.strip()))
@@ -134,6 +135,11 @@ def run(args: argparse.Namespace) -> int:
             parse_policy(spec)
         except ValueError as error:
             raise CommandError(str(error)) from None
+    if args.plan_only and RAY_DEFAULT in policies:
+        raise CommandError(
+            f"--plan-only: {RAY_DEFAULT} has no plan (Ray chooses nodes when actors start); "
+            "run it on the cluster, without --plan-only"
+        )
     if args.partition_memory * args.partitions > args.node_memory * args.nodes:
         raise CommandError(
             f"a model's partitions do not fit in the cluster: --partitions {args.partitions} "
