@@ -277,6 +277,11 @@ class Hybrid(Policy):
         server: int = allocator.choose(request, blocks)[0]
         return server
 
+    def feedback(self) -> list[Any]:
+        """The allocator's feedback log of the last simulation this policy ran (its
+        :class:`fastplace.optimizer.retrain.FeedbackTrainer` input); [] before any."""
+        return [record for a in self._allocators.values() for record in a.feedback()]
+
 
 def _resource_optimizer_alone() -> Policy:
     from fastplace.optimizer.policy import RO
