@@ -128,7 +128,7 @@ def test_sim_config_refuses_what_the_simulator_cannot_model() -> None:
         config_for([node(0)], concurrency_target=2)
     with pytest.raises(ValueError, match="no alive Ray node"):
         config_for([node(0) | {"Alive": False}])
-    with pytest.raises(ValueError, match="SimConfig.boot_s"):
+    with pytest.raises(ValueError, match=r"SimConfig\.boot_s"):
         config_for([node(0)], boot_s=-1.0)
 
 
@@ -167,7 +167,8 @@ def test_replay_workload_is_in_real_seconds_with_the_stores_models(store: ModelS
     assert timed.switch_window_s == 0.0  # the front end switches at once
     # Memory as the store's manifests book it (not the log's), CPU as the deployer's.
     assert [p.request for p in timed.models[0].partitions] == [[1024, 579], [2048, 1158]]
-    assert timed.models[0].partitions[0].file_bytes == store.manifest("m", 1).partitions[0].total_bytes
+    stored = store.manifest("m", 1).partitions[0].total_bytes
+    assert timed.models[0].partitions[0].file_bytes == stored
     with pytest.raises(ValueError, match="compression = 0"):
         replay_workload(log, store, compression=0, span_s=20.0)
     one = Workload(
@@ -234,9 +235,9 @@ def test_wait_for_room_instead_of_rejecting() -> None:
 
 
 def test_sim_config_refuses_bad_front_end_options() -> None:
-    with pytest.raises(ValueError, match="SimConfig.max_gangs"):
+    with pytest.raises(ValueError, match=r"SimConfig\.max_gangs"):
         SimConfig(max_gangs=-1)
-    with pytest.raises(TypeError, match="SimConfig.wait_for_room"):
+    with pytest.raises(TypeError, match=r"SimConfig\.wait_for_room"):
         SimConfig(wait_for_room=1)  # type: ignore[arg-type]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,17 @@ def simulate_replays(
     whole = workload.span_s if workload.span_s is not None else float(workload.arrival_s[-1])
     span = min(args.duration, whole) if args.duration else whole
     sims = []
+
+    def policy(spec: str) -> Callable[[], Any]:
+        return lambda: parse_policy(spec)
+
     for spec, real in zip(policies, rows, strict=True):
         note(f"simulating the replay with {spec}")
         sims.append(
             simulate_replay(
                 workload,
                 store,
-                lambda spec=spec: parse_policy(spec),
+                policy(spec),
                 real,
                 nodes,
                 compression=args.compression,

@@ -67,7 +67,9 @@ class Simulation:
     """One policy on one workload. ``run()`` returns the metrics row.
 
     ``blocks``: makes the source of the partition files' blocks from the simulation's
-    BlockIndex (default: synthetic :class:`VersionBlocks`)."""
+    BlockIndex (default: synthetic :class:`VersionBlocks`). ``boot``: the boot seconds
+    of each gang started, ``boot(model, version)`` (default: ``config.boot_s``), for
+    replaying boot times measured on a real cluster."""
 
     def __init__(
         self,
@@ -76,6 +78,7 @@ class Simulation:
         policy: Policy,
         *,
         blocks: Callable[[BlockIndex], BlockSource] | None = None,
+        boot: Callable[[int, int], float] | None = None,
     ) -> None:
         self.config = config
         self.workload = workload
@@ -98,6 +101,7 @@ class Simulation:
             self.cluster, self.blocks, np.random.default_rng([config.seed, 1])
         )
         self.rng = np.random.default_rng([config.seed, 2])
+        self.boot = boot
         self.metrics = MetricsRecorder(
             resources=tuple(self.cluster.resources),
             capacity_total=capacity.sum(axis=0),
@@ -252,12 +256,13 @@ class Simulation:
                     self._make_idle_again(container)
                 return "room"
             per_container = elapsed // len(cold)
+            boot_s = self.config.boot_s if self.boot is None else self.boot(model, version)
             for (container, server), p, request, ids in zip(
                 placed, cold, requests, blocks, strict=True
             ):
                 self.metrics.decision_ns.append(per_container)
                 downloaded = int(self.blocks.fetch(server, ids))
-                cold_s = downloaded / self.config.bandwidth_bytes_per_s + self.config.boot_s
+                cold_s = downloaded / self.config.bandwidth_bytes_per_s + boot_s
                 self.metrics.cold_start_s.append(cold_s)
                 self.metrics.bytes_downloaded += downloaded
                 self.metrics.placements += 1

@@ -51,6 +51,7 @@ from fastplace.sim.workload import DIModel, Partition, Workload
 __all__ = [
     "COMPARED",
     "StoreBlocks",
+    "TraceBoots",
     "compare",
     "markdown",
     "measured_start",
@@ -152,13 +153,14 @@ def replay_workload(
     )
 
 
-def start_record(deployment: Any, launch_s: float) -> dict[str, Any]:
-    """What one gang's start cost (a Deployment from ``Deployer.launch`` and the
-    seconds the launch took): bytes and seconds per partition's fetch, the launch."""
+def start_record(deployment: Any, launch_s: float, began_s: float = 0.0) -> dict[str, Any]:
+    """What one gang's start cost (a Deployment from ``Deployer.launch``, the seconds
+    the launch took and when it began): bytes and seconds per partition's fetch."""
     parts = [p.cold_start for p in deployment.partitions if p.cold_start is not None]
     return {
         "model": deployment.model,
         "version": deployment.version,
+        "began_s": began_s,
         "launch_s": launch_s,
         "actor_start_s": deployment.actor_start_s,
         "fetched_bytes": [c.fetched_bytes for c in parts],
@@ -170,11 +172,12 @@ def start_record(deployment: Any, launch_s: float) -> dict[str, Any]:
 def recording_launch(deployer: Any, starts: list[dict[str, Any]]) -> Callable[[str, int], Any]:
     """``deployer.launch`` that appends a :func:`start_record` of each gang to ``starts``."""
     launch = deployer.launch
+    origin = time.perf_counter()
 
     def launch_recorded(model: str, version: int) -> Any:
         began = time.perf_counter()
         deployment = launch(model, version)
-        starts.append(start_record(deployment, time.perf_counter() - began))
+        starts.append(start_record(deployment, time.perf_counter() - began, began - origin))
         return deployment
 
     return launch_recorded
@@ -194,10 +197,43 @@ def measured_start(starts: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
         t for s in starts for b, t in zip(s["fetched_bytes"], s["fetch_s"], strict=True) if b > 0
     )
     bandwidth = fetched / seconds if fetched > 0 and seconds > 0 else 1e12
-    boots = [
-        max(0.0, s["launch_s"] - max(s["fetched_bytes"], default=0) / bandwidth) for s in starts
-    ]
-    return bandwidth, statistics.median(boots)
+    return bandwidth, statistics.median(_boot(s, bandwidth) for s in starts)
+
+
+class TraceBoots:
+    """Boot seconds replayed from the real run (the simulator's ``boot``): the k-th gang
+    the simulation starts of a model version boots as long as the k-th the real run
+    started of it (launch less its slowest fetch at ``bandwidth``), in the order they
+    began; beyond those, the median of that version's, else of all. On a small shared
+    machine a real boot is mostly Ray starting worker processes, whose cost grows with
+    the starts running at once: one constant would make every start alike."""
+
+    def __init__(
+        self,
+        starts: Sequence[Mapping[str, Any]],
+        models: Sequence[str],
+        bandwidth: float,
+    ) -> None:
+        self._boots: dict[tuple[int, int], list[float]] = {}
+        position = {name: m for m, name in enumerate(models)}
+        for start in sorted(starts, key=lambda s: float(s.get("began_s", 0.0))):
+            key = (position[start["model"]], int(start["version"]) - 1)
+            self._boots.setdefault(key, []).append(_boot(start, bandwidth))
+        self._median = {k: statistics.median(v) for k, v in self._boots.items()}
+        every = [b for v in self._boots.values() for b in v]
+        self._all = statistics.median(every) if every else 0.0
+        self._used: dict[tuple[int, int], int] = {}
+
+    def __call__(self, model: int, version: int) -> float:
+        key = (model, version)
+        k = self._used.get(key, 0)
+        self._used[key] = k + 1
+        boots = self._boots.get(key, [])
+        return boots[k] if k < len(boots) else self._median.get(key, self._all)
+
+
+def _boot(start: Mapping[str, Any], bandwidth: float) -> float:
+    return max(0.0, float(start["launch_s"]) - max(start["fetched_bytes"], default=0) / bandwidth)
 
 
 def sim_config_for_replay(
@@ -270,11 +306,14 @@ def simulate_replay(
     concurrency_target: int = 1,
     cache_bytes: int = 1 << 30,
     seed: int = 0,
+    trace_boots: bool = True,
 ) -> dict[str, Any]:
     """The simulator's row for the replay that produced ``real`` (a row of
     :func:`~fastplace.engines.ray.replay.replay` with its ``starts``): ``workload`` in
     log seconds, ``keep_alive_s`` too; ``policy_factory()`` makes a fresh Policy. The
-    simulation runs until its last request is answered, as the replay does. The row
+    simulation runs until its last request is answered, as the replay does. Boots are
+    the real run's (:class:`TraceBoots`), or with ``trace_boots=False`` all the
+    measured median (``config.boot_s``). The row
     gets the settings measured from the real run (``sim_bandwidth_bytes_per_s``,
     ``sim_boot_s``) and ``sim_duration_s``."""
     from fastplace.sim.engine import Simulation
@@ -284,7 +323,7 @@ def simulate_replay(
     assert timed.span_s is not None
     names = [m.name for m in timed.models]
 
-    def run(duration_s: float) -> tuple[dict[str, Any], float, int]:
+    def run(duration_s: float) -> tuple[dict[str, Any], float]:
         config = sim_config_for_replay(
             nodes,
             cache_bytes=cache_bytes,
@@ -298,20 +337,28 @@ def simulate_replay(
             seed=seed,
         )
         simulation = Simulation(
-            config, timed, policy_factory(), blocks=lambda index: StoreBlocks(store, names, index)
+            config,
+            timed,
+            policy_factory(),
+            blocks=lambda index: StoreBlocks(store, names, index),
+            boot=TraceBoots(real["starts"], names, bandwidth) if trace_boots else None,
         )
         row = simulation.run()
-        return row, simulation.last_answer_s, len(simulation.waiting)
+        return row, simulation.last_answer_s
 
     # The real replay runs until its last request is answered (its wall time): so does
     # the simulation, whose time-averaged servers then cover the same kind of window.
     # A first run long enough for every request finds when that is (waiting requests
     # are bounded by the cold starts before them); the second stops there.
     longest = timed.span_s + 4 * (boot_s + 1.0) * max(1, len(timed.rollout_s) + 1)
-    row, last, _ = run(max(float(real["wall_s"]), longest))
-    row, _, waiting = run(max(timed.span_s, last))
+    row, last = run(max(float(real["wall_s"]), longest))
+    row, _ = run(max(timed.span_s, last))
     row["sim_duration_s"] = max(timed.span_s, last)
-    return row | {"sim_bandwidth_bytes_per_s": bandwidth, "sim_boot_s": boot_s}
+    return row | {
+        "sim_bandwidth_bytes_per_s": bandwidth,
+        "sim_boot_s": boot_s,
+        "sim_boots": "real run's, per model version" if trace_boots else "median",
+    }
 
 
 def _relative(real: float, sim: float) -> float | None:
