@@ -15,8 +15,10 @@ from fastplace.block_index import BlockIndex
 from fastplace.engines.ray.model_store import ModelStore
 from fastplace.engines.ray.sim_to_real import (
     StoreBlocks,
+    TraceBoots,
     compare,
     markdown,
+    markdown_summary,
     measured_start,
     replay_workload,
     sim_config_for_replay,
@@ -144,6 +146,26 @@ def test_measured_start_bandwidth_and_boot() -> None:
     assert boot == pytest.approx(9.0)  # median of 10-1, 21-1, 4-0
     with pytest.raises(ValueError, match="no gang"):
         measured_start([])
+
+
+def test_trace_boots_replay_each_versions_real_boots_in_start_order() -> None:
+    def start(model: str, version: int, began: float, launch: float) -> dict[str, Any]:
+        return {
+            "model": model,
+            "version": version,
+            "began_s": began,
+            "launch_s": launch,
+            "fetched_bytes": [2_000_000],  # 2 s at 1 MB/s, taken off the launch
+            "fetch_s": [2.0],
+        }
+
+    starts = [start("a", 1, 1.0, 5.0), start("a", 1, 0.0, 7.0), start("b", 1, 0.5, 12.0)]
+    starts.append(start("a", 2, 3.0, 10.0))
+    boots = TraceBoots(starts, ["a", "b"], 1e6)
+    # a v1 (simulated version 0): began at 0 then 1; then that version's median.
+    assert [boots(0, 0), boots(0, 0), boots(0, 0)] == [5.0, 3.0, 4.0]
+    assert boots(0, 1) == 8.0 and boots(1, 0) == 10.0
+    assert boots(0, 2) == 6.5  # a version the real run never started: all starts' median
 
 
 def test_replay_workload_is_in_real_seconds_with_the_stores_models(store: ModelStore) -> None:
@@ -278,6 +300,9 @@ def test_compare_errors_targets_and_ranking() -> None:
     assert "| cold starts (gangs) | 40 | 43 | +7.5% | ±10% | yes |" in text
     assert "| bytes fetched | 1,000 | 1,200 | +20.0% | ±10% | **no** |" in text
     assert "servers in use, mean: Ray a < b; simulator b < a (**different**)" in text
+    summary = markdown_summary(report, "short")
+    assert "| a | +7.5% | **+20.0%** | +20.0% |" in summary
+    assert "- servers in use, mean: **different** ranking" in summary
     # A real zero: no relative error unless the simulator says zero too.
     zero = compare(["a"], [row(lost=0, rejected=0)], [row(lost=0, rejected=3)])
     lost = {r["metric"]: r for r in zero["policies"]["a"]}["requests lost / rejected"]

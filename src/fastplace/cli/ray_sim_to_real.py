@@ -29,14 +29,12 @@ def simulate_replays(
     store = ModelStore(workdir / "store")
     whole = workload.span_s if workload.span_s is not None else float(workload.arrival_s[-1])
     span = min(args.duration, whole) if args.duration else whole
-    sims = []
 
     def policy(spec: str) -> Callable[[], Any]:
         return lambda: parse_policy(spec)
 
-    for spec, real in zip(policies, rows, strict=True):
-        note(f"simulating the replay with {spec}")
-        sims.append(
+    def simulate(trace_boots: bool) -> list[dict[str, Any]]:
+        return [
             simulate_replay(
                 workload,
                 store,
@@ -49,11 +47,20 @@ def simulate_replays(
                 max_gangs=args.max_gangs,
                 concurrency_target=args.concurrency,
                 seed=args.seed,
+                trace_boots=trace_boots,
             )
-        )
+            for spec, real in zip(policies, rows, strict=True)
+        ]
+
+    note("simulating the replays")
+    sims = simulate(trace_boots=True)
     report = compare(policies, rows, sims)
     report["time_base"] = "real seconds (the log's times divided by --compression)"
+    report["boots"] = "each gang boots as its real counterpart did (TraceBoots)"
     report["simulated"] = dict(zip(policies, sims, strict=True))
+    # How much rides on the boot model: every boot the real run's median instead.
+    constant = simulate(trace_boots=False)
+    report["median_boot"] = compare(policies, rows, constant)
     return report
 
 
@@ -62,13 +69,14 @@ def print_and_write(report: dict[str, Any], args: argparse.Namespace) -> None:
     from fastplace._atomic import write_atomic
     from fastplace.cli import CommandError
     from fastplace.cli.output import wrote
-    from fastplace.engines.ray.sim_to_real import markdown
+    from fastplace.engines.ray.sim_to_real import markdown, markdown_summary
 
     title = (
         f"Sim-to-real: ray-replay vs fastplace.sim, {args.compression:g}x compression, "
         f"{args.nodes} nodes, latencies in real seconds"
     )
     text = markdown(report, title)
+    text += "\n" + markdown_summary(report["median_boot"], "Every boot the median (sensitivity)")
     print(text, end="")
     path = args.out / "sim-to-real.md"
     try:

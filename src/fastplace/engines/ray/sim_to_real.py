@@ -54,6 +54,7 @@ __all__ = [
     "TraceBoots",
     "compare",
     "markdown",
+    "markdown_summary",
     "measured_start",
     "replay_workload",
     "sim_config_for_replay",
@@ -442,4 +443,26 @@ def markdown(report: Mapping[str, Any], title: str) -> str:
 
         met = "same" if rank["met"] else "**different**"
         lines.append(f"- {label}: Ray {text(rank['real'])}; simulator {text(rank['sim'])} ({met})")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_summary(report: Mapping[str, Any], title: str) -> str:
+    """The targeted metrics' errors only, one row per policy, and the rankings."""
+    targeted = [label for label, _, _, target in COMPARED if target is not None]
+    lines = [
+        f"## {title}",
+        "",
+        "| policy | " + " | ".join(targeted) + " |",
+        "|---|" + "--:|" * len(targeted),
+    ]
+    for policy, rows in report["policies"].items():
+        cells = []
+        for row in rows:
+            if row["metric"] in targeted:
+                error = "n/a" if row["error"] is None else f"{row['error']:+.1%}"
+                cells.append(error if row["met"] else f"**{error}**")
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for label, rank in report["ranking"].items():
+        lines.append(f"- {label}: {'same' if rank['met'] else '**different**'} ranking")
     return "\n".join(lines) + "\n"
