@@ -309,3 +309,15 @@ def test_compare_errors_targets_and_ranking() -> None:
     assert lost["error"] is None
     with pytest.raises(ValueError, match="same length"):
         compare(["a"], real, sim)
+
+
+def test_ray_replay_simulate_refuses_a_concurrency_target_it_cannot_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from fastplace.cli import main
+
+    argv = ["ray-replay", "--simulate", "--concurrency", "2", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastplace ray-replay: error: --simulate needs --concurrency 1"), err
+    assert not (tmp_path / "out").exists()  # refused before Ray starts or anything is written

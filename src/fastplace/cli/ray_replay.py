@@ -129,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--policies: {error}") from None
     if not math.isfinite(args.compression) or args.compression <= 0:
         raise CommandError(f"--compression = {args.compression} must be > 0 and finite")
+    if args.simulate and args.concurrency != 1:
+        raise CommandError(
+            f"--simulate needs --concurrency 1 (got {args.concurrency}): a simulated "
+            "container set serves one request at a time"
+        )
     _seconds(args.duration, "--duration", zero=True)
     _seconds(args.keep_alive, "--keep-alive", zero=True)
     log = Path(args.log) if args.log is not None else small_request_log()

@@ -220,7 +220,8 @@ class Simulation:
     def _serve(self, t: float, arrival: float, model: int, service_s: float) -> str:
         """Serves a request at t that arrived at ``arrival``: "ok", or why it cannot be
         now ("cap": every gang of its version is busy at the cap; "room": its cold
-        start fits nowhere). A request that cannot be served leaves nothing changed."""
+        start fits nowhere). A request that cannot be served takes no container (idle
+        ones it reclaimed looking for room stay reclaimed, as before these options)."""
         version = self._route(t, model)
         spec = self.workload.models[model]
         warm: list[int] = []
