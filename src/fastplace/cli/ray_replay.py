@@ -94,6 +94,13 @@ def add_parser(subparsers: Any) -> None:
         "--max-gangs", type=integer(1, 100_000), default=4, help="gangs per model (4)"
     )
     parser.add_argument("--seed", type=seed, default=0, help="random seed, >= 0 (0)")
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="also simulate each replay (fastplace.sim configured from the cluster, the "
+        "store and the real run) and compare: prints the table and writes "
+        "sim-to-real.md; the JSON gets it as sim_to_real",
+    )
     parser.add_argument("--out", type=Path, default=Path("out"), help="output directory (out)")
     parser.set_defaults(run=run)
 
@@ -122,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--policies: {error}") from None
     if not math.isfinite(args.compression) or args.compression <= 0:
         raise CommandError(f"--compression = {args.compression} must be > 0 and finite")
+    if args.simulate and args.concurrency != 1:
+        raise CommandError(
+            f"--simulate needs --concurrency 1 (got {args.concurrency}): a simulated "
+            "container set serves one request at a time"
+        )
     _seconds(args.duration, "--duration", zero=True)
     _seconds(args.keep_alive, "--keep-alive", zero=True)
     log = Path(args.log) if args.log is not None else small_request_log()
@@ -151,16 +163,31 @@ def run(args: argparse.Namespace) -> int:
         import torch  # noqa: F401  (the replayed models' weights)
     except ImportError as error:
         raise CommandError(str(error)) from None
+    nodes: list[Any] = []
+    comparison = None
     with tempfile.TemporaryDirectory(prefix="fastplace-ray-replay-") as workdir:
-        rows = _replay(args, workload, policies, Path(workdir))
+        rows = _replay(args, workload, policies, Path(workdir), nodes)
+        if args.simulate:  # the store is needed: inside the work directory's life
+            from fastplace.cli.ray_sim_to_real import simulate_replays
+
+            comparison = simulate_replays(args, workload, policies, rows, nodes, Path(workdir))
     _print(rows, workload, args)
-    _write(rows, args, log)
+    _write(rows, args, log, comparison)
+    if comparison is not None:
+        from fastplace.cli.ray_sim_to_real import print_and_write
+
+        print_and_write(comparison, args)
     return 0
 
 
 def _replay(
-    args: argparse.Namespace, workload: Any, policies: list[str], workdir: Path
+    args: argparse.Namespace,
+    workload: Any,
+    policies: list[str],
+    workdir: Path,
+    nodes: list[Any],
 ) -> list[dict[str, Any]]:
+    """The real replays' rows; ``nodes`` gets the cluster's ``ray.nodes()``."""
     from fastplace.cli import CommandError
     from fastplace.cli.output import note
     from fastplace.engines.ray.demo import parse_policy
@@ -199,6 +226,9 @@ def _replay(
                 raise CommandError(str(error)) from None
             row["policy"] = spec
             rows.append(row)
+        from fastplace.engines.ray import require_ray
+
+        nodes += require_ray().nodes()
     finally:
         cluster.shutdown()
     return rows
@@ -218,7 +248,12 @@ def _print(rows: list[dict[str, Any]], workload: Any, args: argparse.Namespace) 
     print_table(table)
 
 
-def _write(rows: list[dict[str, Any]], args: argparse.Namespace, log: Path) -> None:
+def _write(
+    rows: list[dict[str, Any]],
+    args: argparse.Namespace,
+    log: Path,
+    comparison: dict[str, Any] | None = None,
+) -> None:
     from fastplace._atomic import write_atomic
     from fastplace.cli import CommandError
     from fastplace.cli.output import can_plot, wrote
@@ -229,6 +264,8 @@ def _write(rows: list[dict[str, Any]], args: argparse.Namespace, log: Path) -> N
         "settings": {k: v for k, v in vars(args).items() if k not in ("run", "out", "log")},
         "policies": rows,
     }
+    if comparison is not None:
+        report["sim_to_real"] = comparison
     try:
         write_atomic(path, json.dumps(report, indent=2, default=str) + "\n")
     except OSError as error:

@@ -37,6 +37,14 @@ class SimConfig:
     boot_s: float = 0.25
     #: How long an idle container stays warm before it is reclaimed.
     keep_alive_s: float = 30.0
+    #: Cap on the container sets (gangs) of a model's current version; a request that
+    #: finds every one busy at the cap waits for one to finish, as the Ray front end's
+    #: ``max_gangs`` does. 0: no cap (each request without an idle set starts one).
+    max_gangs: int = 0
+    #: A request whose cold start fits nowhere (nothing idle to reclaim) waits until
+    #: containers are released, as the Ray front end does, instead of being rejected.
+    #: Requests still waiting when the simulation ends count as rejected.
+    wait_for_room: bool = False
     #: Simulated time, seconds.
     duration_s: float = 600.0
     #: A request slower than this is an SLA violation.
@@ -53,6 +61,7 @@ class SimConfig:
             "server_cpu_millis": as_amount(self.server_cpu_millis, "SimConfig.server_cpu_millis"),
             "block_bytes": integer(self.block_bytes, "SimConfig.block_bytes", minimum=1),
             "cache_bytes": integer(self.cache_bytes, "SimConfig.cache_bytes", minimum=0),
+            "max_gangs": integer(self.max_gangs, "SimConfig.max_gangs", minimum=0),
             "seed": integer(self.seed, "SimConfig.seed", minimum=0),
         }
         for name, value in checked.items():
@@ -60,6 +69,8 @@ class SimConfig:
         for name in ("server_memory_mb", "server_cpu_millis"):
             if getattr(self, name) == 0:
                 raise ValueError(f"SimConfig.{name} = 0 must be > 0")
+        if not isinstance(self.wait_for_room, bool):
+            raise TypeError(f"SimConfig.wait_for_room = {self.wait_for_room!r} must be a bool")
         for name in ("bandwidth_bytes_per_s", "duration_s", "sla_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not value > 0:

@@ -13,14 +13,22 @@ Rollouts: every ``rollout_interval_s`` a model gets a new version (or at the tim
 the workload names, ``Workload.rollout_s``: a request log's new versions). For
 ``switch_window_s`` both versions serve, requests moving linearly from old to new;
 then the old version's idle containers are reclaimed and its busy ones are released
-as they finish.
+as they finish (a window of 0 switches at once, as the Ray front end does).
+
+Two options make the simulation behave as the Ray serverless front end
+(:mod:`fastplace.engines.ray.serverless`) where it differs: ``SimConfig.max_gangs``
+caps the gangs (container sets, counted by partition 0) of a model's current version,
+and a request that finds all of them busy waits for one; ``SimConfig.wait_for_room``
+makes a request whose cold start fits nowhere wait for containers to be released
+instead of being rejected. Waiting requests are served in arrival order as soon as
+anything is released; their latency includes the wait.
 """
 
 from __future__ import annotations
 
 import heapq
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +40,7 @@ from fastplace.cluster import Cluster
 from fastplace.sim.config import SimConfig
 from fastplace.sim.metrics import MetricsRecorder
 from fastplace.sim.policies import PlacementContext, Policy
-from fastplace.sim.versions import VersionBlocks
+from fastplace.sim.versions import BlockSource, VersionBlocks
 from fastplace.sim.workload import Workload
 from fastplace.synthetic import synthetic_capacity
 
@@ -56,9 +64,22 @@ class _Container:
 
 
 class Simulation:
-    """One policy on one workload. ``run()`` returns the metrics row."""
+    """One policy on one workload. ``run()`` returns the metrics row.
 
-    def __init__(self, config: SimConfig, workload: Workload, policy: Policy) -> None:
+    ``blocks``: makes the source of the partition files' blocks from the simulation's
+    BlockIndex (default: synthetic :class:`VersionBlocks`). ``boot``: the boot seconds
+    of each gang started, ``boot(model, version)`` (default: ``config.boot_s``), for
+    replaying boot times measured on a real cluster."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        workload: Workload,
+        policy: Policy,
+        *,
+        blocks: Callable[[BlockIndex], BlockSource] | None = None,
+        boot: Callable[[int, int], float] | None = None,
+    ) -> None:
         self.config = config
         self.workload = workload
         self.policy = policy
@@ -71,13 +92,16 @@ class Simulation:
         )
         self.cluster = Cluster(capacity)
         self.blocks = BlockIndex(config.servers, np.full(config.servers, config.cache_bytes))
-        self.versions = VersionBlocks(
-            workload, self.blocks, block_bytes=config.block_bytes, seed=config.seed
+        self.versions: BlockSource = (
+            VersionBlocks(workload, self.blocks, block_bytes=config.block_bytes, seed=config.seed)
+            if blocks is None
+            else blocks(self.blocks)
         )
         self.context = PlacementContext(
             self.cluster, self.blocks, np.random.default_rng([config.seed, 1])
         )
         self.rng = np.random.default_rng([config.seed, 2])
+        self.boot = boot
         self.metrics = MetricsRecorder(
             resources=tuple(self.cluster.resources),
             capacity_total=capacity.sum(axis=0),
@@ -94,6 +118,13 @@ class Simulation:
         self.used = np.zeros(self.cluster.n_dims, dtype=np.int64)
         self.events: list[tuple[float, int, int, Any]] = []
         self.sequence = 0
+        # Gangs alive per (model, version), counted by their partition-0 containers.
+        self.gangs: dict[tuple[int, int], int] = {}
+        # Requests waiting (max_gangs / wait_for_room): (arrival, model, service).
+        self.waiting: deque[tuple[float, int, float]] = deque()
+        self.released = False  # containers freed or versions changed since the last retry
+        self.last_answer_s = 0.0
+        """When the last request served so far is answered (its finish event)."""
 
     # ---- event queue --------------------------------------------------------------
 
@@ -123,17 +154,25 @@ class Simulation:
         for i in range(n):
             t = float(arrivals[i])
             while self.events and self.events[0][0] <= t:
-                self._dispatch(*heapq.heappop(self.events))
+                self._step()
             self._advance(t)
             self._request(t, int(models[i]), float(services[i]))
             if progress is not None and i % 2048 == 0:
                 progress(t)
         while self.events and self.events[0][0] <= duration:
-            self._dispatch(*heapq.heappop(self.events))
+            self._step()
         self._advance(duration)
+        if self.waiting:  # never served within the simulated time
+            self.metrics.rejected["still_waiting"] += len(self.waiting)
         if progress is not None:
             progress(duration)
         return self.metrics.summary(duration, time.perf_counter() - start)
+
+    def _step(self) -> None:
+        """The next event, then the waiting requests it may let in."""
+        event = heapq.heappop(self.events)
+        self._dispatch(*event)
+        self._serve_waiting(event[0])
 
     def _dispatch(self, t: float, kind: int, _sequence: int, payload: Any) -> None:
         self._advance(t)
@@ -161,6 +200,28 @@ class Simulation:
 
     def _request(self, t: float, model: int, service_s: float) -> None:
         self.metrics.requests += 1
+        outcome = self._serve(t, t, model, service_s)
+        if outcome == "cap" or (outcome == "room" and self.config.wait_for_room):
+            self.waiting.append((t, model, service_s))
+        elif outcome == "room":
+            self.metrics.rejected["no_capacity"] += 1
+
+    def _serve_waiting(self, t: float) -> None:
+        """Retries the waiting requests, oldest first, once something was released."""
+        if not (self.waiting and self.released):
+            return
+        self.released = False
+        still: deque[tuple[float, int, float]] = deque()
+        for arrival, model, service_s in self.waiting:
+            if self._serve(t, arrival, model, service_s) != "ok":
+                still.append((arrival, model, service_s))
+        self.waiting = still
+
+    def _serve(self, t: float, arrival: float, model: int, service_s: float) -> str:
+        """Serves a request at t that arrived at ``arrival``: "ok", or why it cannot be
+        now ("cap": every gang of its version is busy at the cap; "room": its cold
+        start fits nowhere). A request that cannot be served takes no container (idle
+        ones it reclaimed looking for room stay reclaimed, as before these options)."""
         version = self._route(t, model)
         spec = self.workload.models[model]
         warm: list[int] = []
@@ -171,6 +232,11 @@ class Simulation:
                 cold.append(p)
             else:
                 warm.append(container)
+        cap = self.config.max_gangs
+        if cold and cold[0] == 0 and cap and self.gangs.get((model, version), 0) >= cap:
+            for container in warm:  # they stay idle, as if never touched
+                self._make_idle_again(container)
+            return "cap"
         ready_s = 0.0
         started: list[int] = []
         if cold:
@@ -191,32 +257,40 @@ class Simulation:
             if placed is None:
                 for container in warm:  # they stay idle, as if never touched
                     self._make_idle_again(container)
-                self.metrics.rejected["no_capacity"] += 1
-                return
+                return "room"
             per_container = elapsed // len(cold)
+            boot_s = self.config.boot_s if self.boot is None else self.boot(model, version)
             for (container, server), p, request, ids in zip(
                 placed, cold, requests, blocks, strict=True
             ):
                 self.metrics.decision_ns.append(per_container)
                 downloaded = int(self.blocks.fetch(server, ids))
-                cold_s = downloaded / self.config.bandwidth_bytes_per_s + self.config.boot_s
+                cold_s = downloaded / self.config.bandwidth_bytes_per_s + boot_s
                 self.metrics.cold_start_s.append(cold_s)
                 self.metrics.bytes_downloaded += downloaded
                 self.metrics.placements += 1
                 ready_s = max(ready_s, cold_s)
                 self.containers[container] = _Container(model, version, p, server, request)
+                if p == 0:
+                    self.gangs[(model, version)] = self.gangs.get((model, version), 0) + 1
                 self.used += request
                 started.append(container)
+            self.metrics.gang_cold_start_s.append(ready_s)
         else:
             self.metrics.warm_requests += 1
-        latency = ready_s + service_s
+        waited = t - arrival
+        if waited > 0:
+            self.metrics.wait_s.append(waited)
+        latency = waited + ready_s + service_s
         self.metrics.request_s.append(latency)
         busy = warm + started
         for container in busy:
             state = self.containers[container]
             state.idle = False
             state.token += 1
-        self._push(t + latency, _FINISH, busy)
+        self._push(t + ready_s + service_s, _FINISH, busy)
+        self.last_answer_s = max(self.last_answer_s, t + ready_s + service_s)
+        return "ok"
 
     def _take_idle(self, key: tuple[int, int, int]) -> int | None:
         pool = self.idle.get(key)
@@ -238,6 +312,7 @@ class Simulation:
     # ---- container lifecycle ------------------------------------------------------
 
     def _finish(self, t: float, containers: list[int]) -> None:
+        self.released = True
         for container in containers:
             state = self.containers[container]
             if (state.model, state.version) in self.retired:
@@ -259,6 +334,9 @@ class Simulation:
     def _reclaim(self, container: int) -> None:
         state = self.containers.pop(container)
         state.alive = False
+        self.released = True
+        if state.partition == 0:
+            self.gangs[(state.model, state.version)] -= 1
         self.idle_order.pop(container, None)
         self.cluster.release(container)
         self.used -= state.request
@@ -266,6 +344,7 @@ class Simulation:
     def _rollout(self, t: float, model: int, scheduled: bool) -> None:
         self.previous[model] = self.version[model]
         self.version[model] += 1
+        self.released = True  # requests waiting at the old version's cap route anew
         self.switch_start[model] = t
         self._push(t + self.workload.switch_window_s, _RETIRE, (model, self.previous[model]))
         if scheduled:

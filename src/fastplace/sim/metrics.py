@@ -28,6 +28,11 @@ class MetricsRecorder:
         default_factory=lambda: np.zeros(0, dtype=np.float64)
     )
     cold_start_s: list[float] = field(default_factory=list)
+    #: Per gang started (the containers one request cold-started together): the
+    #: slowest container's cold start, what a gang-level runtime reports.
+    gang_cold_start_s: list[float] = field(default_factory=list)
+    #: Per request that waited (gang cap reached, or no room): seconds waited.
+    wait_s: list[float] = field(default_factory=list)
     request_s: list[float] = field(default_factory=list)
     decision_ns: list[int] = field(default_factory=list)
     bytes_downloaded: int = 0
@@ -63,6 +68,10 @@ class MetricsRecorder:
             cold_starts=len(self.cold_start_s),
             cold_start_p50_s=_percentile(self.cold_start_s, 50),
             cold_start_p99_s=_percentile(self.cold_start_s, 99),
+            gang_starts=len(self.gang_cold_start_s),
+            gang_cold_start_p50_s=_percentile(self.gang_cold_start_s, 50),
+            gang_cold_start_p99_s=_percentile(self.gang_cold_start_s, 99),
+            waited_requests=len(self.wait_s),
             bytes_downloaded=self.bytes_downloaded,
             request_p50_s=_percentile(self.request_s, 50),
             request_p99_s=_percentile(self.request_s, 99),

@@ -9,7 +9,7 @@ from the cluster's BlockIndex, so the same hash is the same block wherever it is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -20,9 +20,19 @@ from fastplace.sim.workload import Workload
 if TYPE_CHECKING:
     from fastplace.block_index import BlockIndex
 
-__all__ = ["VersionBlocks"]
+__all__ = ["BlockSource", "VersionBlocks"]
 
 MIB = 1 << 20
+
+
+class BlockSource(Protocol):
+    """Where the simulator gets a partition file's blocks: :class:`VersionBlocks`
+    (synthetic) or, for a replay of a real store, its manifests (versions counted from
+    0, the simulator's first version)."""
+
+    def ids(self, model: int, partition: int, version: int) -> npt.NDArray[np.int64]:
+        """BlockIndex ids of the version's partition file, in file order."""
+        ...
 
 
 class VersionBlocks:

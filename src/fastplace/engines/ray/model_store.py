@@ -39,6 +39,7 @@ is per node). Only numpy is needed: partitions never import torch.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -48,7 +49,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,8 @@ STORE_FORMAT = "fastplace-model-store 2"
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _MANIFEST_NAME = re.compile(r"v(0|[1-9][0-9]*)\.json")
 _WRITERS = 8
+FETCH_LOCK = ".fetch.lock"
+"""A node cache's lock file (in its root): one fetch at a time per node."""
 """Threads storing one version's blocks."""
 _CHECKERS = min(4, os.cpu_count() or 1)
 """Threads hashing the blocks a load reads."""
@@ -560,7 +563,35 @@ class NodeCache:
         source = _as_store(store)
         if bandwidth is None:
             bandwidth = source.bandwidth
-        began = time.perf_counter()
+        with self._fetch_lock():  # the seconds count from here: copying, not waiting
+            return self._fetch(source, blocks, bandwidth, time.perf_counter())
+
+    @contextlib.contextmanager
+    def _fetch_lock(self) -> Iterator[None]:
+        """One fetch at a time per node cache, across processes (the partition actors of
+        a node are processes): gangs of one version cold-starting together on a node
+        would otherwise each copy the blocks none has yet, and every copy would count.
+        Their node shares one link to the store anyway. Where ``fcntl`` is missing
+        (not POSIX) fetches run unlocked, as before."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - POSIX only
+            yield
+            return
+        fd = os.open(self.directory / FETCH_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _fetch(
+        self,
+        source: ModelStore,
+        blocks: Mapping[str, int],
+        bandwidth: float | None,
+        began: float,
+    ) -> tuple[list[str], int, int, float]:
         fetched: list[str] = []
         fetched_bytes = cached_bytes = 0
         for address, size in blocks.items():

@@ -48,9 +48,11 @@ class ReplayConfig:
     batch: int = 16
     sample_s: float = 0.02
     """How often (real seconds) the timeline samples servers in use and gangs."""
-    workers: int = 256
+    workers: int = 2048
     """Threads serving requests: requests waiting for a cold start each hold one, so
-    too few would make warm requests queue behind other models' cold starts."""
+    too few would make warm requests queue behind other models' cold starts (at 256,
+    the default run's requests queued 27 s for a thread at p50; the simulator, like a
+    serverless platform, has no such queue)."""
 
     def __post_init__(self) -> None:
         for name in ("compression", "sample_s"):
@@ -170,7 +172,11 @@ def replay(
 
     whole = workload.span_s if workload.span_s is not None else float(workload.arrival_s[-1])
     span = whole if duration_s is None else min(duration_s, whole)
+    from fastplace.engines.ray.sim_to_real import recording_launch
+
     deployer = Deployer(store, cache_root, policy=policy)
+    starts: list[dict[str, Any]] = []  # each gang's start, for the sim-to-real check
+    deployer.launch = recording_launch(deployer, starts)  # type: ignore[method-assign,assignment]
     names = [m.name for m in workload.models]
     front = Serverless(
         deployer,
@@ -227,6 +233,7 @@ def replay(
     return _row(summary, lost, len(futures), timeline, wall, config) | {
         "policy": deployer.policy.name,
         "timeline": timeline,
+        "starts": starts,
     }
 
 

@@ -249,6 +249,8 @@ class Serverless:
             for gang in done:
                 state.gangs.remove(gang)
             state.cond.notify_all()
+        with self._capacity:  # starts waiting for room for the old version give up
+            self._capacity.notify_all()
         for gang in done:
             self._retire(gang)
 
@@ -337,15 +339,17 @@ class Serverless:
                 elif not gang.ready:
                     self._await_start(state, gang)
                 break
-            except NoCapacity:
+            except NoCapacity as error:
                 # The cluster is full of busy gangs: route again (to a slot of this
                 # model's other gangs, or a new start once room frees) until the wait
-                # bound; only then is the request lost.
+                # bound; only then is the request lost. A request whose version was
+                # rolled past routes as a new one (it may scale the new version out).
                 if not new:
                     self._release(state, gang)
                 if time.perf_counter() - began > self.wait_timeout_s:
                     raise
-                gang, new, _ = self._acquire(state, scale_out=False)
+                scale_out = isinstance(error, _RolledPast)
+                gang, new, _ = self._acquire(state, scale_out=scale_out)
             except BaseException:
                 if not new:  # a failed start already took its gang out
                     self._release(state, gang)
@@ -455,7 +459,12 @@ class Serverless:
                     others = any(
                         g.version == version and not g.draining and g.ready for g in state.gangs
                     )
+                    # A version rolled past while waiting for room: starting it would be
+                    # waste (it drains once up); the request routes again, to the new one.
+                    rolled_past = state.version != version
                 left = deadline - time.monotonic()
+                if rolled_past:
+                    raise _RolledPast(f"{state.name} v{version} was rolled past") from None
                 if others or left <= 0:
                     raise
                 with self._capacity:
@@ -546,6 +555,10 @@ class Serverless:
                 self.reap()
             except Exception:  # a failed retire must not stop the reaper
                 logger.exception("serverless reaper")
+
+
+class _RolledPast(NoCapacity):
+    """A start waiting for room gave up: its version is no longer the model's."""
 
 
 def _seconds(value: object, name: str, *, allow_zero: bool) -> float:
