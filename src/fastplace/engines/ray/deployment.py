@@ -430,8 +430,6 @@ class Deployer:
         place and start them again. A partition that dies meanwhile is the next
         round's (its handle stays in the deployment until then)."""
         ray = self._ray
-        if deployment.retired:
-            return []
         dead = self._dead_partitions(deployment)  # Ray round trips: no plan lock
         with self._plan_lock:
             # After the pings: a node whose actors stopped answering has had time to
@@ -540,7 +538,7 @@ class Deployer:
             try:
                 ray.get(ping, timeout=self.start_timeout_s)
             except ray.exceptions.RayError as error:
-                if not _actor_gone(ray, error):
+                if not is_fault(error):
                     raise
                 dead.append(part)
         return dead
