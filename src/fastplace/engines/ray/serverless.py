@@ -309,6 +309,10 @@ class Serverless:
         for gang in done:
             self._retire(gang)
 
+    def models(self) -> list[str]:
+        """The models served (each with an active version)."""
+        return [state.name for state in self._states()]
+
     def version(self, model: str) -> int:
         """The version new requests for ``model`` go to."""
         state = self._state(model)
