@@ -33,7 +33,7 @@ class FaultPlan:
     """When to inject faults, in log seconds (None: not at all)."""
 
     kill_actor_at_s: float | None = None
-    """Kill one partition actor of the busiest ready gang."""
+    """Kill partition 0's actor of the ready gang with the most requests in flight."""
     kill_node_at_s: float | None = None
     """Remove the non-head node hosting the most partitions (needs a LocalCluster)."""
 
@@ -162,7 +162,9 @@ class FaultInjector:
             self.records.append({"kind": "kill_actor", "at_s": at_s, "skipped": "no ready gang"})
             return
         deployment = gang.deployment
-        part = deployment.partitions[-1]  # a peer of partition 0 (itself if alone)
+        # Partition 0 serves every request of the gang to its end (a peer's part is
+        # over once its rows are gathered): its requests in flight meet the fault.
+        part = deployment.partitions[0]
         self.deployer._ray.kill(part.actor, no_restart=True)
         self.records.append(
             {
