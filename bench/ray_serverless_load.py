@@ -58,9 +58,28 @@ def store_model(root: Path) -> ModelStore:
     return store
 
 
+def actor_cpu_s(front: Serverless) -> tuple[float, float]:
+    """CPU seconds used so far by the gangs' partition-0 actors and by their peers."""
+    import ray
+
+    head = peers = 0.0
+    for gang in front.gangs("mtml"):
+        assert gang.deployment is not None
+        for part in gang.deployment.partitions:
+            used = ray.get(part.actor.__ray_call__.remote(lambda _self: time.process_time()))
+            if part.index == 0:
+                head += used
+            else:
+                peers += used
+    return head, peers
+
+
 def stream(front: Serverless, batch: Any, rate: float, seconds: float) -> dict[str, float]:
-    """Open loop at ``rate`` requests/s for ``seconds``; the figures of that stream."""
+    """Open loop at ``rate`` requests/s for ``seconds``; the figures of that stream,
+    CPU per request included (this process, partition-0 actors, their peers)."""
     before = len(front.stats().records)
+    cpu_head, cpu_peers = actor_cpu_s(front)
+    cpu_driver = time.process_time()
     futures: list[Future[Answer]] = []
     period = 1.0 / rate
     began = time.perf_counter()
@@ -76,6 +95,8 @@ def stream(front: Serverless, batch: Any, rate: float, seconds: float) -> dict[s
     submitted_s = time.perf_counter() - began
     wait(futures)
     done_s = time.perf_counter() - began
+    cpu_driver = time.process_time() - cpu_driver
+    head, peers = actor_cpu_s(front)
     lost = sum(f.exception() is not None for f in futures)
     records = front.stats().records[before:]
     added = [r.route_s + r.queue_s for r in records]
@@ -93,6 +114,9 @@ def stream(front: Serverless, batch: Any, rate: float, seconds: float) -> dict[s
         "latency_p50_ms": pct([r.latency_s for r in records], 50) * 1e3,
         "latency_p99_ms": pct([r.latency_s for r in records], 99) * 1e3,
         "late_submits": behind,
+        "cpu_driver_ms": cpu_driver / n * 1e3,
+        "cpu_head_ms": (head - cpu_head) / n * 1e3,
+        "cpu_peers_ms": (peers - cpu_peers) / n * 1e3,
     }
 
 
@@ -107,6 +131,9 @@ COLUMNS = (
     ("compute_p50_ms", "Ray call p50 ms", "{:.1f}"),
     ("latency_p50_ms", "request p50 ms", "{:.1f}"),
     ("latency_p99_ms", "request p99 ms", "{:.1f}"),
+    ("cpu_driver_ms", "CPU ms/req driver", "{:.2f}"),
+    ("cpu_head_ms", "CPU ms/req partition 0", "{:.2f}"),
+    ("cpu_peers_ms", "CPU ms/req peers", "{:.2f}"),
 )
 
 
