@@ -92,7 +92,8 @@ class Gang:
     """Takes no new requests; retires once ``in_flight`` is 0 (rollout or reclaim)."""
     retired: bool = False
     error: BaseException | None = None
-    """Why its cold start failed (the requests waiting for it fail with it)."""
+    """Why its cold start or its heal failed (the requests waiting for it fail with it,
+    and are retried if it is a fault or :class:`GangBroken`)."""
     served: int = 0
     healing: bool = False
     """A partition died: the gang is being healed and takes requests only after."""
