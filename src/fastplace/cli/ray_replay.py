@@ -108,7 +108,7 @@ def add_parser(subparsers: Any) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="at log second S, remove the non-head node hosting the most partitions (off)",
+        help="at log second S, remove the non-head node with the most containers (off)",
     )
     parser.add_argument("--seed", type=seed, default=0, help="random seed, >= 0 (0)")
     parser.add_argument("--out", type=Path, default=Path("out"), help="output directory (out)")

@@ -3,7 +3,7 @@
 :class:`FaultPlan` says when (log seconds); :class:`FaultInjector` runs beside a
 replay (:func:`fastplace.engines.ray.replay.replay`) and, at those instants, kills one
 partition actor of the busiest gang, or removes the non-head node of the local cluster
-that hosts the most partitions (as if its machine went away). The serverless front end
+with the most containers booked (as if its machine went away). The serverless front end
 must then heal the gangs (fastplace re-places their dead partitions) and retry the
 requests that met the fault; :meth:`FaultInjector.report` says what was done and
 whether fastplace placed anything on a removed node afterwards. A removed node is
@@ -24,8 +24,9 @@ __all__ = ["FaultInjector", "FaultPlan"]
 
 logger = logging.getLogger("fastplace.engines.ray")
 
-#: How long (real seconds) a fault waits for a target (a ready gang) before it is skipped.
-TARGET_WAIT_S = 30.0
+#: How long (real seconds) a fault waits for a target (a ready gang) before it is skipped
+#: (cold starts take tens of seconds on a loaded 2-core machine).
+TARGET_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class FaultPlan:
     kill_actor_at_s: float | None = None
     """Kill partition 0's actor of the ready gang with the most requests in flight."""
     kill_node_at_s: float | None = None
-    """Remove the non-head node hosting the most partitions (needs a LocalCluster)."""
+    """Remove the non-head node with the most containers booked (needs a LocalCluster)."""
 
     def __post_init__(self) -> None:
         for name in ("kill_actor_at_s", "kill_node_at_s"):
@@ -147,7 +148,7 @@ class FaultInjector:
                 g
                 for name in self.front.models()
                 for g in self.front.gangs(name)
-                if g.ready and not g.draining and g.deployment is not None
+                if g.ready and g.deployment is not None
             ]
             if gangs:
                 return max(gangs, key=lambda g: g.in_flight)
@@ -188,14 +189,16 @@ class FaultInjector:
             self.records.append({"kind": "kill_node", "at_s": at_s, "skipped": "no worker node"})
             return
         partitions = [p for d in self.deployer.deployments() for p in d.partitions]
+        # Containers booked, not only running partitions: gangs still starting count.
+        booked = self.deployer.cluster.container_counts()
 
         def hosted(node: Any) -> int:
-            node_id = self.cluster.node_id(node)
-            return sum(view.node_ids[p.server] == node_id for p in partitions)
+            return int(booked[view.server_of(self.cluster.node_id(node))])
 
         node = max(candidates, key=hosted)
         node_id = self.cluster.node_id(node)
         server = view.server_of(node_id)
+        containers = hosted(node)
         resources = next(
             dict(n.get("Resources") or {}) for n in ray.nodes() if n["NodeID"] == node_id
         )
@@ -206,10 +209,11 @@ class FaultInjector:
             "at_s": at_s,
             "node_id": node_id,
             "server": server,
-            "partitions_there": len(before),
+            "containers_there": containers,
+            "running_partitions_there": len(before),
         }
         self.records.append(record)
         self._removed.append(_Removed(record, server, resources, before))
         logger.info(
-            "fault: removed node %s (server %s, %s partitions)", node_id, server, len(before)
+            "fault: removed node %s (server %s, %s containers)", node_id, server, containers
         )
