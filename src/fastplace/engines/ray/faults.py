@@ -34,7 +34,8 @@ class FaultPlan:
     """When to inject faults, in log seconds (None: not at all)."""
 
     kill_actor_at_s: float | None = None
-    """Kill partition 0's actor of the ready gang with the most requests in flight."""
+    """Kill partition 0's actor of the ready gang with the most requests in flight
+    (a gang of the active version first)."""
     kill_node_at_s: float | None = None
     """Remove the non-head node with the most containers booked (needs a LocalCluster)."""
 
@@ -151,7 +152,8 @@ class FaultInjector:
                 if g.ready and g.deployment is not None
             ]
             if gangs:
-                return max(gangs, key=lambda g: g.in_flight)
+                # A serving gang before a draining one (which would retire, not heal).
+                return max(gangs, key=lambda g: (not g.draining, g.in_flight))
             if time.monotonic() > deadline:
                 return None
             self._stop.wait(0.05)

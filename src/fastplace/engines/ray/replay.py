@@ -304,6 +304,7 @@ def _row(
         "gangs_replaced": summary["gangs_replaced"],
         "partitions_replaced": summary["partitions_replaced"],
         "gangs_lost": summary["gangs_lost"],
+        "start_faults": summary["start_faults"],
         "queue_p50_s": summary["queue_p50_s"],
         "queue_p99_s": summary["queue_p99_s"],
         "compression": config.compression,

@@ -174,6 +174,9 @@ class ServerlessStats:
     gangs_lost: int = 0
     """Of the broken gangs: retired because healing failed (retried requests start
     a new gang, placed by fastplace)."""
+    start_faults: int = 0
+    """Cold starts that failed with a fault (a node left while its actors started);
+    their requests are retried."""
 
     def summary(self) -> dict[str, Any]:
         """Counts and latency percentiles (seconds) as a flat dict."""
@@ -207,6 +210,7 @@ class ServerlessStats:
             "gangs_replaced": self.gangs_replaced,
             "partitions_replaced": self.partitions_replaced,
             "gangs_lost": self.gangs_lost,
+            "start_faults": self.start_faults,
         }
 
 
@@ -570,6 +574,9 @@ class Serverless:
                 if gang in state.gangs:
                     state.gangs.remove(gang)
                 state.cond.notify_all()
+            if is_fault(error):
+                with self._stats_lock:
+                    self._stats.start_faults += 1
             raise
         seconds = time.perf_counter() - began
         with self._stats_lock:
