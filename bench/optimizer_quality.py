@@ -31,7 +31,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, default=None, help="model file (default: shipped)")
     parser.add_argument("--seeds", default="100,101,102", help="workload/cluster seeds")
     parser.add_argument("--workloads", default="synthetic,azure2019")
-    parser.add_argument("--policies", default="first_fit,similarity,locality,ro,hybrid")
+    parser.add_argument(
+        "--policies",
+        default="first_fit,similarity,locality,ro,hybrid,k8s_default,k8s_most_allocated,ray_hybrid",
+        help="comma-separated; 'peers' for every peer scheduler (fastplace.sim.peers)",
+    )
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
     parser.add_argument("--servers", type=int, default=150)
     parser.add_argument("--out", type=Path, default=None, help="markdown report to write")
@@ -39,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from fastplace.cli.simulate import expand_policies
     from fastplace.optimizer import ResourceOptimizer
     from fastplace.optimizer.policy import ResourceOptimizerPolicy
     from fastplace.sim import SimConfig, compare, load_workload
@@ -54,7 +59,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
             config = SimConfig(servers=args.servers, duration_s=args.duration, seed=seed)
             policies: list[Any] = []
             ro_policy = None
-            for name in args.policies.split(","):
+            for name in expand_policies(args.policies):
                 if name == "ro":
                     ro_policy = ResourceOptimizerPolicy(optimizer)
                     policies.append(ro_policy)

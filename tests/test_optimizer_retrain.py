@@ -245,3 +245,19 @@ def test_a_file_that_is_not_a_feedback_log_is_named_as_such(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert "pickled" not in err[0]
+
+
+def test_the_simulators_hybrid_policy_hands_over_its_feedback_log() -> None:
+    from fastplace.sim import SimConfig, simulate
+    from fastplace.sim.policies import Hybrid
+
+    policy = Hybrid()
+    assert policy.feedback() == []
+    workload = synthetic_workload(duration_s=20.0, n_models=4, total_rate=5.0, seed=3)
+    metrics = simulate(SimConfig(servers=12, duration_s=20.0, seed=3), workload, policy)
+    records = policy.feedback()
+    # One record per decision the allocator made: every container placed, none refused.
+    assert len(records) == metrics["placements"] > 0
+    assert all(isinstance(r, FeedbackRecord) and r.source in ("ro", "greedy") for r in records)
+    simulate(SimConfig(servers=12, duration_s=20.0, seed=3), workload, policy)
+    assert len(policy.feedback()) == len(records)  # the last run's log, not both

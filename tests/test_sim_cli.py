@@ -116,3 +116,17 @@ def test_unwritable_out_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["simulate", "--out", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"fastplace simulate: error: --out {blocker / 'sub'}: Not a directory"]
+
+
+def test_simulate_policies_peers_and_all_expand(tmp_path: Path) -> None:
+    from fastplace.cli.simulate import DEFAULT_POLICIES, expand_policies
+    from fastplace.sim import POLICIES
+    from fastplace.sim.peers import PEERS
+
+    assert expand_policies("first_fit,peers") == ["first_fit", *PEERS]
+    assert expand_policies("all,first_fit") == list(POLICIES)
+    assert not set(PEERS) & set(expand_policies(DEFAULT_POLICIES))  # the default stays short
+    argv = ["simulate", "--policies", "first_fit,peers", "--servers", "20", "--duration", "20"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(data["policies"]) == ["first_fit", *PEERS]

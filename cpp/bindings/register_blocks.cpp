@@ -136,6 +136,21 @@ void register_blocks(py::module_& m) {
              "(int64 array), the bytes of those blocks each caches (int64 array, all > 0), and the\n"
              "summed size of the distinct blocks (int).\n\n"
              "block_ids: 1-D integers from intern(). Reads only the blocks' holders, never every server.")
+        .def("holder_spread_bytes",
+             method<BlockIndex>([](const BlockIndex& index, py::handle block_ids) {
+                 const std::vector<BlockId> blocks = integers<BlockId>(block_ids, "block_ids");
+                 std::vector<ServerId> servers;
+                 std::vector<Bytes> bytes;
+                 const Bytes total = index.holder_spread_bytes(blocks.data(), blocks.size(), servers, bytes);
+                 return py::make_tuple(py::array_t<ServerId>(static_cast<py::ssize_t>(servers.size()), servers.data()),
+                                       py::array_t<Bytes>(static_cast<py::ssize_t>(bytes.size()), bytes.data()), total);
+             }),
+             py::arg("block_ids"),
+             "holder_spread_bytes(self, block_ids)\n--\n\n"
+             "holder_bytes() with each block's size times the number of servers caching it:\n"
+             "(servers, spread, total), spread[i] = sum over the blocks servers[i] caches of\n"
+             "size * holders (int64 array); total as in holder_bytes. kube-scheduler's ImageLocality\n"
+             "spread with blocks as images. Raises ValueError when a sum could pass int64.")
         .def("cached_bytes_on", method<BlockIndex>(&cached_bytes_on), py::arg("servers"), py::arg("block_ids"),
              "cached_bytes_on(self, servers, block_ids)\n--\n\n"
              "cached_bytes() for the listed servers only: out[i] belongs to servers[i] (int64 array).\n\n"

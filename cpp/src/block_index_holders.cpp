@@ -2,6 +2,9 @@
 // its bytes each holds, from the hash-consed holder sets alone (no pass over servers).
 // The blocks are grouped by holder set as for cached_bytes (group_by_holder_set); the
 // sets' server lists are then merged, so the result lists only servers that hold some.
+#include <algorithm>
+#include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -42,18 +45,36 @@ void merge_runs(const Run& a, const Run& b, Run& out) {
 
 Bytes BlockIndex::holder_bytes(const BlockId* blocks, std::size_t k, std::vector<ServerId>& servers_out,
                                std::vector<Bytes>& bytes_out) const {
+    return merged_holder_bytes(blocks, k, false, servers_out, bytes_out);
+}
+
+Bytes BlockIndex::holder_spread_bytes(const BlockId* blocks, std::size_t k, std::vector<ServerId>& servers_out,
+                                      std::vector<Bytes>& bytes_out) const {
+    return merged_holder_bytes(blocks, k, true, servers_out, bytes_out);
+}
+
+Bytes BlockIndex::merged_holder_bytes(const BlockId* blocks, std::size_t k, bool spread,
+                                      std::vector<ServerId>& servers_out, std::vector<Bytes>& bytes_out) const {
     servers_out.clear();
     bytes_out.clear();
     std::lock_guard<std::mutex> lock(mutex_);
     check_blocks(blocks, k);
     const Bytes total = group_by_holder_set(blocks, k);
+    // A server's spread sum is at most the query's bytes times the number of servers.
+    const auto n_servers = static_cast<Bytes>(std::max<std::size_t>(servers_.size(), 1));
+    if (spread && total > std::numeric_limits<Bytes>::max() / n_servers) {
+        throw InvalidArgument("holder_spread_bytes: " + std::to_string(total) + " bytes times " +
+                              std::to_string(n_servers) + " servers overflow int64");
+    }
     std::vector<Run> runs;
     runs.reserve(touched_sets_.size());
     for (const std::uint32_t set : touched_sets_) {
         const std::vector<std::int32_t>& members = sets_[set].servers;
         Run run;
         run.servers.assign(members.begin(), members.end());
-        run.bytes.assign(members.size(), set_bytes_[set]);
+        // Every block of a set has the set's holders: spread weighs its bytes by their count.
+        const Bytes weight = spread ? static_cast<Bytes>(members.size()) : 1;
+        run.bytes.assign(members.size(), set_bytes_[set] * weight);
         runs.push_back(std::move(run));
     }
     if (runs.empty()) return total;

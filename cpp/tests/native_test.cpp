@@ -413,6 +413,26 @@ void block_index_operations(std::size_t n_servers, unsigned seed) {
                     }
                 }
                 check(holders == expected_holders && held == expected_held, "holder_bytes matches cached_bytes");
+                // The spread: per holder, each distinct cached block's size times its holder count.
+                std::vector<ServerId> spread_holders;
+                std::vector<Bytes> spread;
+                index.holder_spread_bytes(blocks.data(), blocks.size(), spread_holders, spread);
+                std::vector<BlockId> distinct(blocks);
+                std::sort(distinct.begin(), distinct.end());
+                distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+                std::vector<Bytes> expected_spread;
+                for (const ServerId h : expected_holders) {
+                    Bytes sum = 0;
+                    for (const BlockId b : distinct) {
+                        const std::vector<ServerId> on = index.holders(b);
+                        if (std::binary_search(on.begin(), on.end(), h)) {
+                            sum += index.block_sizes()[static_cast<std::size_t>(b)] * static_cast<Bytes>(on.size());
+                        }
+                    }
+                    expected_spread.push_back(sum);
+                }
+                check(spread_holders == expected_holders && spread == expected_spread,
+                      "holder_spread_bytes matches a per-block count of holders");
                 break;
             }
             case 4:

@@ -37,6 +37,11 @@ class PlacementContext:
     cluster: Cluster
     blocks: BlockIndex
     rng: np.random.Generator
+    #: The gang being placed, when the caller knows it (the simulator sets both before
+    #: each ``place_gang``): its model's name and each request's partition. Policies
+    #: that hash a function's name (the ``openwhisk`` and ``pasch`` peers) use them.
+    model: str | None = None
+    partitions: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         # Normalisers for scores: each dimension as a share of the largest server.

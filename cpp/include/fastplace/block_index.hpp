@@ -106,6 +106,13 @@ public:
     // (Defined in block_index_holders.cpp.)
     Bytes holder_bytes(const BlockId* blocks, std::size_t k, std::vector<ServerId>& servers_out,
                        std::vector<Bytes>& bytes_out) const;
+    // holder_bytes, each block's size multiplied by how many servers cache it: for every
+    // server caching some of the k blocks, the sum over those blocks of size * holders
+    // (kube-scheduler's ImageLocality spread, with blocks as images). Same order, cost
+    // and errors as holder_bytes; returns the summed size of the distinct blocks.
+    // (Defined in block_index_holders.cpp.)
+    Bytes holder_spread_bytes(const BlockId* blocks, std::size_t k, std::vector<ServerId>& servers_out,
+                              std::vector<Bytes>& bytes_out) const;
     // Servers caching block, in increasing order; InvalidArgument on an unknown block.
     std::vector<ServerId> holders(BlockId block) const;
     // Blocks cached on server from least to most recently used.
@@ -149,6 +156,9 @@ private:
     // touched_sets_ (first-seen order). Returns the bytes of all the distinct blocks.
     // Blocks must be checked; needs the lock.
     Bytes group_by_holder_set(const BlockId* blocks, std::size_t k) const;
+    // holder_bytes and holder_spread_bytes: each set's bytes times its size when spread.
+    Bytes merged_holder_bytes(const BlockId* blocks, std::size_t k, bool spread, std::vector<ServerId>& servers_out,
+                              std::vector<Bytes>& bytes_out) const;
 
     // The holder set that differs from old by server (memoised per call through the
     // epoch stamps).

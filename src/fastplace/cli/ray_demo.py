@@ -49,7 +49,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--policies",
         default=DEFAULT_POLICIES,
-        help=f"comma-separated policies; similarity:X sets its max_load ({DEFAULT_POLICIES})",
+        help=(
+            "comma-separated policies; similarity:X sets its max_load; ray_default: Ray's "
+            f"own scheduler places the actors ({DEFAULT_POLICIES})"
+        ),
     )
     parser.add_argument(
         "--nodes", type=integer(1, MAX_NODES), default=4, help=f"Ray nodes, 1 to {MAX_NODES} (4)"
@@ -121,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.cli import CommandError
     from fastplace.engines.ray.demo import DemoConfig, parse_policy
     from fastplace.engines.ray.partitioned_model import MTMLConfig
+    from fastplace.engines.ray.ray_placement import RAY_DEFAULT
 
     # Each policy once: a repeat would redeploy every model for the same row.
     policies = list(dict.fromkeys(p.strip() for p in args.policies.split(",") if p.strip()))
@@ -131,6 +135,11 @@ def run(args: argparse.Namespace) -> int:
             parse_policy(spec)
         except ValueError as error:
             raise CommandError(str(error)) from None
+    if args.plan_only and RAY_DEFAULT in policies:
+        raise CommandError(
+            f"--plan-only: {RAY_DEFAULT} has no plan (Ray chooses nodes when actors start); "
+            "run it on the cluster, without --plan-only"
+        )
     if args.partition_memory * args.partitions > args.node_memory * args.nodes:
         raise CommandError(
             f"a model's partitions do not fit in the cluster: --partitions {args.partitions} "
@@ -236,7 +245,7 @@ def _print(report: dict[str, Any], plan_only: bool) -> None:
         if not plan_only:
             cells += [
                 f"{row['cold_start_mean_s']:.2f}/{row['cold_start_max_s']:.2f}",
-                f"{row['plan_p50_us']:.0f}",
+                "by Ray" if row["plan_p50_us"] is None else f"{row['plan_p50_us']:.0f}",
                 f"{row['actor_start_p50_s']:.2f}",
                 f"{row['fanout_p50_ms']:.2f}",
                 f"{row['request_p50_ms']:.1f}/{row['request_p99_ms']:.1f}",

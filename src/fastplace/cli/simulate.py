@@ -18,10 +18,29 @@ __all__ = [
     "MAX_SERVERS",
     "MAX_TRACE_FILE_BYTES",
     "add_parser",
+    "expand_policies",
     "run",
 ]
 
 DEFAULT_POLICIES = "first_fit,best_fit,dot_product,l2_norm,similarity,locality,random,hybrid"
+
+
+def expand_policies(spec: str) -> list[str]:
+    """--policies as policy names, in order, each once: ``peers`` stands for the peer
+    schedulers (:data:`fastplace.sim.peers.PEERS`), ``all`` for every policy."""
+    from fastplace.sim import POLICIES
+    from fastplace.sim.peers import PEERS
+
+    names: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if part == "peers":
+            names.extend(PEERS)
+        elif part == "all":
+            names.extend(POLICIES)
+        elif part:
+            names.append(part)
+    return list(dict.fromkeys(names))
+
 
 #: The longest simulation --duration accepts: one day is about 5 million requests of
 #: the synthetic workload, minutes per policy (longer runs: fastplace.sim directly).
@@ -66,7 +85,13 @@ def add_parser(subparsers: Any) -> None:
             "metrics side by side and writes metrics.json and metrics.png to --out."
         ),
     )
-    parser.add_argument("--policies", default=DEFAULT_POLICIES, help=f"({DEFAULT_POLICIES})")
+    parser.add_argument(
+        "--policies",
+        default=DEFAULT_POLICIES,
+        help="comma-separated; 'peers' stands for the schedulers users run today "
+        "(k8s_default, k8s_most_allocated, nomad_binpack, ray_hybrid, openwhisk, pasch), "
+        f"'all' for every policy ({DEFAULT_POLICIES})",
+    )
     parser.add_argument(
         "--workload",
         default="synthetic",
@@ -117,12 +142,12 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.sim.report import plot, table_rows, write_json
 
     # Each policy once: "first_fit,first_fit,..." would run it again for the same column.
-    names = list(dict.fromkeys(p.strip() for p in args.policies.split(",") if p.strip()))
+    names = expand_policies(args.policies)
     unknown = [p for p in names if p not in POLICIES]
     if not names or unknown:
         raise CommandError(
             f"--policies: unknown {', '.join(unknown) or '(empty)'}; "
-            f"choose from {', '.join(POLICIES)}"
+            f"choose from {', '.join(POLICIES)}, peers, all"
         )
     log = is_request_log(args.workload)
     if args.columns is not None and not log:

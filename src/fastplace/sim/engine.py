@@ -176,6 +176,8 @@ class Simulation:
         if cold:
             requests = [spec.partitions[p].request for p in cold]
             blocks = [self.versions.ids(model, p, version) for p in cold]
+            self.context.model = spec.name
+            self.context.partitions = tuple(cold)
             began = time.perf_counter_ns()
             placed = self.policy.place_gang(self.context, requests, blocks)
             elapsed = time.perf_counter_ns() - began

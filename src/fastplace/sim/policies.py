@@ -26,6 +26,14 @@ import numpy.typing as npt
 # not import this module); re-exported here under its old names.
 from fastplace._checks import integer
 from fastplace.placement_policy import BlockIds, PlacementContext, Policy, Request, checked_gang
+from fastplace.sim.peers import (
+    KubeDefault,
+    KubeMostAllocated,
+    NomadBinPack,
+    OpenWhisk,
+    PASch,
+    RayHybrid,
+)
 
 __all__ = [
     "POLICIES",
@@ -269,6 +277,11 @@ class Hybrid(Policy):
         server: int = allocator.choose(request, blocks)[0]
         return server
 
+    def feedback(self) -> list[Any]:
+        """The allocator's feedback log of the last simulation this policy ran (its
+        :class:`fastplace.optimizer.retrain.FeedbackTrainer` input); [] before any."""
+        return [record for a in self._allocators.values() for record in a.feedback()]
+
 
 def _resource_optimizer_alone() -> Policy:
     from fastplace.optimizer.policy import RO
@@ -289,6 +302,13 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "random": RandomFit,
     "hybrid": Hybrid,
     "ro": _resource_optimizer_alone,
+    # The schedulers users run today (fastplace.sim.peers, docs/peers.md).
+    "k8s_default": KubeDefault,
+    "k8s_most_allocated": KubeMostAllocated,
+    "nomad_binpack": NomadBinPack,
+    "ray_hybrid": RayHybrid,
+    "openwhisk": OpenWhisk,
+    "pasch": PASch,
 }
 
 

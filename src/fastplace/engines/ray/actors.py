@@ -45,13 +45,18 @@ class PartitionActor:
         index: int,
         cache_dir: str,
         bandwidth: float | None = None,
+        *,
+        cache_per_node: bool = False,
     ) -> None:
         """Partition ``index`` of ``model`` version ``version`` from the store at
-        ``store_root``, cached in ``cache_dir`` on this node; :meth:`start` loads it."""
+        ``store_root``, cached in ``cache_dir`` on this node; :meth:`start` loads it.
+        ``cache_per_node``: ``cache_dir`` is the root of every node's cache and this
+        node's is ``<cache_dir>/<node id>`` (for an actor Ray placed, whose node the
+        deployer learns only now)."""
         self.store = ModelStore(store_root, bandwidth=bandwidth)
         self.manifest = self.store.manifest(model, version)
         self.index = index
-        self.cache = NodeCache(cache_dir)
+        self.cache = NodeCache(f"{cache_dir}/{self.node_id()}" if cache_per_node else cache_dir)
         self.partition: Partition | None = None
         self.peers: list[Any] = []
 

@@ -20,16 +20,18 @@ active version (one reference store), drains the old version's requests in fligh
 retires it. A request that still meets a dead actor (retired, killed, or on a node
 that left) is sent again to the version then active, after healing, so none is lost.
 
-Faults: :meth:`Deployer.heal` re-reads ``ray.nodes()`` (nodes that left are cordoned),
-pings every actor, releases a dead partition's container in fastplace and places and
-starts that partition again with the same policy.
+Faults: :meth:`Deployer.heal` (every deployment) and :meth:`Deployer.heal_deployment`
+(one gang) ping the actors, re-read ``ray.nodes()`` (nodes that left are cordoned),
+release a dead partition's container in fastplace and place and start that partition
+again with the same policy. :func:`is_fault` tells such faults from other errors.
 
-Locks: ``_plan_lock`` serialises deployments, retirements and healing (each is a few
+Locks: ``_plan_lock`` serialises deployments and retirements (each is a few
 placements plus Ray round trips, so a single lane keeps the bookkeeping obvious);
-requests never take it. :meth:`Deployer.launch` is the exception for callers that
-start many gangs at once (the serverless front end): it holds the lock only while
-fastplace places and books, never while actors start, so one model's cold start does
-not hold up another's placement.
+requests never take it. :meth:`Deployer.launch` and healing are the exceptions, for
+callers that start many gangs at once (the serverless front end): they hold the lock
+only while fastplace places and books, never while actors start, so one model's cold
+start or heal does not hold up another's placement (one heal per deployment at a time,
+under its ``heal_lock``).
 """
 
 from __future__ import annotations
@@ -53,8 +55,14 @@ from fastplace.engines.ray import require_ray
 from fastplace.engines.ray.actors import PartitionActor
 from fastplace.engines.ray.cluster_view import ClusterView
 from fastplace.engines.ray.model_store import ColdStart, ModelStore, VersionManifest
+from fastplace.engines.ray.ray_placement import (
+    RAY_DEFAULT,
+    RayPlacement,
+    ray_resources,
+    wait_for_leases,
+)
 from fastplace.resources import DEFAULT_RESOURCES, request_for_memory
-from fastplace.sim.policies import PlacementContext, Policy, make_policy
+from fastplace.sim.policies import FirstFit, PlacementContext, Policy, make_policy
 
 __all__ = [
     "Deployer",
@@ -102,7 +110,8 @@ class Deployment:
     partitions: list[PartitionState]
     policy: str
     plan_s: float
-    """fastplace's gang placement (policy decisions and bookings)."""
+    """fastplace's gang placement (policy decisions and bookings); under ``ray_default``
+    only the check that the gang fits somewhere (Ray places when the actors start)."""
     actor_start_s: float
     """Ray: from creating the pinned actors until every one answers (process start)."""
     cold_start_s: float
@@ -147,7 +156,9 @@ class Deployer:
     Call after ``ray.init``. ``store`` holds the versions; ``cache_root`` is where each
     node keeps its block cache (``<cache_root>/<node id>``, which must be local to that
     node or, on one machine, simply distinct). ``policy`` is a name from
-    ``fastplace.sim.policies.POLICIES`` or a Policy. ``cache_bytes``: each node's block
+    ``fastplace.sim.policies.POLICIES`` or a Policy, or ``"ray_default"``: Ray's own
+    scheduler places the actors and fastplace only mirrors its choices (the baseline of
+    :mod:`fastplace.engines.ray.ray_placement`). ``cache_bytes``: each node's block
     cache size unless the node declares ``fastplace_cache_mb``. ``seed`` seeds the
     policies' randomness.
     """
@@ -178,6 +189,8 @@ class Deployer:
             raise DeploymentError("Ray is not initialised: call ray.init(...) first")
         self.store = store
         self.cache_root = Path(cache_root)
+        if policy == RAY_DEFAULT:
+            policy = RayPlacement()
         self.policy = make_policy(policy) if isinstance(policy, str) else policy
         self.view = ClusterView.read(resources=DEFAULT_RESOURCES, cache_bytes=cache_bytes)
         self.seed = seed
@@ -199,6 +212,11 @@ class Deployer:
         self.events: list[Event] = []
 
     # ---- what the deployer knows ----------------------------------------------------
+
+    @property
+    def ray_places(self) -> bool:
+        """Whether Ray's scheduler places the actors (``policy="ray_default"``)."""
+        return isinstance(self.policy, RayPlacement)
 
     @property
     def cluster(self) -> Cluster:
@@ -249,15 +267,26 @@ class Deployer:
             self.events += self._refresh_nodes()  # partitions there move at the next heal()
             ids = self._ids(manifest)
             began = time.perf_counter()
-            placed = self.policy.place_gang(self.context, requests, list(ids))
+            if self.ray_places:
+                # Ray places at start time; its mirror here only says whether the gang
+                # fits anywhere (ray_placement.py), so nothing stays booked yet.
+                placed = FirstFit().place_gang(self.context, requests, list(ids))
+                for container, _ in placed or ():
+                    self.cluster.release(container)
+            else:
+                placed = self.policy.place_gang(self.context, requests, list(ids))
             plan_s = time.perf_counter() - began
             if placed is None:
                 raise NoCapacity(
                     f"{model} v{version}: the {len(requests)} partitions "
                     f"({', '.join(str(r[0]) for r in requests)} MB) do not fit together"
                 )
+        # Ray placing: the trial is released; _start books where Ray puts the actors.
+        plan = None if self.ray_places else placed
+        placed = [] if self.ray_places else placed
         try:
-            partitions, actor_s = self._start(manifest, list(range(len(placed))), placed)
+            partitions, actor_s = self._start(manifest, list(range(len(requests))), plan, requests)
+            placed = [(part.container, part.server) for part in partitions]
             deployment = Deployment(
                 model=model,
                 version=int(version),
@@ -471,9 +500,12 @@ class Deployer:
 
     def _place_again(
         self, deployment: Deployment, dead: list[PartitionState]
-    ) -> list[tuple[int, int]]:
+    ) -> list[tuple[int, int]] | None:
         """Places the dead partitions with the deployer's policy (plan lock held):
-        (container, server) each, all or none."""
+        (container, server) each, all or none. None under ``ray_default``: Ray places
+        them when they start, and :meth:`_start` books where it put them."""
+        if self.ray_places:
+            return None
         ids = self._ids(deployment.manifest)
         placed: list[tuple[int, int]] = []
         for part in dead:
@@ -493,15 +525,18 @@ class Deployer:
         self,
         deployment: Deployment,
         dead: list[PartitionState],
-        placed: list[tuple[int, int]],
+        placed: list[tuple[int, int]] | None,
     ) -> list[Event]:
         """Starts the dead partitions where :meth:`_place_again` put them (no plan
         lock while actors start) and swaps them into the deployment."""
+        requests = [
+            self._request(deployment.manifest.partitions[part.index].memory_mb) for part in dead
+        ]
         try:
-            fresh, _ = self._start(deployment.manifest, [p.index for p in dead], placed)
+            fresh, _ = self._start(deployment.manifest, [p.index for p in dead], placed, requests)
         except BaseException:
             with self._plan_lock:
-                for container, _ in placed:
+                for container, _ in placed or []:
                     self.cluster.release(container)
             raise
         with self._plan_lock:
@@ -510,11 +545,16 @@ class Deployer:
                     self._kill(part.actor)
                     self._release(part)
                 return []
-            for old, new in zip(dead, fresh, strict=True):
-                new.restarts = old.restarts + 1
-                deployment.partitions[old.index] = new
+            return self._swap_in(deployment, dead, fresh)
+
+    def _swap_in(
+        self, deployment: Deployment, dead: list[PartitionState], fresh: list[PartitionState]
+    ) -> list[Event]:
+        """Puts restarted partitions in place of the dead ones; the events saying so."""
         events = []
         for old, new in zip(dead, fresh, strict=True):
+            new.restarts = old.restarts + 1
+            deployment.partitions[old.index] = new
             events.append(
                 Event(
                     "replaced",
@@ -587,10 +627,15 @@ class Deployer:
         self,
         manifest: VersionManifest,
         indices: Sequence[int],
-        placed: Sequence[tuple[int, int]],
+        placed: Sequence[tuple[int, int]] | None,
+        requests: Sequence[list[int]],
     ) -> tuple[list[PartitionState], float]:
         """Starts the partitions ``indices`` on their planned servers; returns them and
-        Ray's actor start seconds. Kills what it started if anything fails."""
+        Ray's actor start seconds. Kills what it started if anything fails.
+
+        ``placed`` None: Ray places the actors (``ray_default``), each asking for its
+        ``requests`` entry as custom resources; their containers are booked here, on
+        the nodes Ray chose, and released again if anything fails."""
         ray = self._ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -598,25 +643,41 @@ class Deployer:
         with self._plan_lock:  # interning touches the block index
             ids = self._ids(manifest)
         actors = []
+        booked: list[tuple[int, int]] = []
         began = time.perf_counter()
         try:
-            for index, (_, server) in zip(indices, placed, strict=True):
-                node_id = self.view.node_ids[server]
+            for i, index in enumerate(indices):
+                if placed is None:  # Ray places it; the actor finds its node's cache
+                    where: dict[str, Any] = {
+                        "resources": ray_resources(requests[i], self.view.resources)
+                    }
+                    cache = {"cache_dir": str(self.cache_root), "cache_per_node": True}
+                else:
+                    node_id = self.view.node_ids[placed[i][1]]
+                    where = {
+                        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id, soft=False)
+                    }
+                    cache = {"cache_dir": str(self.cache_root / node_id)}
                 actors.append(
                     actor_class.options(
-                        num_cpus=0,
-                        max_restarts=0,
-                        max_concurrency=self.max_concurrency,
-                        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                        num_cpus=0, max_restarts=0, max_concurrency=self.max_concurrency, **where
                     ).remote(
                         str(self.store.root),
                         manifest.model,
                         manifest.version,
                         index,
-                        str(self.cache_root / node_id),
-                        self.store.bandwidth,
+                        bandwidth=self.store.bandwidth,
+                        **cache,
                     )
                 )
+            if placed is None:
+                try:
+                    leased = wait_for_leases(ray, actors, self.start_timeout_s)
+                except (TimeoutError, RuntimeError) as error:
+                    raise DeploymentError(
+                        f"{manifest.model} v{manifest.version}: {error}"
+                    ) from None
+                placed = booked = self._book_where_ray_put(manifest, indices, requests, leased)
             nodes = ray.get([a.node_id.remote() for a in actors], timeout=self.start_timeout_s)
             actor_s = time.perf_counter() - began
             for index, (_, server), node in zip(indices, placed, nodes, strict=True):
@@ -637,6 +698,9 @@ class Deployer:
         except BaseException as error:
             for actor in actors:
                 self._kill(actor)
+            with self._plan_lock:
+                for container, _ in booked:
+                    self.cluster.release(container)
             if isinstance(error, ray.exceptions.GetTimeoutError):
                 raise DeploymentError(
                     f"{manifest.model} v{manifest.version}: actors did not start within "
@@ -653,6 +717,34 @@ class Deployer:
                     PartitionState(index, server, cold.node_id, container, actor, cold, expected)
                 )
         return states, actor_s
+
+    def _book_where_ray_put(
+        self,
+        manifest: VersionManifest,
+        indices: Sequence[int],
+        requests: Sequence[list[int]],
+        nodes: Sequence[str],
+    ) -> list[tuple[int, int]]:
+        """Books each partition's container on the node Ray leased its actor on."""
+        booked: list[tuple[int, int]] = []
+        with self._plan_lock:
+            self.events += self._refresh_nodes()  # Ray may have used a node that just joined
+            try:
+                for request, node in zip(requests, nodes, strict=True):
+                    server = self.view.server_of(node)
+                    booked.append((self.cluster.place(server, request), server))
+            except (KeyError, ValueError) as error:
+                # Ray's books and fastplace's mirror disagree: a dead actor Ray already
+                # freed whose container the next heal() releases, or a node fastplace
+                # has cordoned. The start fails like any other; nothing stays booked.
+                for container, _ in booked:
+                    self.cluster.release(container)
+                failed = len(booked)
+                raise DeploymentError(
+                    f"{manifest.model} v{manifest.version} partition {indices[failed]}: Ray "
+                    f"placed it on node {nodes[failed]}, where fastplace cannot book it ({error})"
+                ) from error
+        return booked
 
     def _take_evictions(
         self, manifest: VersionManifest, servers: Sequence[int]
