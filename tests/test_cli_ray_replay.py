@@ -47,3 +47,21 @@ def test_bad_logs_are_one_line_and_status_2(
         err = capsys.readouterr().err
         assert err.startswith("fastplace ray-replay: error: ") and message in err, err
         assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--kill-actor-at", "-1"], "--kill-actor-at = -1.0 must be a number of seconds >= 0"),
+        (["--kill-node-at", "nan"], "--kill-node-at = nan must be a number of seconds >= 0"),
+        (["--kill-actor-at", "301"], "--kill-actor-at = 301.0 is after the replayed span"),
+        (["--kill-node-at", "5", "--nodes", "1"], "--kill-node-at needs --nodes >= 2"),
+    ],
+)
+def test_bad_fault_flags_are_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["ray-replay", *argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastplace ray-replay: error: {message}"), err
+    assert not (tmp_path / "out").exists()

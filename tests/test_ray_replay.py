@@ -52,3 +52,35 @@ def test_a_short_log_is_replayed_with_no_request_lost(ray_cluster: Any, tmp_path
     assert row["bytes_downloaded"] > 0
     assert row["retires"] == row["cold_starts"]  # closing the replay retires every gang
     assert row["policy"] == "first_fit" and row["timeline"]
+
+
+def test_a_replay_with_an_actor_and_a_node_killed_loses_no_request(
+    ray_cluster: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from fastplace.engines.ray.faults import FaultPlan
+
+    log = tmp_path / "log.csv"
+    rows = ["timestamp,model,version,duration,partitions,memory_mb"]
+    for i in range(30):  # two models, a request every 0.1 s each, for 6 s
+        rows.append(f"{i * 0.2:.2f},a,v1,0.05,2,256")
+        rows.append(f"{i * 0.2 + 0.1:.2f},b,v1,0.05,2,256")
+    log.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    workload = request_log_workload(log)
+    store = build_log_store(tmp_path / "store", workload)
+    nodes = len(ray_cluster.nodes)
+    row = replay(
+        workload,
+        store,
+        tmp_path / "cache",
+        "first_fit",
+        ReplayConfig(compression=1.0, keep_alive_s=60.0),
+        faults=FaultPlan(kill_actor_at_s=1.5, kill_node_at_s=3.0),
+        cluster=ray_cluster,
+    )
+    assert row["requests"] == 60 and row["lost"] == 0 and row["errors"] == {}
+    actor, node = row["faults"]
+    assert actor["kind"] == "kill_actor" and actor["partition"] == 0, actor
+    assert node["kind"] == "kill_node" and "skipped" not in node, node
+    assert node["placed_there_after"] == 0
+    assert len(ray_cluster.nodes) == nodes  # the removed node was replaced after the replay

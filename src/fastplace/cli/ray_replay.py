@@ -32,6 +32,9 @@ ROWS = (
     ("route_p50_s", "routing p50 µs", "us"),
     ("route_p99_s", "routing p99 µs", "us"),
     ("retires", "gangs retired", "{:,}"),
+    ("retries", "requests retried", "{:,}"),
+    ("gangs_replaced", "gangs re-placed", "{:,}"),
+    ("partitions_replaced", "partitions re-placed", "{:,}"),
     ("lost", "requests lost", "{:,}"),
     ("wall_s", "wall s", "{:.1f}"),
 )
@@ -93,6 +96,20 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--max-gangs", type=integer(1, 100_000), default=4, help="gangs per model (4)"
     )
+    parser.add_argument(
+        "--kill-actor-at",
+        type=float,
+        default=None,
+        metavar="S",
+        help="at log second S, kill one partition actor of the busiest gang (off)",
+    )
+    parser.add_argument(
+        "--kill-node-at",
+        type=float,
+        default=None,
+        metavar="S",
+        help="at log second S, remove the non-head node with the most containers (off)",
+    )
     parser.add_argument("--seed", type=seed, default=0, help="random seed, >= 0 (0)")
     parser.add_argument(
         "--simulate",
@@ -147,6 +164,18 @@ def run(args: argparse.Namespace) -> int:
     from fastplace.engines.ray.replay import busiest
 
     workload = busiest(workload, args.models)
+    span = float(workload.arrival_s[-1]) if len(workload.arrival_s) else 0.0
+    span = min(span, args.duration) if args.duration else span
+    for flag, at in (
+        ("--kill-actor-at", args.kill_actor_at),
+        ("--kill-node-at", args.kill_node_at),
+    ):
+        if at is not None:
+            _seconds(at, flag, zero=True)
+            if at > span:
+                raise CommandError(f"{flag} = {at} is after the replayed span ({span:g} log s)")
+    if args.kill_node_at is not None and args.nodes < 2:
+        raise CommandError("--kill-node-at needs --nodes >= 2 (the head node is never removed)")
     biggest = max(p.memory_mb for m in workload.models for p in m.partitions)
     if biggest > args.node_memory:
         raise CommandError(
@@ -192,6 +221,7 @@ def _replay(
     from fastplace.cli.output import note
     from fastplace.engines.ray.demo import parse_policy
     from fastplace.engines.ray.deployment import DeploymentError
+    from fastplace.engines.ray.faults import FaultPlan
     from fastplace.engines.ray.local_cluster import start_local_cluster
     from fastplace.engines.ray.replay import ReplayConfig, build_log_store, replay
     from fastplace.synthetic import SERVER_CPU_MILLIS, SERVER_MEMORY_MB
@@ -221,6 +251,8 @@ def _replay(
                     parse_policy(spec),
                     config,
                     duration_s=args.duration or None,
+                    faults=FaultPlan(args.kill_actor_at, args.kill_node_at),
+                    cluster=cluster,
                 )
             except DeploymentError as error:
                 raise CommandError(str(error)) from None
@@ -246,6 +278,10 @@ def _print(rows: list[dict[str, Any]], workload: Any, args: argparse.Namespace) 
         cells = [f"{row[key] * 1e6:.0f}" if form == "us" else form.format(row[key]) for row in rows]
         table.add_row(label, *cells)
     print_table(table)
+    for row in rows:
+        for fault in row.get("faults", []):
+            detail = ", ".join(f"{k} {v}" for k, v in fault.items() if k not in ("kind", "at_s"))
+            print(f"{row['policy']}: {fault['kind']} at log {fault['at_s']:g} s: {detail}")
 
 
 def _write(

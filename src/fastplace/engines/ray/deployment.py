@@ -20,16 +20,18 @@ active version (one reference store), drains the old version's requests in fligh
 retires it. A request that still meets a dead actor (retired, killed, or on a node
 that left) is sent again to the version then active, after healing, so none is lost.
 
-Faults: :meth:`Deployer.heal` re-reads ``ray.nodes()`` (nodes that left are cordoned),
-pings every actor, releases a dead partition's container in fastplace and places and
-starts that partition again with the same policy.
+Faults: :meth:`Deployer.heal` (every deployment) and :meth:`Deployer.heal_deployment`
+(one gang) ping the actors, re-read ``ray.nodes()`` (nodes that left are cordoned),
+release a dead partition's container in fastplace and place and start that partition
+again with the same policy. :func:`is_fault` tells such faults from other errors.
 
-Locks: ``_plan_lock`` serialises deployments, retirements and healing (each is a few
+Locks: ``_plan_lock`` serialises deployments and retirements (each is a few
 placements plus Ray round trips, so a single lane keeps the bookkeeping obvious);
-requests never take it. :meth:`Deployer.launch` is the exception for callers that
-start many gangs at once (the serverless front end): it holds the lock only while
-fastplace places and books, never while actors start, so one model's cold start does
-not hold up another's placement.
+requests never take it. :meth:`Deployer.launch` and healing are the exceptions, for
+callers that start many gangs at once (the serverless front end): they hold the lock
+only while fastplace places and books, never while actors start, so one model's cold
+start or heal does not hold up another's placement (one heal per deployment at a time,
+under its ``heal_lock``).
 """
 
 from __future__ import annotations
@@ -62,7 +64,15 @@ from fastplace.engines.ray.ray_placement import (
 from fastplace.resources import DEFAULT_RESOURCES, request_for_memory
 from fastplace.sim.policies import FirstFit, PlacementContext, Policy, make_policy
 
-__all__ = ["Deployer", "Deployment", "DeploymentError", "Event", "NoCapacity", "PartitionState"]
+__all__ = [
+    "Deployer",
+    "Deployment",
+    "DeploymentError",
+    "Event",
+    "NoCapacity",
+    "PartitionState",
+    "is_fault",
+]
 
 logger = logging.getLogger("fastplace.engines.ray")
 
@@ -109,6 +119,8 @@ class Deployment:
     retired: bool = False
     in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    heal_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """Held by :meth:`Deployer.heal_deployment`: one heal of a deployment at a time."""
 
     @property
     def fetched_bytes(self) -> int:
@@ -387,29 +399,80 @@ class Deployer:
         A node may die while its partitions are being moved (Ray notices a dead node
         seconds after its actors stop answering), so healing repeats, up to ``rounds``
         times, until a round finds nothing dead; DeploymentError if it never settles or
-        a partition fits nowhere.
+        a partition fits nowhere. Each deployment heals as :meth:`heal_deployment`
+        does: the plan lock is held while placing and booking, not while actors start.
         """
         events: list[Event] = []
-        with self._plan_lock:
-            try:
+        try:
+            for _ in range(rounds):
+                with self._plan_lock:
+                    found = self._refresh_nodes()
+                    live = list(self._live)
+                for deployment in live:
+                    with deployment.heal_lock:
+                        found += self._heal_round(deployment)
+                events += found
+                if not any(e.kind == "actor_died" for e in found):
+                    break
+            else:
+                raise DeploymentError(f"partitions still dying after {rounds} rounds")
+        finally:
+            self._log_events(events)
+        return events
+
+    def heal_deployment(self, deployment: Deployment, *, rounds: int = 5) -> list[Event]:
+        """Heals one deployment (a gang): its dead partitions (actor gone, or on a node
+        that left) are released in fastplace, placed again by the deployer's policy on
+        the nodes alive now and started; the others keep running. The plan lock is
+        held only while the nodes are re-read and the partitions placed and booked, so
+        other gangs start and heal meanwhile; concurrent heals of one deployment run
+        one after the other (the second finds nothing dead). Returns the events (also
+        appended to ``events``); DeploymentError when a partition fits nowhere or
+        partitions still die after ``rounds`` rounds, then the deployment holds dead
+        partitions (whose containers are released) and should be retired."""
+        rounds = integer(rounds, "rounds", minimum=1)
+        events: list[Event] = []
+        try:
+            with deployment.heal_lock:
                 for _ in range(rounds):
-                    found = self._heal_round()
+                    found = self._heal_round(deployment)
                     events += found
                     if not any(e.kind == "actor_died" for e in found):
                         break
                 else:
-                    raise DeploymentError(f"partitions still dying after {rounds} rounds")
-            finally:
-                self.events += events
-                for event in events:
-                    logger.info("%s", event)
+                    raise DeploymentError(
+                        f"{deployment.model} v{deployment.version}: partitions still dying "
+                        f"after {rounds} rounds"
+                    )
+        finally:
+            self._log_events(events)
         return events
 
-    def _heal_round(self) -> list[Event]:
+    def _log_events(self, events: list[Event]) -> None:
+        with self._plan_lock:
+            self.events += events
+        for event in events:
+            logger.info("%s", event)
+
+    def _heal_round(self, deployment: Deployment) -> list[Event]:
+        """One round for one deployment (its heal lock held): ping, release the dead,
+        place and start them again. A partition that dies meanwhile is the next
+        round's (its handle stays in the deployment until then)."""
         ray = self._ray
-        events = self._refresh_nodes()
-        for deployment in list(self._live):
-            dead = self._dead_partitions(deployment)
+        dead = self._dead_partitions(deployment)  # Ray round trips: no plan lock
+        with self._plan_lock:
+            # After the pings: a node whose actors stopped answering has had time to
+            # be declared dead, and is then cordoned before anything is placed again.
+            events = self._refresh_nodes()
+            if deployment.retired:
+                return events
+            found = {p.index for p in dead}
+            dead += [
+                p
+                for p in deployment.partitions
+                if p.index not in found and not self.view.alive[p.server]
+            ]
+            dead.sort(key=lambda p: p.index)
             for part in dead:
                 self._kill(part.actor)
                 self._release(part)
@@ -423,28 +486,30 @@ class Deployer:
                         "its container is released in fastplace",
                     )
                 )
-            try:
-                if dead:
-                    events += self._replace(deployment, dead)
-                self._connect(deployment)
-            except ray.exceptions.RayError as error:
-                if not _actor_gone(ray, error):
-                    raise
-                # Another actor (or a target node) died meanwhile: the next round sees it.
-                # Until then the deployment holds dead handles, which the next ping finds.
+            placed = self._place_again(deployment, dead) if dead else []
+        try:
+            if dead:
+                events += self._replace(deployment, dead, placed)
+            self._connect(deployment)
+        except ray.exceptions.RayError as error:
+            if not is_fault(error):
+                raise
+            # Another actor (or a target node) died meanwhile: the next round sees it.
+            # Until then the deployment holds dead handles, which the next ping finds.
         return events
 
-    def _replace(self, deployment: Deployment, dead: list[PartitionState]) -> list[Event]:
-        """Places and starts the dead partitions again, with the deployer's policy."""
-        ids = self._ids(deployment.manifest)
-        requests = [
-            self._request(deployment.manifest.partitions[part.index].memory_mb) for part in dead
-        ]
+    def _place_again(
+        self, deployment: Deployment, dead: list[PartitionState]
+    ) -> list[tuple[int, int]] | None:
+        """Places the dead partitions with the deployer's policy (plan lock held):
+        (container, server) each, all or none. None under ``ray_default``: Ray places
+        them when they start, and :meth:`_start` books where it put them."""
         if self.ray_places:
-            fresh, _ = self._start(deployment.manifest, [p.index for p in dead], None, requests)
-            return self._swap_in(deployment, dead, fresh)
+            return None
+        ids = self._ids(deployment.manifest)
         placed: list[tuple[int, int]] = []
-        for part, request in zip(dead, requests, strict=True):
+        for part in dead:
+            request = self._request(deployment.manifest.partitions[part.index].memory_mb)
             server = self.policy.choose(self.context, request, ids[part.index])
             if server < 0:
                 for container, _ in placed:
@@ -454,13 +519,33 @@ class Deployer:
                     f"{part.index} fits on no server"
                 )
             placed.append((self.cluster.place(server, request), server))
+        return placed
+
+    def _replace(
+        self,
+        deployment: Deployment,
+        dead: list[PartitionState],
+        placed: list[tuple[int, int]] | None,
+    ) -> list[Event]:
+        """Starts the dead partitions where :meth:`_place_again` put them (no plan
+        lock while actors start) and swaps them into the deployment."""
+        requests = [
+            self._request(deployment.manifest.partitions[part.index].memory_mb) for part in dead
+        ]
         try:
             fresh, _ = self._start(deployment.manifest, [p.index for p in dead], placed, requests)
         except BaseException:
-            for container, _ in placed:
-                self.cluster.release(container)
+            with self._plan_lock:
+                for container, _ in placed or []:
+                    self.cluster.release(container)
             raise
-        return self._swap_in(deployment, dead, fresh)
+        with self._plan_lock:
+            if deployment.retired:  # retired while they started: nothing to swap into
+                for part in fresh:
+                    self._kill(part.actor)
+                    self._release(part)
+                return []
+            return self._swap_in(deployment, dead, fresh)
 
     def _swap_in(
         self, deployment: Deployment, dead: list[PartitionState], fresh: list[PartitionState]
@@ -493,7 +578,7 @@ class Deployer:
             try:
                 ray.get(ping, timeout=self.start_timeout_s)
             except ray.exceptions.RayError as error:
-                if not _actor_gone(ray, error):
+                if not is_fault(error):
                     raise
                 dead.append(part)
         return dead
@@ -713,3 +798,25 @@ def _actor_gone(ray: Any, error: BaseException) -> bool:
         return True
     cause = getattr(error, "cause", None)
     return isinstance(error, ray.exceptions.RayTaskError) and isinstance(cause, gone)
+
+
+def is_fault(error: BaseException) -> bool:
+    """Whether an error is a fault of the cluster that healing cures (an actor died or
+    is unreachable, its node died, an actor could not be put on a node that just
+    left), rather than a bad request or a bug. False when Ray is not installed."""
+    try:
+        import ray
+    except ImportError:
+        return False
+    faults = (
+        ray.exceptions.RayActorError,
+        ray.exceptions.ActorUnavailableError,
+        ray.exceptions.ActorUnschedulableError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.ObjectLostError,
+        ray.exceptions.WorkerCrashedError,
+    )
+    if isinstance(error, faults):
+        return True
+    cause = getattr(error, "cause", None)
+    return isinstance(error, ray.exceptions.RayTaskError) and isinstance(cause, faults)

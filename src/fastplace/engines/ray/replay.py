@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fastplace._checks import integer
+from fastplace.engines.ray.faults import FaultPlan
 from fastplace.engines.ray.model_store import ModelStore
 from fastplace.engines.ray.partitioned_model import MTMLConfig, make_batch, split_weights
 from fastplace.sim.workload import Workload
@@ -162,12 +163,17 @@ def replay(
     *,
     duration_s: float | None = None,
     progress: Progress | None = None,
+    faults: FaultPlan | None = None,
+    cluster: Any = None,
 ) -> dict[str, Any]:
     """Replays the workload (its first ``duration_s`` log seconds; None: all of it)
     with one policy on fresh node caches under ``cache_root``; the metrics row.
+    ``faults``: actor/node faults to inject (:mod:`fastplace.engines.ray.faults`; a
+    node fault needs ``cluster``, the LocalCluster), reported in the row's ``faults``.
 
     Call with Ray initialised (a local cluster, for example)."""
     from fastplace.engines.ray.deployment import Deployer
+    from fastplace.engines.ray.faults import FaultInjector
     from fastplace.engines.ray.serverless import Serverless
 
     whole = workload.span_s if workload.span_s is not None else float(workload.arrival_s[-1])
@@ -200,9 +206,14 @@ def replay(
             timeline.append((time.perf_counter() - began, deployer.cluster.n_active_servers, gangs))
 
     sampler = threading.Thread(target=sample, name="fastplace-replay-sampler", daemon=True)
+    injector = None
+    if faults is not None and not faults.empty:
+        injector = FaultInjector(faults, front, cluster, config.compression)
     futures: list[Future[Any]] = []
     version = [1] * len(names)
     sampler.start()
+    if injector is not None:
+        injector.start(began)
     try:
         for i, (t, kind, m, service_s) in enumerate(events):
             delay = began + t / config.compression - time.perf_counter()
@@ -226,14 +237,19 @@ def replay(
     finally:
         stop.set()
         sampler.join()
+        if injector is not None:
+            injector.stop()
         front.close()
         deployer.shutdown()
+        if injector is not None:
+            injector.restore()
     stats = front.stats()
     summary = stats.summary()
     return _row(summary, lost, len(futures), timeline, wall, config) | {
         "policy": deployer.policy.name,
         "timeline": timeline,
         "starts": starts,
+        "faults": injector.report() if injector is not None else [],
     }
 
 
@@ -290,6 +306,12 @@ def _row(
         "reclaimed": summary["reclaimed"],
         "lost": lost,
         "errors": summary["errors"],
+        "retries": summary["retries"],
+        "gangs_broken": summary["gangs_broken"],
+        "gangs_replaced": summary["gangs_replaced"],
+        "partitions_replaced": summary["partitions_replaced"],
+        "gangs_lost": summary["gangs_lost"],
+        "start_faults": summary["start_faults"],
         "queue_p50_s": summary["queue_p50_s"],
         "queue_p99_s": summary["queue_p99_s"],
         "compression": config.compression,

@@ -16,8 +16,14 @@ holds no lock, so a request for one model never waits on another model's cold st
 When a gang fits nowhere, the longest-idle gang of any model is retired to make room
 and placement is tried again, as the simulator (``fastplace.sim``) does under pressure.
 
-Not yet here (see SERVERLESS_NOTES.md): retries after actor or node faults (a
-request that meets a dead actor fails and counts as lost), the sim-to-real check.
+Faults: a request that meets a dead partition actor (killed, crashed, or on a node
+that left) marks its gang broken; the gang is healed through
+:meth:`Deployer.heal_deployment` (the dead partitions re-placed by fastplace on the
+nodes alive now, a node that left cordoned first) and the request is sent again.
+Requests that arrive meanwhile wait for the heal as for a cold start. A gang that
+cannot be healed is retired and the retried request starts a new one. A request is
+retried at most ``max_retries`` times, then fails with :class:`RetriesExhausted`
+naming the last fault; ``stats()`` counts the retries and the re-placements.
 """
 
 from __future__ import annotations
@@ -36,14 +42,37 @@ import numpy as np
 import numpy.typing as npt
 
 from fastplace._checks import integer
-from fastplace.engines.ray.deployment import Deployer, Deployment, NoCapacity
+from fastplace.engines.ray.deployment import (
+    Deployer,
+    Deployment,
+    DeploymentError,
+    NoCapacity,
+    is_fault,
+)
 from fastplace.engines.ray.model_store import check_model_name, check_version
 
-__all__ = ["Answer", "Gang", "RequestRecord", "Serverless", "ServerlessStats"]
+__all__ = [
+    "Answer",
+    "Gang",
+    "GangBroken",
+    "RequestRecord",
+    "RetriesExhausted",
+    "Serverless",
+    "ServerlessStats",
+]
 
 logger = logging.getLogger("fastplace.engines.ray")
 
 Batch = tuple[Mapping[str, npt.NDArray[np.int64]], npt.NDArray[np.float32]]
+
+
+class GangBroken(DeploymentError):
+    """A gang lost a partition and could not be healed; it is retired (requests that
+    waited on it are sent again)."""
+
+
+class RetriesExhausted(DeploymentError):
+    """A request met a fault on every attempt (1 + ``max_retries``); it is lost."""
 
 
 @dataclass
@@ -63,17 +92,23 @@ class Gang:
     """Takes no new requests; retires once ``in_flight`` is 0 (rollout or reclaim)."""
     retired: bool = False
     error: BaseException | None = None
-    """Why its cold start failed (the requests waiting for it fail with it)."""
+    """Why its cold start or its heal failed (the requests waiting for it fail with it,
+    and are retried if it is a fault or :class:`GangBroken`)."""
     served: int = 0
+    healing: bool = False
+    """A partition died: the gang is being healed and takes requests only after."""
+    generation: int = 0
+    """Heals so far: a fault seen by a request of an older generation is healed already."""
 
     @property
     def ready(self) -> bool:
-        return self.deployment is not None
+        return self.deployment is not None and not self.healing
 
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One answered request. ``latency_s = queue_s + route_s + wait_s + compute_s``."""
+    """One answered request.
+    ``latency_s = queue_s + route_s + wait_s + compute_s + retry_s``."""
 
     model: str
     version: int
@@ -91,6 +126,10 @@ class RequestRecord:
     """The gang's inference call (Ray round trip, fan-out, dense part)."""
     fanout_s: float
     """The fan-out inside partition 0 (part of ``compute_s``)."""
+    retries: int = 0
+    """Attempts that met a fault before the one that answered."""
+    retry_s: float = 0.0
+    """Those attempts' time, the heals they waited for included."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +163,20 @@ class ServerlessStats:
     cold_start_s: list[float] = field(default_factory=list)
     """Each gang's cold start: from placement until it could serve."""
     records: list[RequestRecord] = field(default_factory=list)
+    retries: int = 0
+    """Attempts sent again after a fault (a request retried twice counts 2)."""
+    gangs_broken: int = 0
+    """Gangs found with a dead partition (each fault of a gang once)."""
+    gangs_replaced: int = 0
+    """Of those: gangs healed, their dead partitions re-placed by fastplace."""
+    partitions_replaced: int = 0
+    """Partitions those heals placed and started again."""
+    gangs_lost: int = 0
+    """Of the broken gangs: retired because healing failed (retried requests start
+    a new gang, placed by fastplace)."""
+    start_faults: int = 0
+    """Cold starts that failed with a fault (a node left while its actors started);
+    their requests are retried."""
 
     def summary(self) -> dict[str, Any]:
         """Counts and latency percentiles (seconds) as a flat dict."""
@@ -152,6 +205,12 @@ class ServerlessStats:
             "route_p99_s": pct(route, 99),
             "queue_p50_s": pct(queue, 50),
             "queue_p99_s": pct(queue, 99),
+            "retries": self.retries,
+            "gangs_broken": self.gangs_broken,
+            "gangs_replaced": self.gangs_replaced,
+            "partitions_replaced": self.partitions_replaced,
+            "gangs_lost": self.gangs_lost,
+            "start_faults": self.start_faults,
         }
 
 
@@ -170,6 +229,7 @@ class Serverless:
     ``concurrency_target``: requests one gang serves at once; ``keep_alive_s``: how
     long an idle gang stays warm; ``max_gangs``: the cap on gangs per model (a model
     at its cap queues requests). ``workers`` threads run :meth:`submit`'s requests.
+    ``max_retries``: how many times a request that met a fault is sent again.
     """
 
     def __init__(
@@ -182,12 +242,14 @@ class Serverless:
         max_gangs: int = 4,
         workers: int = 16,
         wait_timeout_s: float = 120.0,
+        max_retries: int = 3,
     ) -> None:
         """A front end over ``deployer`` (see the class docstring). ``wait_timeout_s``
         bounds a request's wait for a cold start or a free slot. Raises TypeError or
         ValueError naming a bad option, KeyError for a version the store lacks."""
         self.concurrency_target = integer(concurrency_target, "concurrency_target", minimum=1)
         self.max_gangs = integer(max_gangs, "max_gangs", minimum=1)
+        self.max_retries = integer(max_retries, "max_retries", minimum=0)
         workers = integer(workers, "workers", minimum=1)
         self.keep_alive_s = _seconds(keep_alive_s, "keep_alive_s", allow_zero=True)
         self.wait_timeout_s = _seconds(wait_timeout_s, "wait_timeout_s", allow_zero=False)
@@ -254,6 +316,10 @@ class Serverless:
         for gang in done:
             self._retire(gang)
 
+    def models(self) -> list[str]:
+        """The models served (each with an active version)."""
+        return [state.name for state in self._states()]
+
     def version(self, model: str) -> int:
         """The version new requests for ``model`` go to."""
         state = self._state(model)
@@ -318,16 +384,46 @@ class Serverless:
     def _serve(self, model: str, batch: Batch, submitted: float, hold_s: float) -> Answer:
         with self._stats_lock:
             self._stats.requests += 1
+        queue_s = time.perf_counter() - submitted
+        retry_s = 0.0
+        fault: BaseException | None = None
         try:
-            return self._serve_once(model, batch, submitted, hold_s)
+            for attempt in range(self.max_retries + 1):
+                began = time.perf_counter()
+                try:
+                    return self._serve_once(
+                        model, batch, submitted, hold_s, queue_s, attempt, retry_s
+                    )
+                except BaseException as error:
+                    if not (is_fault(error) or isinstance(error, GangBroken)):
+                        raise
+                    fault = error
+                retry_s += time.perf_counter() - began
+                if attempt < self.max_retries:
+                    with self._stats_lock:
+                        self._stats.retries += 1
+                    logger.info("%s: retrying after %s", model, type(fault).__name__)
+            raise RetriesExhausted(
+                f"{model}: no answer after {self.max_retries + 1} attempts "
+                f"(max_retries = {self.max_retries}); last fault: "
+                f"{type(fault).__name__}: {_first_line(fault)}"
+            ) from fault
         except BaseException as error:
             with self._stats_lock:
                 self._stats.lost += 1
                 self._stats.errors[type(error).__name__] += 1
             raise
 
-    def _serve_once(self, model: str, batch: Batch, submitted: float, hold_s: float) -> Answer:
-        queue_s = time.perf_counter() - submitted
+    def _serve_once(
+        self,
+        model: str,
+        batch: Batch,
+        submitted: float,
+        hold_s: float,
+        queue_s: float,
+        retries: int,
+        retry_s: float,
+    ) -> Answer:
         state = self._state(model)
         gang, new, waited_s = self._acquire(state)
         cold = new or not gang.ready
@@ -357,15 +453,22 @@ class Serverless:
         if cold:  # a warm request does not wait: its wait_s stays exactly 0
             waited_s += time.perf_counter() - began
         try:
-            deployment = gang.deployment
+            with state.cond:
+                deployment = gang.deployment
+                generation = gang.generation
             assert deployment is not None  # set by the start, which succeeded
             ids, dense = batch
             computing = time.perf_counter()
             ray = self.deployer._ray
-            outputs, fanout_s = ray.get(
-                deployment.partitions[0].actor.infer.remote(ids, dense, hold_s),
-                timeout=self.deployer.request_timeout_s,
-            )
+            try:
+                outputs, fanout_s = ray.get(
+                    deployment.partitions[0].actor.infer.remote(ids, dense, hold_s),
+                    timeout=self.deployer.request_timeout_s,
+                )
+            except BaseException as error:
+                if is_fault(error):
+                    self._repair(state, gang, generation)
+                raise
             done = time.perf_counter()
         finally:
             self._release(state, gang)
@@ -377,10 +480,12 @@ class Serverless:
             cold=cold,
             latency_s=latency_s,
             queue_s=queue_s,
-            route_s=max(0.0, latency_s - queue_s - waited_s - compute_s),
+            route_s=max(0.0, latency_s - queue_s - retry_s - waited_s - compute_s),
             wait_s=waited_s,
             compute_s=compute_s,
             fanout_s=float(fanout_s),
+            retries=retries,
+            retry_s=retry_s,
         )
         with self._stats_lock:
             self._stats.answered += 1
@@ -388,6 +493,51 @@ class Serverless:
                 self._stats.warm_hits += 1
             self._stats.records.append(record)
         return Answer(outputs, record)
+
+    def _repair(self, state: _Model, gang: Gang, generation: int) -> None:
+        """A request of ``generation`` met a dead partition of ``gang``: heal the gang
+        (fastplace re-places the dead partitions), unless another request already
+        does or did. A draining gang, or one the heal cannot save, is retired instead:
+        the retried requests then go to (or start) another gang."""
+        with state.cond:
+            if gang.generation != generation or gang.healing or gang not in state.gangs:
+                return
+            gang.healing = True
+            deployment = gang.deployment
+            draining = gang.draining
+        assert deployment is not None
+        with self._stats_lock:
+            self._stats.gangs_broken += 1
+        failure: BaseException | None = None
+        replaced = 0
+        if draining:
+            failure = GangBroken(f"{gang.model} v{gang.version}: a draining gang lost a partition")
+        else:
+            try:
+                events = self.deployer.heal_deployment(deployment)
+                replaced = sum(e.kind == "replaced" for e in events)
+            except Exception as error:
+                logger.warning("%s v%s: heal failed: %s", gang.model, gang.version, error)
+                failure = GangBroken(f"{gang.model} v{gang.version}: heal failed: {error}")
+                failure.__cause__ = error
+        with state.cond:
+            gang.healing = False
+            gang.generation += 1
+            if failure is not None:
+                gang.error = failure
+                if gang in state.gangs:
+                    state.gangs.remove(gang)
+            else:
+                gang.idle_since = time.monotonic()
+            state.cond.notify_all()
+        with self._stats_lock:
+            if failure is None:
+                self._stats.gangs_replaced += replaced > 0
+                self._stats.partitions_replaced += replaced
+            else:
+                self._stats.gangs_lost += 1
+        if failure is not None:
+            self._retirer.submit(self._retire_logged, gang)
 
     def _acquire(self, state: _Model, *, scale_out: bool = True) -> tuple[Gang, bool, float]:
         """A slot in a gang of the active version: (gang, whether this request starts
@@ -428,6 +578,9 @@ class Serverless:
                 if gang in state.gangs:
                     state.gangs.remove(gang)
                 state.cond.notify_all()
+            if is_fault(error):
+                with self._stats_lock:
+                    self._stats.start_faults += 1
             raise
         seconds = time.perf_counter() - began
         with self._stats_lock:
@@ -559,6 +712,11 @@ class Serverless:
 
 class _RolledPast(NoCapacity):
     """A start waiting for room gave up: its version is no longer the model's."""
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _seconds(value: object, name: str, *, allow_zero: bool) -> float:
