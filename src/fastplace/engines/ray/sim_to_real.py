@@ -26,7 +26,7 @@ last requests finish and gangs idle counts in the mean servers on both sides).
 What the simulator cannot reproduce from one number is the real cold start's spread:
 on a small machine a gang's start is mostly Ray starting worker processes, whose cost
 grows with the starts running at once; the simulator gives every start the measured
-median (plus its fetch). See SERVERLESS_NOTES.md for what agrees and what does not.
+median (plus its fetch). See docs/serverless.md for what agrees and what does not.
 """
 
 from __future__ import annotations
