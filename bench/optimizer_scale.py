@@ -66,7 +66,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workloads", default="synthetic,azure2019,requestlog")
     parser.add_argument("--policies", default="first_fit,similarity,locality,hybrid")
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
-    parser.add_argument("--json", type=Path, default=None, help="rows, one JSON object a line")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="rows, one JSON object a line (runs append to the first; all are read)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="markdown report to write")
     parser.add_argument("--report-only", action="store_true", help="render --json, no runs")
     parser.add_argument("--fresh", action="store_true", help="rerun runs already in --json")
@@ -169,10 +175,14 @@ def config_label(servers: int, heterogeneous: bool) -> str:
     return f"{servers:,}" + (" het" if heterogeneous else "")
 
 
-def read_rows(path: Path | None) -> list[dict[str, Any]]:
-    if path is None or not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def read_rows(paths: list[Path] | None) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for path in paths or []
+        if path.exists()
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -185,8 +195,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     )
     rows = [] if args.fresh else read_rows(args.json)
     done = {key_of(r) for r in rows}
-    if args.fresh and args.json is not None and args.json.exists():
-        args.json.unlink()
+    out = None if args.json is None else args.json[0]
+    if args.fresh and out is not None and out.exists():
+        out.unlink()
     with tempfile.TemporaryDirectory(prefix="optimizer-scale-") as tmp:
         for servers, heterogeneous, seeds in args.configs:
             for workload_name in args.workloads.split(","):
@@ -241,8 +252,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                             file=sys.stderr,
                             flush=True,
                         )
-                        if args.json is not None:
-                            with args.json.open("a") as file:
+                        if out is not None:
+                            with out.open("a") as file:
                                 file.write(json.dumps(row) + "\n")
     return rows
 
@@ -280,6 +291,12 @@ def moonshot(servers: float, bytes_: float) -> bool:
 
 
 def report(rows: list[dict[str, Any]], command: str) -> str:
+    # By cluster, then workload as first seen, then seed; policies in run order.
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    rows = sorted(
+        rows,
+        key=lambda r: (r["servers"], r["heterogeneous"], workloads.index(r["workload"]), r["seed"]),
+    )
     servers = relative(rows, "servers_used_mean")
     bytes_ = relative(rows, "bytes_downloaded")
     lines = [
