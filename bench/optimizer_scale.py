@@ -67,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--policies", default="first_fit,similarity,locality,hybrid")
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
     parser.add_argument(
+        "--hybrid-label",
+        default="hybrid",
+        help="policy name of hybrid's rows (to put a --model beside the shipped one's rows)",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         nargs="+",
@@ -202,7 +207,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for servers, heterogeneous, seeds in args.configs:
             for workload_name in args.workloads.split(","):
                 for seed in seeds:
-                    names = args.policies.split(",")
+                    names = [
+                        args.hybrid_label if name == "hybrid" else name
+                        for name in args.policies.split(",")
+                    ]
                     run_key = (servers, heterogeneous, workload_name, seed)
                     if all((*run_key, name) in done for name in names):
                         continue
@@ -231,7 +239,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                             continue
                         started, cpu = time.perf_counter(), time.process_time()
                         result = compare(config, workload, [policy])
-                        (name, metrics), *_ = result.items()
+                        (_, metrics), *_ = result.items()
                         wall = time.perf_counter() - started
                         row = {
                             "servers": servers,
