@@ -214,9 +214,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     run_key = (servers, heterogeneous, workload_name, seed)
                     if all((*run_key, name) in done for name in names):
                         continue
-                    workload = make_workload(
-                        workload_name, servers, args.duration, seed, Path(tmp)
-                    )
+                    workload = make_workload(workload_name, servers, args.duration, seed, Path(tmp))
                     config = SimConfig(
                         servers=servers,
                         duration_s=args.duration,
@@ -231,8 +229,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         from fastplace.optimizer.policy import ResourceOptimizerPolicy
 
                         policies = [
-                            ResourceOptimizerPolicy(optimizer) if p == "ro" else p
-                            for p in policies
+                            ResourceOptimizerPolicy(optimizer) if p == "ro" else p for p in policies
                         ]
                     for name, policy in zip(names, policies, strict=True):
                         if (*run_key, name) in done:

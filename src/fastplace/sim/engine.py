@@ -255,7 +255,12 @@ class Simulation:
 
     def _finish(self, t: float, containers: list[int]) -> None:
         expires = t + self.config.keep_alive_s
-        states, retired, idle, idle_order = self.containers, self.retired, self.idle, self.idle_order
+        states, retired, idle, idle_order = (
+            self.containers,
+            self.retired,
+            self.idle,
+            self.idle_order,
+        )
         events = self.events
         for container in containers:
             state = states[container]

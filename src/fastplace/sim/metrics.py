@@ -56,7 +56,11 @@ class MetricsRecorder:
             self.peak_active = active
 
     def summary(self, duration_s: float, wall_s: float) -> dict[str, Any]:
-        utilisation = np.asarray(self.used_area, dtype=np.float64) / duration_s / np.maximum(self.capacity_total, 1)
+        utilisation = (
+            np.asarray(self.used_area, dtype=np.float64)
+            / duration_s
+            / np.maximum(self.capacity_total, 1)
+        )
         row: dict[str, Any] = {
             "servers_used_mean": self.active_area / duration_s,
             "servers_used_peak": self.peak_active,
