@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tests.reference.locality_model import locality_choice
 
 from fastplace import BlockIndex, Cluster
-from fastplace.optimizer.demonstrator import DEMONSTRATORS, first_fit, locality
+from fastplace.optimizer.demonstrator import DEMONSTRATORS, first_fit, locality, reach
 from fastplace.optimizer.features import FEATURE_NAMES, N_FEATURES
 from fastplace.sim.policies import LocalityFit, PlacementContext
 
@@ -97,9 +97,24 @@ def test_locality_by_hand() -> None:
     x[3, FEATURE_NAMES.index("free_memory_before")] = 0.9  # nor a nearly empty one
     assert locality(x) == 0
     assert locality(x, window=16) == 15
-    assert first_fit(x) == 0 and set(DEMONSTRATORS) == {"first_fit", "locality"}
+    assert first_fit(x) == 0 and set(DEMONSTRATORS) == {"first_fit", "locality", "reach"}
     with pytest.raises(ValueError, match="at least one candidate"):
         locality(x[:0])
+
+
+def test_reach_is_locality_without_the_window() -> None:
+    cached = FEATURE_NAMES.index("cached_share")
+    rank = FEATURE_NAMES.index("first_fit_rank")
+    x = rows(40)
+    assert reach(x) == 0  # nothing cached anywhere: first fit
+    x[5, cached] = 0.3
+    x[39, cached] = 0.8
+    x[39, rank] = 1.0  # ranks stop at 64 / 64: a server anywhere past the 64th feasible
+    assert locality(x) == 5 and reach(x) == 39
+    x[39, FEATURE_NAMES.index("free_memory_before")] = 0.85  # not min_load full
+    assert reach(x) == 5 and reach(x, min_load=0.1) == 39
+    x[5, FEATURE_NAMES.index("active")] = 0.0
+    assert reach(x) == 0
 
 
 def test_locality_policy_checks_its_settings() -> None:

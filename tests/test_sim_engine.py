@@ -29,7 +29,7 @@ def check_consistent(sim: Simulation) -> None:
         assert server == state.server
         assert amounts.tolist() == state.request
         used += amounts
-    assert used.tolist() == sim.used.tolist()
+    assert used.tolist() == sim.used
     assert sim.cluster.n_containers == len(sim.containers)
     assert (sim.cluster.used.sum(axis=0) == used).all()
     assert (sim.cluster.free >= 0).all()

@@ -51,7 +51,7 @@ __all__ = ["Simulation"]
 _FINISH, _EXPIRE, _ROLLOUT, _RETIRE = 0, 1, 2, 3
 
 
-@dataclass
+@dataclass(slots=True)
 class _Container:
     model: int
     version: int
@@ -115,7 +115,8 @@ class Simulation:
         self.containers: dict[int, _Container] = {}
         self.idle: dict[tuple[int, int, int], list[int]] = {}
         self.idle_order: OrderedDict[int, None] = OrderedDict()  # oldest idle first
-        self.used = np.zeros(self.cluster.n_dims, dtype=np.int64)
+        # Plain ints, not numpy: updated on every placement and release, read on every event.
+        self.used = [0] * self.cluster.n_dims
         self.events: list[tuple[float, int, int, Any]] = []
         self.sequence = 0
         # Gangs alive per (model, version), counted by their partition-0 containers.
@@ -146,17 +147,23 @@ class Simulation:
             strict=True,
         ):
             self._push(t, _ROLLOUT, (m, False))  # once: the workload names the next one
-        arrivals = self.workload.arrival_s
-        models = self.workload.arrival_model
-        services = self.workload.service_s
         # side="right": a request log's last request may arrive at exactly its span.
-        n = int(np.searchsorted(arrivals, duration, side="right"))
+        n = int(np.searchsorted(self.workload.arrival_s, duration, side="right"))
+        # Python floats and ints up front: the loop runs millions of times at 6,000
+        # servers, and a numpy scalar per access cost more than the event it led to.
+        arrivals = self.workload.arrival_s[:n].tolist()
+        models = self.workload.arrival_model[:n].tolist()
+        services = self.workload.service_s[:n].tolist()
+        events = self.events
+        step = self._step
+        advance = self._advance
+        request = self._request
         for i in range(n):
-            t = float(arrivals[i])
-            while self.events and self.events[0][0] <= t:
-                self._step()
-            self._advance(t)
-            self._request(t, int(models[i]), float(services[i]))
+            t = arrivals[i]
+            while events and events[0][0] <= t:
+                step()
+            advance(t)
+            request(t, models[i], services[i])
             if progress is not None and i % 2048 == 0:
                 progress(t)
         while self.events and self.events[0][0] <= duration:
@@ -226,12 +233,20 @@ class Simulation:
         spec = self.workload.models[model]
         warm: list[int] = []
         cold: list[int] = []  # partitions that need a new container
+        idle, states, idle_order = self.idle, self.containers, self.idle_order
         for p in range(len(spec.partitions)):
-            container = self._take_idle((model, version, p))
-            if container is None:
-                cold.append(p)
+            # self._take_idle, inlined: it runs for every partition of every request.
+            pool = idle.get((model, version, p))
+            while pool:
+                container = pool.pop()
+                state = states.get(container)
+                if state is not None and state.alive and state.idle:
+                    state.idle = False
+                    del idle_order[container]
+                    warm.append(container)
+                    break
             else:
-                warm.append(container)
+                cold.append(p)
         cap = self.config.max_gangs
         if cold and cold[0] == 0 and cap and self.gangs.get((model, version), 0) >= cap:
             for container in warm:  # they stay idle, as if never touched
@@ -273,7 +288,9 @@ class Simulation:
                 self.containers[container] = _Container(model, version, p, server, request)
                 if p == 0:
                     self.gangs[(model, version)] = self.gangs.get((model, version), 0) + 1
-                self.used += request
+                used = self.used
+                for d, amount in enumerate(request):
+                    used[d] += amount
                 started.append(container)
             self.metrics.gang_cold_start_s.append(ready_s)
         else:
@@ -313,18 +330,31 @@ class Simulation:
 
     def _finish(self, t: float, containers: list[int]) -> None:
         self.released = True
+        expires = t + self.config.keep_alive_s
+        states, retired, idle, idle_order = (
+            self.containers,
+            self.retired,
+            self.idle,
+            self.idle_order,
+        )
+        events = self.events
         for container in containers:
-            state = self.containers[container]
-            if (state.model, state.version) in self.retired:
+            state = states[container]
+            if retired and (state.model, state.version) in retired:
                 self._reclaim(container)
                 continue
             state.idle = True
             state.token += 1
-            self.idle_order[container] = None
-            self.idle.setdefault((state.model, state.version, state.partition), []).append(
-                container
-            )
-            self._push(t + self.config.keep_alive_s, _EXPIRE, (container, state.token))
+            idle_order[container] = None
+            key = (state.model, state.version, state.partition)
+            pool = idle.get(key)
+            if pool is None:
+                idle[key] = [container]
+            else:
+                pool.append(container)
+            # self._push, inlined: one per container finished.
+            self.sequence += 1
+            heapq.heappush(events, (expires, _EXPIRE, self.sequence, (container, state.token)))
 
     def _expire(self, container: int, token: int) -> None:
         state = self.containers.get(container)
@@ -339,7 +369,9 @@ class Simulation:
             self.gangs[(state.model, state.version)] -= 1
         self.idle_order.pop(container, None)
         self.cluster.release(container)
-        self.used -= state.request
+        used = self.used
+        for d, amount in enumerate(state.request):
+            used[d] -= amount
 
     def _rollout(self, t: float, model: int, scheduled: bool) -> None:
         self.previous[model] = self.version[model]
