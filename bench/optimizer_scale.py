@@ -64,7 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="SERVERS[h]:SEED,SEED... (repeatable; default: " + " ".join(DEFAULT_CONFIGS) + ")",
     )
     parser.add_argument("--workloads", default="synthetic,azure2019,requestlog")
-    parser.add_argument("--policies", default="first_fit,similarity,locality,hybrid")
+    parser.add_argument(
+        "--policies",
+        default="first_fit,similarity,locality,hybrid,k8s_default,k8s_most_allocated,ray_hybrid",
+    )
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
     parser.add_argument(
         "--hybrid-label",
