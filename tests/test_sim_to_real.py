@@ -321,3 +321,19 @@ def test_ray_replay_simulate_refuses_a_concurrency_target_it_cannot_model(
     err = capsys.readouterr().err
     assert err.startswith("fastplace ray-replay: error: --simulate needs --concurrency 1"), err
     assert not (tmp_path / "out").exists()  # refused before Ray starts or anything is written
+
+
+def test_ray_default_is_simulated_by_the_model_of_rays_rule() -> None:
+    from fastplace.engines.ray.demo import parse_policy
+    from fastplace.engines.ray.sim_to_real import simulated_policy
+    from fastplace.sim import simulate, synthetic_workload
+
+    assert simulated_policy("first_fit") == "first_fit"
+    assert simulated_policy("similarity:0.9") == "similarity:0.9"
+    # Ray placed ray_default's actors; the simulator cannot ask Ray (the policy raises
+    # there), so the replay is simulated with its model of Ray's rule instead.
+    stand_in = parse_policy(simulated_policy("ray_default"))
+    assert stand_in.name == "ray_hybrid"
+    workload = synthetic_workload(duration_s=20.0, n_models=3, total_rate=4.0, seed=2)
+    metrics = simulate(SimConfig(servers=6, duration_s=20.0, seed=2), workload, stand_in)
+    assert metrics["placements"] > 0

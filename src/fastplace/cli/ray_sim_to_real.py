@@ -24,14 +24,14 @@ def simulate_replays(
     from fastplace.cli.output import note
     from fastplace.engines.ray.demo import parse_policy
     from fastplace.engines.ray.model_store import ModelStore
-    from fastplace.engines.ray.sim_to_real import compare, simulate_replay
+    from fastplace.engines.ray.sim_to_real import compare, simulate_replay, simulated_policy
 
     store = ModelStore(workdir / "store")
     whole = workload.span_s if workload.span_s is not None else float(workload.arrival_s[-1])
     span = min(args.duration, whole) if args.duration else whole
 
     def policy(spec: str) -> Callable[[], Any]:
-        return lambda: parse_policy(spec)
+        return lambda: parse_policy(simulated_policy(spec))
 
     def simulate(trace_boots: bool) -> list[dict[str, Any]]:
         return [
@@ -53,11 +53,16 @@ def simulate_replays(
         ]
 
     note("simulating the replays")
+    stand_ins = {spec: simulated_policy(spec) for spec in policies}
+    stand_ins = {spec: stand_in for spec, stand_in in stand_ins.items() if stand_in != spec}
+    for spec, stand_in in stand_ins.items():
+        note(f"{spec} is simulated by {stand_in}, the simulator's model of its rule")
     sims = simulate(trace_boots=True)
     report = compare(policies, rows, sims)
     report["time_base"] = "real seconds (the log's times divided by --compression)"
     report["boots"] = "each gang boots as its real counterpart did (TraceBoots)"
     report["simulated"] = dict(zip(policies, sims, strict=True))
+    report["simulated_as"] = stand_ins
     # How much rides on the boot model: every boot the real run's median instead.
     constant = simulate(trace_boots=False)
     report["median_boot"] = compare(policies, rows, constant)

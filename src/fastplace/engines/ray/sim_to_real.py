@@ -59,8 +59,19 @@ __all__ = [
     "replay_workload",
     "sim_config_for_replay",
     "simulate_replay",
+    "simulated_policy",
     "start_record",
 ]
+
+
+def simulated_policy(spec: str) -> str:
+    """The simulator policy that stands for a replayed one: itself, except
+    ``ray_default`` (Ray's own scheduler placed the actors, which the simulator cannot
+    ask), whose stand-in is ``ray_hybrid``, the simulator's model of Ray's rule."""
+    from fastplace.engines.ray.ray_placement import RAY_DEFAULT
+
+    return "ray_hybrid" if spec == RAY_DEFAULT else spec
+
 
 #: (label, real row key, simulated row key, target relative error or None).
 COMPARED: tuple[tuple[str, str, str, float | None], ...] = (
