@@ -211,7 +211,7 @@ def test_fastplace_train_from_a_feedback_file(
     assert main(["train", "--feedback", str(missing), "--out", str(tmp_path / "o")]) == 2
     assert "missing.npz" in capsys.readouterr().err
     assert main(["train", "--initial", "x.pt", "--out", str(tmp_path / "o")]) == 2
-    assert "--initial needs --feedback" in capsys.readouterr().err
+    assert "--initial x.pt" in capsys.readouterr().err  # no such file, named
     _, records = _log(30)
     log = tmp_path / "feedback.npz"
     save_feedback(records, log)

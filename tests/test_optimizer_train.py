@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from fastplace.cli import main  # noqa: E402
 from fastplace.optimizer import OptimizerLoadError, ResourceOptimizer  # noqa: E402
-from fastplace.optimizer.train import TrainConfig, train  # noqa: E402
+from fastplace.optimizer.train import REFERENCE_SERVERS, TrainConfig, train  # noqa: E402
 
 SHORT = TrainConfig(
     episodes=3,
@@ -143,3 +143,46 @@ def test_demonstrator_is_checked() -> None:
         TrainConfig(demonstrator="nope")
     with pytest.raises(ValueError, match="demo_weight = -1"):
         TrainConfig(demo_weight=-1)
+
+
+def test_scale_workload_grows_the_episodes_with_the_cluster() -> None:
+    small = TrainConfig().env_config()
+    assert (small.n_models_range, small.total_rate_range) == ((8, 120), (5.0, 80.0))
+    assert TrainConfig(servers=1500).env_config().n_models_range == (8, 120)  # as given
+    big = TrainConfig(servers=10 * REFERENCE_SERVERS, scale_workload=True).env_config()
+    assert big.servers == 1500 and big.n_models == 240 and big.total_rate == 600.0
+    assert big.n_models_range == (80, 1200) and big.total_rate_range == (50.0, 800.0)
+    tiny = TrainConfig(servers=3, scale_workload=True, validate_every=0).env_config()
+    assert tiny.n_models_range == (1, 2) and tiny.n_models == 1  # never below one model
+    with pytest.raises(TypeError, match="scale_workload = 1 must be a bool"):
+        TrainConfig(scale_workload=1)  # type: ignore[arg-type]
+
+
+def test_fastplace_train_fine_tunes_an_initial_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    argv = ["train", "--episodes", "1", "--max-steps", "60", "--duration", "20"]
+    assert main([*argv, "--servers", "12", "--out", str(first)]) == 0
+    base = ResourceOptimizer.load(first / "model.pt")
+    tuned_argv = [*argv, "--servers", "24", "--scale-workload", "--initial", str(first / "model.pt")]
+    assert main([*tuned_argv, "--out", str(second)]) == 0
+    capsys.readouterr()
+    tuned = ResourceOptimizer.load(second / "model.pt")
+    config = tuned.metadata["train_config"]
+    assert config["scale_workload"] is True and config["servers"] == 24
+    assert config["epsilon_start"] == 0.2  # fine-tuning starts from a network that knows
+    record = tuned.metadata["initial_model"]
+    assert record["weights_sha256"] == base.metadata["weights_sha256"]
+    assert record["path"] == str(first / "model.pt")
+    assert "--initial" in tuned.training_command and "--scale-workload" in tuned.training_command
+    # The initial network's normalisation is kept (a new network would learn its own).
+    import numpy as np
+
+    assert np.array_equal(tuned.network().mean.numpy(), base.network().mean.numpy())
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    assert main([*argv, "--initial", str(bad), "--out", str(tmp_path / "x")]) == 2
+    assert "--initial" in capsys.readouterr().err
+    assert main([*argv, "--epsilon-start", "0.01", "--out", str(tmp_path / "x")]) == 2
+    assert "--epsilon-start 0.01 must be >= 0.05" in capsys.readouterr().err

@@ -27,6 +27,10 @@ _non_negative = number(0.0, math.inf)
 #: kilobytes to megabytes).
 MAX_FEEDBACK_BYTES = 1 << 30
 MAX_MODEL_BYTES = 1 << 30
+#: Exploration at the start of a fine-tuning run (--initial without --feedback), and
+#: where exploration decays to (TrainConfig.epsilon_end).
+FINE_TUNE_EPSILON = 0.2
+EPSILON_END = 0.05
 #: torch, the simulator and the network before the replay buffer.
 BASE_BYTES = 512 << 20
 
@@ -62,7 +66,9 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         default=None,
         metavar="MODEL",
-        help="with --feedback: the model to fine-tune (default: the shipped one)",
+        help="fine-tune this model (TorchScript .pt) instead of training a new network: "
+        "with --feedback on the log, else with the options given here, say on a larger "
+        "--servers with --scale-workload (with --feedback the default is the shipped model)",
     )
     parser.add_argument("--seed", type=seed, default=0, help="seed of everything random, >= 0 (0)")
     parser.add_argument("--out", type=Path, default=Path("out/optimizer"), help="(out/optimizer)")
@@ -100,10 +106,17 @@ def add_parser(subparsers: Any) -> None:
         help=f"replay size, 1 to {MAX_BUFFER:,} (20000)",
     )
     parser.add_argument(
+        "--epsilon-start",
+        type=number(0.0, 1.0),
+        default=None,
+        help="exploration at the start, [0.05, 1] (1; with --initial, 0.2: the network "
+        "already knows the task)",
+    )
+    parser.add_argument(
         "--epsilon-steps",
         type=integer(1, MAX_STEPS),
         default=20_000,
-        help="decisions over which exploration decays from 1 to 0.05 (20000)",
+        help="decisions over which exploration decays to 0.05 (20000)",
     )
     parser.add_argument(
         "--credit",
@@ -150,6 +163,13 @@ def add_parser(subparsers: Any) -> None:
         help=f"cluster size, 1 to {MAX_SERVERS:,} (150)",
     )
     parser.add_argument(
+        "--scale-workload",
+        action="store_true",
+        help="grow each episode's models and request rate with --servers (they are drawn "
+        "for 150 servers: 8-120 models at 5-80 requests/s), so that a large cluster is "
+        "as busy as the small one",
+    )
+    parser.add_argument(
         "--duration",
         type=number(0.0, MAX_DURATION_S, low_open=True),
         default=300.0,
@@ -178,9 +198,14 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {args.out}: {error.strerror}") from None
     if args.feedback is not None:
         return _retrain(args)
-    if args.initial is not None:
-        raise CommandError("--initial needs --feedback (fine-tuning from a feedback log)")
     args.episodes = 30 if args.episodes is None else args.episodes
+    if args.epsilon_start is None:
+        args.epsilon_start = 1.0 if args.initial is None else FINE_TUNE_EPSILON
+    if args.epsilon_start < EPSILON_END:
+        raise CommandError(
+            f"--epsilon-start {args.epsilon_start} must be >= {EPSILON_END} (where it decays to)"
+        )
+    initial, initial_record = _initial(args) if args.initial is not None else (None, None)
 
     _check_memory(args)
     config = TrainConfig(
@@ -192,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         batch=args.batch,
         buffer=args.buffer,
+        epsilon_start=args.epsilon_start,
         epsilon_steps=args.epsilon_steps,
         w_servers=args.w_servers,
         w_bytes=args.w_bytes,
@@ -200,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         demo_weight=args.demo_weight,
         demo_margin=args.demo_margin,
         servers=args.servers,
+        scale_workload=args.scale_workload,
         duration_s=args.duration,
         max_steps=args.max_steps,
         command=_command(args),
@@ -221,7 +248,9 @@ def run(args: argparse.Namespace) -> int:
                 status += f"  validation {stats.validation_return:+.1f}"
             task.advance(1, status)
 
-        result = train(config, args.out, progress=report)
+        result = train(
+            config, args.out, progress=report, initial=initial, initial_record=initial_record
+        )
     baselines = ", ".join(f"{k} {v:+.1f}" for k, v in result.baselines.items())
     print(
         f"best validation return {result.best_validation_return:+.1f} "
@@ -234,6 +263,26 @@ def run(args: argparse.Namespace) -> int:
         can_plot([args.out / "training_curve.png"])  # says the plot needs matplotlib
     wrote(result.log_path, *result.checkpoints)
     return 0
+
+
+def _initial(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The network --initial holds (a trainable copy) and what to record of it."""
+    from fastplace.cli import CommandError
+    from fastplace.cli.files import regular_file
+    from fastplace.optimizer.model import ResourceOptimizer
+
+    regular_file(args.initial, "--initial", max_bytes=MAX_MODEL_BYTES)
+    try:
+        model = ResourceOptimizer.load(args.initial)
+        network = model.network()
+    except ValueError as error:  # OptimizerLoadError: not a model, other schema, damaged
+        raise CommandError(f"--initial: {error}") from None
+    record = {
+        "path": str(args.initial),
+        "training_command": model.metadata.get("training_command", ""),
+        "weights_sha256": model.metadata.get("weights_sha256", ""),
+    }
+    return network, record
 
 
 def _check_memory(args: argparse.Namespace) -> None:
@@ -331,6 +380,7 @@ def _command(args: argparse.Namespace) -> str:
         "--lr": args.lr,
         "--batch": args.batch,
         "--buffer": args.buffer,
+        "--epsilon-start": args.epsilon_start,
         "--epsilon-steps": args.epsilon_steps,
         "--credit": args.credit,
         "--w-servers": args.w_servers,
@@ -342,4 +392,8 @@ def _command(args: argparse.Namespace) -> str:
         "--duration": args.duration,
         "--max-steps": args.max_steps,
     }
-    return shlex.join(["fastplace", "train", *(f"{k}={v}" for k, v in options.items())])
+    if args.initial is not None:
+        options["--initial"] = args.initial
+    flags = ["--scale-workload"] if args.scale_workload else []
+    words = [f"{k}={v}" for k, v in options.items()]
+    return shlex.join(["fastplace", "train", *words, *flags])

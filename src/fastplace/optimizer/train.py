@@ -60,7 +60,12 @@ from fastplace.optimizer.model import _JIT_DEPRECATION, save_model
 from fastplace.optimizer.network import ScoreNet
 from fastplace.optimizer.training_plot import curve_title, plot_curve
 
-__all__ = ["EpisodeStats", "TrainConfig", "TrainResult", "train"]
+__all__ = ["REFERENCE_SERVERS", "EpisodeStats", "TrainConfig", "TrainResult", "train"]
+
+
+#: The cluster size the workload ranges of TrainConfig describe (the simulator's
+#: default cluster); ``scale_workload`` grows them from here.
+REFERENCE_SERVERS = 150
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,10 @@ class TrainConfig:
     #: Per-episode draws of the workload's models and request rate (None: fixed).
     n_models_range: tuple[int, int] | None = (8, 120)
     total_rate_range: tuple[float, float] | None = (5.0, 80.0)
+    #: True: the models and request rates above are per REFERENCE_SERVERS servers and
+    #: grow with ``servers`` (1,500 servers: 80-1,200 models at 50-800 requests/s), so
+    #: a large cluster is as busy as the reference one. False: taken as they are.
+    scale_workload: bool = False
     rollout_interval_s: float = 120.0
     keep_alive_s: float = 30.0
     #: Partition memory mix of the episodes' workloads (None: the synthetic default).
@@ -151,6 +160,10 @@ class TrainConfig:
             )
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr = {self.lr} must be > 0")
+        if not isinstance(self.scale_workload, bool):
+            raise TypeError(
+                f"TrainConfig.scale_workload = {self.scale_workload!r} must be a bool"
+            )
         if not 0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0:
             raise ValueError("TrainConfig: need 0 <= epsilon_end <= epsilon_start <= 1")
         if self.seed < 0:
@@ -160,13 +173,26 @@ class TrainConfig:
             raise ValueError("TrainConfig.validation_seeds overlap the training seeds")
 
     def env_config(self) -> EnvConfig:
+        scale = self.servers / REFERENCE_SERVERS if self.scale_workload else 1.0
+
+        def models(n: int) -> int:
+            return max(1, int(n * scale))
+
+        models_range = self.n_models_range
+        rate_range = self.total_rate_range
         return EnvConfig(
             servers=self.servers,
             duration_s=self.duration_s,
-            n_models=self.n_models,
-            total_rate=self.total_rate,
-            n_models_range=self.n_models_range,
-            total_rate_range=self.total_rate_range,
+            n_models=models(self.n_models),
+            total_rate=self.total_rate * scale,
+            n_models_range=None if models_range is None else (
+                models(models_range[0]),
+                models(models_range[1]),
+            ),
+            total_rate_range=None if rate_range is None else (
+                rate_range[0] * scale,
+                rate_range[1] * scale,
+            ),
             rollout_interval_s=self.rollout_interval_s,
             keep_alive_s=self.keep_alive_s,
             memory_mb=self.memory_mb,
@@ -379,6 +405,7 @@ def train(
     progress: Callable[[EpisodeStats], None] | None = None,
     *,
     initial: ScoreNet | None = None,
+    initial_record: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Trains a resource optimizer; writes model.pt, model.npz, training_curve.png,
     training_log.json and checkpoints/ under ``out``; returns what it wrote.
@@ -387,7 +414,9 @@ def train(
     network starts from a copy of it and keeps its feature normalisation; validation
     then also scores ``initial`` (baseline "initial"), and the result is the initial
     network itself (``best_episode == -1``) unless an episode's network validates
-    strictly better.
+    strictly better. ``initial_record`` (say, the initial model's path, command and
+    weights digest) is stored in the model's metadata as ``initial_model``, so that a
+    fine-tuned model says what it was tuned from.
     """
     started = time.perf_counter()
     out_dir = Path(out)
@@ -526,6 +555,8 @@ def train(
         "baselines_validation_return": baselines,
         "decisions": step,
     }
+    if initial_record is not None:
+        metadata["initial_model"] = initial_record
     model_path = out_dir / "model.pt"
     arrays_path = out_dir / "model.npz"
     with warnings.catch_warnings():
