@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workloads", default="synthetic,azure2019,requestlog")
     parser.add_argument(
         "--policies",
-        default="first_fit,similarity,locality,hybrid,k8s_default,k8s_most_allocated,ray_hybrid",
+        default="first_fit,similarity,locality,reach,hybrid,k8s_default,k8s_most_allocated,ray_hybrid",
     )
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
     parser.add_argument(

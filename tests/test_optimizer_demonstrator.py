@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from tests.reference.locality_model import locality_choice
+from tests.reference.locality_model import locality_choice, reach_choice
 
 from fastplace import BlockIndex, Cluster
 from fastplace.optimizer.demonstrator import DEMONSTRATORS, first_fit, locality, reach
 from fastplace.optimizer.features import FEATURE_NAMES, N_FEATURES
-from fastplace.sim.policies import LocalityFit, PlacementContext
+from fastplace.sim.policies import LocalityFit, PlacementContext, ReachFit
 
 MEMORY, CPU = 1000, 100
 
@@ -70,6 +70,26 @@ def test_locality_policy_equals_the_plain_model(
         assert chosen == expected
         first = cluster.first_fit(request)
         event("first fit" if chosen == first else "a cached server instead of first fit")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.sampled_from([1, 10, 70, 150, 300]),
+    churn=st.integers(0, 600),
+    min_load=st.sampled_from([0.0, 0.2, 0.5]),
+)
+def test_reach_policy_equals_the_plain_model(seed: int, n: int, churn: int, min_load: float) -> None:
+    rng, cluster, blocks, ids = churned(seed, n, churn)
+    policy = ReachFit(min_load)
+    context = PlacementContext(cluster, blocks, rng)
+    for _ in range(5):
+        request = [int(rng.choice([50, 100, 200, 400, 900])), int(rng.integers(1, 60))]
+        version = rng.choice(ids, size=int(rng.integers(0, 8)))
+        chosen = policy.choose(context, request, version)
+        assert chosen == reach_choice(cluster, blocks, request, version, min_load)
+        far = chosen >= 0 and chosen not in cluster.feasible(request)[:12]
+        event("past the locality window" if far else "within the first 12 feasible")
 
 
 def rows(n: int) -> np.ndarray:
