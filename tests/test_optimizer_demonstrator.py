@@ -79,7 +79,9 @@ def test_locality_policy_equals_the_plain_model(
     churn=st.integers(0, 600),
     min_load=st.sampled_from([0.0, 0.2, 0.5]),
 )
-def test_reach_policy_equals_the_plain_model(seed: int, n: int, churn: int, min_load: float) -> None:
+def test_reach_policy_equals_the_plain_model(
+    seed: int, n: int, churn: int, min_load: float
+) -> None:
     rng, cluster, blocks, ids = churned(seed, n, churn)
     policy = ReachFit(min_load)
     context = PlacementContext(cluster, blocks, rng)

@@ -165,7 +165,14 @@ def test_fastplace_train_fine_tunes_an_initial_model(
     argv = ["train", "--episodes", "1", "--max-steps", "60", "--duration", "20"]
     assert main([*argv, "--servers", "12", "--out", str(first)]) == 0
     base = ResourceOptimizer.load(first / "model.pt")
-    tuned_argv = [*argv, "--servers", "24", "--scale-workload", "--initial", str(first / "model.pt")]
+    tuned_argv = [
+        *argv,
+        "--servers",
+        "24",
+        "--scale-workload",
+        "--initial",
+        str(first / "model.pt"),
+    ]
     assert main([*tuned_argv, "--out", str(second)]) == 0
     capsys.readouterr()
     tuned = ResourceOptimizer.load(second / "model.pt")

@@ -161,9 +161,7 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr = {self.lr} must be > 0")
         if not isinstance(self.scale_workload, bool):
-            raise TypeError(
-                f"TrainConfig.scale_workload = {self.scale_workload!r} must be a bool"
-            )
+            raise TypeError(f"TrainConfig.scale_workload = {self.scale_workload!r} must be a bool")
         if not 0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0:
             raise ValueError("TrainConfig: need 0 <= epsilon_end <= epsilon_start <= 1")
         if self.seed < 0:
@@ -185,11 +183,15 @@ class TrainConfig:
             duration_s=self.duration_s,
             n_models=models(self.n_models),
             total_rate=self.total_rate * scale,
-            n_models_range=None if models_range is None else (
+            n_models_range=None
+            if models_range is None
+            else (
                 models(models_range[0]),
                 models(models_range[1]),
             ),
-            total_rate_range=None if rate_range is None else (
+            total_rate_range=None
+            if rate_range is None
+            else (
                 rate_range[0] * scale,
                 rate_range[1] * scale,
             ),
