@@ -80,7 +80,8 @@ class TrainConfig:
     n_step: int = 1
     #: Weight and margin of the large-margin loss towards the demonstrator's
     #: candidate (0: off), and the demonstrator (fastplace.optimizer.demonstrator).
-    #: The shipped model learned from the locality rule (docs/optimizer.md).
+    #: The shipped model learned from the windowless rule "reach" with weight 20
+    #: (docs/optimizer.md, "Training"); the defaults are the 150-server recipe before it.
     demo_weight: float = 5.0
     demo_margin: float = 0.1
     demonstrator: str = "locality"
