@@ -110,6 +110,24 @@ def training_summary(metadata: dict[str, Any]) -> str:
     episodes, seed = config.get("episodes"), config.get("seed", 0)
     models = config.get("n_models_range") or [config.get("n_models")] * 2
     rates = config.get("total_rate_range") or [config.get("total_rate")] * 2
+    if config.get("scale_workload"):  # TrainConfig.env_config: ranges per 150 servers
+        from fastplace.optimizer.train import TrainConfig
+
+        env = TrainConfig(
+            servers=config["servers"],
+            scale_workload=True,
+            **{
+                k: tuple(config[k]) for k in ("n_models_range", "total_rate_range") if config.get(k)
+            },
+        ).env_config()
+        models = env.n_models_range or [env.n_models] * 2
+        rates = env.total_rate_range or [env.total_rate] * 2
+    initial = metadata.get("initial_model")
+    tuned = (
+        f" It was fine-tuned from a network trained by `{initial.get('training_command')}`."
+        if initial
+        else ""
+    )
     return (
         f"The RO (`{metadata.get('training_command', '?')}`, {metadata.get('date', '?')}) was "
         f"trained on {episodes} episodes of {config.get('duration_s'):g} s on a "
@@ -124,7 +142,7 @@ def training_summary(metadata: dict[str, Any]) -> str:
         )
         + ", and validated on seeds "
         f"{', '.join(str(s) for s in config.get('validation_seeds', []))}: it never saw the "
-        "seeds below nor the azure2019 workload."
+        "seeds below nor the azure2019 workload." + tuned
     )
 
 
