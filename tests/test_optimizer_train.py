@@ -192,4 +192,4 @@ def test_fastplace_train_fine_tunes_an_initial_model(
     assert main([*argv, "--initial", str(bad), "--out", str(tmp_path / "x")]) == 2
     assert "--initial" in capsys.readouterr().err
     assert main([*argv, "--epsilon-start", "0.01", "--out", str(tmp_path / "x")]) == 2
-    assert "--epsilon-start 0.01 must be >= 0.05" in capsys.readouterr().err
+    assert "argument --epsilon-start: '0.01' must be >= 0.05" in capsys.readouterr().err

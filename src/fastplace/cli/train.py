@@ -28,7 +28,7 @@ _non_negative = number(0.0, math.inf)
 MAX_FEEDBACK_BYTES = 1 << 30
 MAX_MODEL_BYTES = 1 << 30
 #: Exploration at the start of a fine-tuning run (--initial without --feedback), and
-#: where exploration decays to (TrainConfig.epsilon_end).
+#: where exploration decays to (TrainConfig.epsilon_end: the lowest start).
 FINE_TUNE_EPSILON = 0.2
 EPSILON_END = 0.05
 #: torch, the simulator and the network before the replay buffer.
@@ -107,7 +107,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--epsilon-start",
-        type=number(0.0, 1.0),
+        type=number(EPSILON_END, 1.0),
         default=None,
         help="exploration at the start, [0.05, 1] (1; with --initial, 0.2: the network "
         "already knows the task)",
@@ -201,10 +201,6 @@ def run(args: argparse.Namespace) -> int:
     args.episodes = 30 if args.episodes is None else args.episodes
     if args.epsilon_start is None:
         args.epsilon_start = 1.0 if args.initial is None else FINE_TUNE_EPSILON
-    if args.epsilon_start < EPSILON_END:
-        raise CommandError(
-            f"--epsilon-start {args.epsilon_start} must be >= {EPSILON_END} (where it decays to)"
-        )
     initial, initial_record = _initial(args) if args.initial is not None else (None, None)
 
     _check_memory(args)
