@@ -22,8 +22,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_goal import MEETS, NOT_ENOUGH, WORSE, goal
+
 GIB = 1 << 30
 BASELINE = "first_fit"
+_VERDICTS = {
+    MEETS: "meets the goal",
+    WORSE: "worse than first_fit by > 2%",
+    NOT_ENOUGH: "not better enough",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,13 +103,7 @@ def relative(rows: list[dict[str, Any]], key: str) -> dict[tuple[str, int, str],
 
 
 def verdict(servers: float, bytes_: float) -> str:
-    better = servers <= -5.0 or bytes_ <= -20.0
-    not_worse = servers <= 2.0 and bytes_ <= 2.0
-    if better and not_worse:
-        return "meets the goal"
-    if not not_worse:
-        return "worse than first_fit by > 2%"
-    return "not better enough"
+    return _VERDICTS[goal(servers, bytes_)]
 
 
 def training_summary(metadata: dict[str, Any]) -> str:

@@ -45,6 +45,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_goal import MEETS, NOT_ENOUGH, WORSE, goal, moonshot
+
 GIB = 1 << 30
 BASELINE = "first_fit"
 MODELS_PER_SERVER = 0.16
@@ -285,17 +288,7 @@ def relative(rows: list[dict[str, Any]], field: str) -> dict[Key, float]:
 
 
 def verdict(servers: float, bytes_: float) -> str:
-    better = servers <= -5.0 or bytes_ <= -20.0
-    not_worse = servers <= 2.0 and bytes_ <= 2.0
-    if better and not_worse:
-        return "meets"
-    if not not_worse:
-        return "worse > 2%"
-    return "not enough"
-
-
-def moonshot(servers: float, bytes_: float) -> bool:
-    return bytes_ <= -30.0 and servers <= 1.0
+    return {MEETS: "meets", WORSE: "worse > 2%", NOT_ENOUGH: "not enough"}[goal(servers, bytes_)]
 
 
 def report(rows: list[dict[str, Any]], command: str) -> str:
