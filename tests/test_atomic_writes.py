@@ -242,9 +242,20 @@ def journal(monkeypatch: pytest.MonkeyPatch) -> Journal:
         record.events.append(("fsync", path, stat.S_ISDIR(os.fstat(fd).st_mode)))
         real_fsync(fd)
 
-    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        record.events.append(("replace", os.fspath(src), os.fspath(dst)))
-        real_replace(src, dst)
+    def replace(
+        src: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        *,
+        src_dir_fd: int | None = None,
+        dst_dir_fd: int | None = None,
+    ) -> None:
+        def where(name: str | os.PathLike[str], folder: int | None) -> str:
+            if folder is None:
+                return os.fspath(name)
+            return os.path.join(os.readlink(f"/proc/self/fd/{folder}"), os.fspath(name))
+
+        record.events.append(("replace", where(src, src_dir_fd), where(dst, dst_dir_fd)))
+        real_replace(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)

@@ -25,10 +25,12 @@ into one folder does not list it thousands of times.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -45,7 +47,9 @@ __all__ = [
     "fsync_directory",
     "is_temporary",
     "make_directories",
+    "open_real_folder",
     "write_atomic",
+    "write_atomic_in",
 ]
 
 STALE_AFTER_S = 3600.0
@@ -102,23 +106,38 @@ def clean_stale_temporaries(
     how many. Without ``force``, does nothing if this process looked within
     :data:`SCAN_EVERY_S`."""
     folder = os.path.abspath(directory)
-    clock = time.monotonic()
-    with _scan_lock:
-        if not force and clock - _last_scan.get(folder, -SCAN_EVERY_S) < SCAN_EVERY_S:
-            return 0
-        _last_scan[folder] = clock
-    wall = time.time() if now is None else now
-    removed = 0
+    if not force and not _time_to_scan(folder):
+        return 0
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
         return 0
+    return _remove_stale(entries, None, time.time() if now is None else now)
+
+
+def _time_to_scan(key: str) -> bool:
+    """True at most once every SCAN_EVERY_S per folder and process."""
+    clock = time.monotonic()
+    with _scan_lock:
+        if clock - _last_scan.get(key, -SCAN_EVERY_S) < SCAN_EVERY_S:
+            return False
+        _last_scan[key] = clock
+    return True
+
+
+def _remove_stale(entries: list[os.DirEntry[str]], folder: int | None, wall: float) -> int:
+    """Unlinks the stale temporaries among ``entries`` (relative to the descriptor
+    ``folder`` when given, else by their paths); returns how many."""
+    removed = 0
     for entry in entries:
         if not is_temporary(entry.name):
             continue
         try:
             if wall - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S:
-                os.unlink(entry.path)
+                if folder is None:
+                    os.unlink(entry.path)
+                else:
+                    os.unlink(entry.name, dir_fd=folder)
                 removed += 1
         except FileNotFoundError:  # another writer cleaned it first
             pass
@@ -200,3 +219,62 @@ def write_atomic(
     """Writes ``data`` (text as UTF-8) to ``path`` through :func:`atomic_file`."""
     with atomic_file(path, durable=durable) as file:
         file.write(data.encode() if isinstance(data, str) else data)
+
+
+# ---- writing inside a folder held open ------------------------------------------------
+# A folder checked to be real (not a symlink) and then written to by path can be swapped
+# for a symlink in between, and the write then lands wherever the link points. Writers
+# into folders other processes can write to (the model store, node caches) open the
+# folder once and do every step relative to that descriptor instead: a swap afterwards
+# moves the name, not the folder they write into.
+
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def open_real_folder(path: str | os.PathLike[str]) -> int:
+    """A descriptor of the folder at ``path`` itself: OSError (ENOTDIR or ELOOP) if
+    ``path`` is a symlink, a file or anything but a folder; FileNotFoundError if it is
+    missing. The caller closes it."""
+    handle = os.open(path, _FOLDER_FLAGS)
+    if not stat.S_ISDIR(os.fstat(handle).st_mode):  # O_DIRECTORY unsupported
+        os.close(handle)
+        raise OSError(errno.ENOTDIR, "Not a directory", os.fspath(path))
+    return handle
+
+
+def write_atomic_in(
+    folder: int,
+    name: str,
+    data: str | bytes | bytearray | memoryview,
+    *,
+    durable: bool = True,
+    key: str = "",
+) -> None:
+    """:func:`write_atomic` of ``name`` inside the folder open as descriptor ``folder``
+    (from :func:`open_real_folder`): temporary, fsync, rename and folder fsync all
+    relative to it. What is at ``name`` is replaced whatever it is (a symlink there is
+    replaced, never written through), except a folder (IsADirectoryError). ``key``
+    (the folder's path) throttles the cleaning of stale temporaries there as
+    :func:`clean_stale_temporaries` does; "" skips it."""
+    if os.sep in name or name in ("", ".", ".."):
+        raise ValueError(f"name {name!r} must be a plain file name")
+    temporary = f".{name}-{secrets.token_hex(6)}-tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    handle = os.open(temporary, flags, 0o666, dir_fd=folder)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data.encode() if isinstance(data, str) else data)
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=folder)
+        raise
+    if durable:
+        os.fsync(folder)
+    if key and _time_to_scan(os.path.abspath(key)):
+        with os.scandir(folder) as entries:
+            stale = list(entries)
+        _remove_stale(stale, folder, time.time())

@@ -25,6 +25,7 @@ the folder).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -35,7 +36,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastplace._atomic import is_temporary, make_directories, write_atomic
+from fastplace._atomic import is_temporary, make_directories, open_real_folder, write_atomic_in
 
 __all__ = [
     "ADDRESS_HEX_DIGITS",
@@ -113,25 +114,19 @@ class BlockFolder:
         check_address(address)
         return self.root / address[:2] / address
 
-    def _subfolder(self, address: str, *, create: bool) -> Path | None:
+    def _subfolder(self, address: str) -> Path | None:
         """The real ``<hh>`` folder of ``address``; None if it is missing or is not a real
-        folder, unless ``create``, which makes it (replacing a symlink or file)."""
+        folder. (Reads check what they open; :meth:`write` holds the folder open.)"""
         folder = self.path(address).parent
         try:
-            if stat.S_ISDIR(os.lstat(folder).st_mode):
-                return folder
-            if not create:
-                return None
-            os.unlink(folder)  # planted or damaged: never followed, replaced
+            return folder if stat.S_ISDIR(os.lstat(folder).st_mode) else None
         except FileNotFoundError:
-            if not create:
-                return None
-        return make_directories(folder)
+            return None
 
     def size(self, address: str) -> int | None:
         """The size of the block's file; None if there is none; NOT_A_BLOCK_FILE if what
         is there is not a regular file in a real subfolder. Does not read it."""
-        folder = self._subfolder(address, create=False)
+        folder = self._subfolder(address)
         if folder is None:
             return NOT_A_BLOCK_FILE if os.path.lexists(self.path(address).parent) else None
         try:
@@ -149,7 +144,7 @@ class BlockFolder:
     def fill(self, address: str, view: memoryview) -> bool:
         """:meth:`read_into` without the SHA-256 (the caller must check it, e.g. in
         another thread): True if a regular file of exactly ``len(view)`` bytes was read."""
-        folder = self._subfolder(address, create=False)
+        folder = self._subfolder(address)
         if folder is None:
             return False
         try:
@@ -178,24 +173,48 @@ class BlockFolder:
 
     def write(self, address: str, data: bytes | bytearray | memoryview) -> None:
         """Stores ``data`` (the caller has checked it is the block ``address``) atomically,
-        replacing whatever was there (a symlink, folder or FIFO included)."""
-        folder = self._subfolder(address, create=True)
-        assert folder is not None
-        target = folder / address
+        replacing whatever was there (a symlink, folder or FIFO included). The ``<hh>``
+        folder is held open while the block is written into it (see
+        :func:`fastplace._atomic.write_atomic_in`): a symlink planted in its place
+        meanwhile does not redirect the write."""
+        folder = self._open_subfolder(address)
         try:
-            mode = os.lstat(target).st_mode
-        except FileNotFoundError:
-            mode = stat.S_IFREG
-        if stat.S_ISDIR(mode):
-            shutil.rmtree(target)  # rmtree does not follow the links inside
-        elif not stat.S_ISREG(mode):
-            os.unlink(target)  # a symlink, FIFO, socket ...: replaced, never written through
-        write_atomic(target, data, durable=self.durable)
+            try:
+                mode = os.stat(address, dir_fd=folder, follow_symlinks=False).st_mode
+            except FileNotFoundError:
+                mode = stat.S_IFREG
+            if stat.S_ISDIR(mode):
+                shutil.rmtree(address, dir_fd=folder)  # does not follow the links inside
+            # A symlink, FIFO, socket ... is replaced by the rename, never written through.
+            key = str(self.path(address).parent)
+            write_atomic_in(folder, address, data, durable=self.durable, key=key)
+        finally:
+            os.close(folder)
+
+    def _open_subfolder(self, address: str) -> int:
+        """The ``<hh>`` folder of ``address`` held open, made if missing; a symlink or
+        file in its place is removed (never followed) and a real folder made."""
+        folder = self.path(address).parent
+        error: OSError | None = None
+        for _ in range(3):  # a process replanting a link each time gets an error
+            try:
+                return open_real_folder(folder)
+            except FileNotFoundError as missing:
+                error = missing
+            except OSError as other:
+                if other.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                error = other
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(folder)  # planted or damaged: replaced
+            make_directories(folder)
+        assert error is not None
+        raise error
 
     def remove(self, address: str) -> int:
         """Deletes the block's file if there is one; returns the bytes it held (0 for
         anything but a regular file, which is removed all the same)."""
-        folder = self._subfolder(address, create=False)
+        folder = self._subfolder(address)
         if folder is None:
             return 0
         target = folder / address

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fastplace._atomic import make_directories, write_atomic
+from fastplace._atomic import make_directories, open_real_folder, write_atomic, write_atomic_in
 from fastplace._checks import integer
 from fastplace.engines.ray.block_files import (
     NOT_A_BLOCK_FILE,
@@ -285,6 +285,14 @@ def _real_folder(path: Path) -> bool:
         return False
 
 
+def _planted(directory: Path) -> OSError:
+    return OSError(
+        errno.ENOTDIR,
+        "not a folder of the store (a symbolic link or a file): not followed",
+        str(directory),
+    )
+
+
 def _per_partition(memory_mb: object, n: int) -> list[Any]:
     """``memory_mb`` as one value per partition: a sequence (or 1-D array) as it is,
     anything else (a scalar, or text, which as_amount then refuses) repeated n times."""
@@ -359,14 +367,32 @@ class ModelStore:
     def _model_dir(self, model: str, *, create: bool = False) -> Path:
         directory = self.root / "models" / check_model_name(model)
         if os.path.lexists(directory) and not _real_folder(directory):
-            raise OSError(
-                errno.ENOTDIR,
-                "not a folder of the store (a symbolic link or a file): not followed",
-                str(directory),
-            )
+            raise _planted(directory)
         if create:
             make_directories(directory)
         return directory
+
+    @contextlib.contextmanager
+    def _model_folder(self, model: str, *, create: bool = False) -> Iterator[int | None]:
+        """The model's folder held open (None if it is missing and not ``create``): what
+        is read or written there stays in that folder even if its name is swapped for a
+        symlink meanwhile. OSError (ENOTDIR) if a symlink or file is there already."""
+        directory = self._model_dir(model, create=create)
+        try:
+            handle = open_real_folder(directory)
+        except FileNotFoundError:
+            if create:
+                raise
+            yield None
+            return
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _planted(directory) from None
+            raise
+        try:
+            yield handle
+        finally:
+            os.close(handle)
 
     def read_block(self, address: str, size: int) -> bytes:
         """The block's bytes, checked against its address: FileNotFoundError if the
@@ -447,19 +473,25 @@ class ModelStore:
         manifest = VersionManifest(
             model, version, self.block_size, tuple(manifests), dict(config or {})
         )
-        self._model_dir(model, create=True)
-        write_atomic(manifest_dir / f"v{version}.json", manifest.to_json())
+        with self._model_folder(model, create=True) as folder:
+            assert folder is not None
+            write_atomic_in(folder, f"v{version}.json", manifest.to_json(), key=str(manifest_dir))
         return manifest
 
     def manifest(self, model: str, version: int) -> VersionManifest:
         """A stored version's manifest (KeyError if the store does not hold it,
         ValueError if the file there is not that version's manifest)."""
-        path = self._model_dir(model) / f"v{check_version(version)}.json"
+        name = f"v{check_version(version)}.json"
+        path = self._model_dir(model) / name
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        try:
-            handle = os.open(path, flags)
-        except FileNotFoundError:
-            raise KeyError(f"the store holds no version {version} of model {model!r}") from None
+        missing = KeyError(f"the store holds no version {version} of model {model!r}")
+        with self._model_folder(model) as folder:
+            if folder is None:
+                raise missing
+            try:
+                handle = os.open(name, flags, dir_fd=folder)
+            except FileNotFoundError:
+                raise missing from None
         with open(handle, encoding="utf-8") as file:
             if not stat.S_ISREG(os.fstat(handle).st_mode):
                 raise OSError(errno.EINVAL, "not a regular file: not read", str(path))
@@ -477,10 +509,11 @@ class ModelStore:
 
     def versions(self, model: str) -> list[int]:
         """The versions of ``model`` the store holds, ascending ([] for an unknown model)."""
-        directory = self._model_dir(model)
-        if not directory.is_dir():
-            return []
-        found = (_MANIFEST_NAME.fullmatch(entry.name) for entry in os.scandir(directory))
+        with self._model_folder(model) as folder:
+            if folder is None:
+                return []
+            with os.scandir(folder) as entries:
+                found = [_MANIFEST_NAME.fullmatch(entry.name) for entry in entries]
         return sorted(int(match.group(1)) for match in found if match)
 
 
