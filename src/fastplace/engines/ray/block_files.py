@@ -126,9 +126,15 @@ class BlockFolder:
     def size(self, address: str) -> int | None:
         """The size of the block's file; None if there is none; NOT_A_BLOCK_FILE if what
         is there is not a regular file in a real subfolder. Does not read it."""
-        folder = self._subfolder(address)
-        if folder is None:
-            return NOT_A_BLOCK_FILE if os.path.lexists(self.path(address).parent) else None
+        folder = self.path(address).parent
+        # One look at the folder: missing is "no block", anything but a real folder is
+        # "not a block file". (Two looks raced with a writer creating the folder and
+        # reported a fresh store's block as damaged.)
+        try:
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                return NOT_A_BLOCK_FILE
+        except FileNotFoundError:
+            return None
         try:
             info = os.lstat(folder / address)
         except FileNotFoundError:
