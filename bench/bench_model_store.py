@@ -58,6 +58,7 @@ class Loaded:
         self.cache = NodeCache(root / "cache")
         self.cache.fetch(store, self.part.distinct_blocks())
         self.bytes = self.part.total_bytes
+        self.block_size = block_size
 
 
 @pytest.fixture(scope="module", params=BLOCK_SIZES, ids=lambda s: f"{s >> 10}KiB")
@@ -106,3 +107,55 @@ def test_sha256_only(benchmark: Any, loaded: Loaded) -> None:
         return [hashlib.sha256(data[o : o + size]).hexdigest() for o in range(0, len(data), size)]
 
     assert benchmark.pedantic(digests, rounds=5) == list(loaded.part.hashes)
+
+
+# ---- writes: a node cache's fetch, by folder descriptor against by path -------------
+# NodeCache.fetch writes each block inside its <hh> folder held open
+# (fastplace._atomic.write_atomic_in, so a symlink swapped in cannot redirect it). The
+# baseline writes the same blocks by path (write_atomic after an lstat of the folder,
+# as BlockFolder.write did before). Blocks of 16 KiB, where per-file costs show most.
+
+WRITE_MIB = 8
+
+
+def _blocks(loaded: Loaded) -> list[tuple[str, bytes]]:
+    blocks = loaded.cache.files
+    return [(a, blocks.read(a, s) or b"") for a, s in loaded.part.distinct_blocks().items()]
+
+
+def _write_by_path(root: Path, blocks: list[tuple[str, bytes]]) -> None:
+    from fastplace._atomic import make_directories, write_atomic
+
+    for address, data in blocks:
+        folder = root / address[:2]
+        try:
+            os.lstat(folder)
+        except FileNotFoundError:
+            make_directories(folder)
+        write_atomic(folder / address, data, durable=False)
+
+
+def _fetch(root: Path, blocks: list[tuple[str, bytes]]) -> None:
+    from fastplace.engines.ray.block_files import BlockFolder
+
+    folder = BlockFolder(root, durable=False)
+    for address, data in blocks:
+        folder.write(address, data)
+
+
+@pytest.mark.parametrize("way", ["by path", "held open"])
+def test_cache_block_writes(benchmark: Any, loaded: Loaded, tmp_path: Path, way: str) -> None:
+    if loaded.block_size != BLOCK_SIZES[0]:
+        pytest.skip("writes are measured in 16 KiB blocks")
+    blocks = _blocks(loaded)[: WRITE_MIB * MiB // BLOCK_SIZES[0]]
+    roots: list[Path] = []
+    benchmark.group = f"cache writes: {len(blocks)} blocks of 16 KiB"
+    benchmark.extra_info["baseline"] = way == "by path"
+    write = _write_by_path if way == "by path" else _fetch
+
+    def fresh() -> tuple[tuple[Path, list[tuple[str, bytes]]], dict[str, Any]]:
+        roots.append(tmp_path / f"round-{len(roots)}")
+        return (roots[-1], blocks), {}
+
+    benchmark.pedantic(write, setup=fresh, rounds=5)
+    assert all((roots[-1] / a[:2] / a).read_bytes() == d for a, d in blocks)
