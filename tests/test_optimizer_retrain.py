@@ -27,6 +27,7 @@ from fastplace.optimizer.retrain import (  # noqa: E402
     request_mix,
     save_feedback,
 )
+from fastplace.optimizer.train import TrainConfig  # noqa: E402
 from fastplace.sim import synthetic_workload  # noqa: E402
 
 # Small enough to fine-tune in seconds; training settings otherwise come from the
@@ -122,6 +123,18 @@ def test_fine_tuning_keeps_the_base_models_training_settings() -> None:
     assert config.w_servers == recorded["w_servers"] and config.credit == recorded["credit"]
     assert config.hidden == tuple(recorded["hidden"])
     assert config.episodes == FINE_TUNE["episodes"] and config.servers == 20
+    # The cluster the base was tuned on, and its workload grown to it, come along.
+    assert config.scale_workload is recorded.get("scale_workload", False)
+    kept = fine_tune_config(base)
+    assert kept.servers == recorded["servers"] and kept.demonstrator == recorded["demonstrator"]
+    assert (
+        kept.env_config().n_models_range
+        == TrainConfig(**{k: kept.to_dict()[k] for k in ("servers", "scale_workload")})
+        .env_config()
+        .n_models_range
+    )
+    old = {**base, "train_config": {k: v for k, v in recorded.items() if k != "scale_workload"}}
+    assert fine_tune_config(old).scale_workload is False  # models from before the field
     with pytest.raises(TypeError, match="no_such_setting"):
         fine_tune_config(base, no_such_setting=1)
 
