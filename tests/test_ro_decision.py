@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
+from tests.reference.score_rounding import score_tolerance
 
 from fastplace import BlockIndex, Cluster
 from fastplace._core import ro_decide
 from fastplace.optimizer import features as reference
-from fastplace.optimizer.native import NativeScorer, native_decision
+from fastplace.optimizer.native import NativeScorer, default_arrays_path, native_decision
 
 
 @pytest.fixture(scope="module")
 def scorer() -> NativeScorer:
     return NativeScorer.from_npz()
+
+
+ARRAYS = dict(np.load(default_arrays_path()))
 
 
 def build(seed: int, n: int, dims: int, churn: int, cordon: float, with_blocks: bool, tiny: bool):  # type: ignore[no-untyped-def]
@@ -77,6 +81,9 @@ def build(seed: int, n: int, dims: int, churn: int, cordon: float, with_blocks: 
     tiny=st.booleans(),
     k=st.sampled_from([1, 2, 3, 8, 16, 63, 64, 65, 100]),
 )
+# CI, 2026-12-05: scores 1.05e-5 apart at 0.90 with the model fine-tuned at 1,500
+# servers (pre-activations of ~80), past the old fixed 1e-5 x max(1, |score|).
+@example(seed=260, n=5, dims=1, churn=260, cordon=0.5, with_blocks=True, tiny=True, k=2)
 def test_native_candidates_and_features_equal_the_reference(  # type: ignore[no-untyped-def]
     scorer, seed, n, dims, churn, cordon, with_blocks, tiny, k
 ) -> None:
@@ -106,10 +113,11 @@ def test_native_candidates_and_features_equal_the_reference(  # type: ignore[no-
         np.testing.assert_array_equal(features.view(np.uint32), expected_features.view(np.uint32))
         assert scores is not None
         # The decision folds the 4 cluster-wide columns into layer 0's bias once: the
-        # same sums in another order, so equal up to float32 rounding.
+        # same sums in another order, so equal up to float32 rounding of the magnitudes
+        # they pass through (tests/reference/score_rounding.py).
         expected_scores = scorer.scores(expected_features)
-        scale = max(1.0, float(np.abs(expected_scores).max())) if expected_scores.size else 1.0
-        np.testing.assert_allclose(scores, expected_scores, rtol=0, atol=1e-5 * scale)
+        tolerance = score_tolerance(expected_features, ARRAYS)
+        assert (np.abs(scores - expected_scores) <= tolerance).all(), (scores, expected_scores)
         if servers.shape[0]:
             # The best score, or the first row with the same features as the best one
             # (identical rows tie in TorchScript; the decision path may round them apart).
