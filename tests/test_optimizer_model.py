@@ -242,3 +242,33 @@ def test_ro_policy_in_a_short_simulation() -> None:
     assert metrics["placements"] > 0
     assert metrics["requests"] == workload.n_requests
     assert not policy.fallbacks
+
+
+@JIT_DEPRECATED
+def test_a_network_with_large_inner_magnitudes_exports_to_the_native_scorer(
+    tmp_path: Path,
+) -> None:
+    """A feature of small training spread becomes a large standardised input: the sums
+    inside the network reach thousands while many scores are near 0 (the last bias
+    centres them), and two float32 summation orders then round ~1e-5 apart on a score
+    of ~1. The export check allows that rounding (EXPORT_ROUNDINGS epsilons of the
+    magnitudes); before, such a model was refused and scored by TorchScript (~20x
+    slower per decision) for no reason."""
+    from fastplace.optimizer.native import EXPORT_TOLERANCE, NativeScorer, rounding_scale
+
+    net = random_net(3)
+    std = net.std.numpy().copy()
+    std[:4] = 2e-3
+    net.set_normalisation(net.mean.numpy(), std)
+    probe = np.random.default_rng(0).uniform(-0.5, 1.5, (64, N_FEATURES)).astype(np.float32)
+    probe[:8] = np.eye(8, N_FEATURES, dtype=np.float32)  # the export check's own probe
+    with torch.no_grad():
+        net.layers[0].weight.mul_(10.0)
+        centre = float(np.median(net(torch.from_numpy(probe)).numpy()))
+        net.layers[-1].bias.sub_(centre)
+    model = ResourceOptimizer.load(saved(tmp_path, net))
+    scorer = NativeScorer.from_torchscript(model)
+    expected = model.scores(probe).astype(np.float64)
+    off = np.abs(scorer.scores(probe) - expected) / np.maximum(1.0, np.abs(expected))
+    assert off.max() > EXPORT_TOLERANCE  # what the fixed tolerance alone refused
+    assert rounding_scale(net.arrays(), probe).max() > 1e4
