@@ -39,6 +39,7 @@ __all__ = [
     "DEMONSTRATORS",
     "LOCALITY_MIN_LOAD",
     "LOCALITY_WINDOW",
+    "REACH_WINDOW",
     "first_fit",
     "locality",
     "reach",
@@ -55,6 +56,8 @@ _CACHED = FEATURE_NAMES.index("cached_share")
 _ACTIVE = FEATURE_NAMES.index("active")
 #: first_fit_rank is the position among the feasible servers divided by this.
 _RANK_SCALE = 64.0
+#: The window of ``reach``: ranks stop at 64, so a window past 64 takes every candidate.
+REACH_WINDOW = int(_RANK_SCALE) + 1
 
 Demonstrator = Callable[[npt.NDArray[np.float32]], int]
 
@@ -85,9 +88,8 @@ def locality(
 
 
 def reach(features: npt.NDArray[np.float32], min_load: float = LOCALITY_MIN_LOAD) -> int:
-    """The locality rule with no window (module docstring): ranks stop at 64, so a
-    window past 64 takes every candidate."""
-    return locality(features, window=int(_RANK_SCALE) + 1, min_load=min_load)
+    """The locality rule with no window (module docstring)."""
+    return locality(features, window=REACH_WINDOW, min_load=min_load)
 
 
 #: Demonstrator name -> rule (TrainConfig.demonstrator).

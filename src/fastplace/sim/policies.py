@@ -252,18 +252,11 @@ class ReachFit(LocalityFit):
     name = "reach"
 
     def __init__(self, min_load: float | None = None) -> None:
-        from fastplace.optimizer.demonstrator import reach
+        from fastplace.optimizer.demonstrator import REACH_WINDOW
 
         super().__init__(min_load=min_load)
-        self._reach = reach
-
-    def choose(self, context: PlacementContext, request: Request, blocks: BlockIds) -> int:
-        _, servers, features, _ = self._decide(
-            context.cluster, context.blocks, None, request, blocks, self._k
-        )
-        if servers.shape[0] == 0:
-            return -1
-        return int(servers[self._reach(features, self.min_load)])
+        # Past LocalityFit's own window bound (K/2) on purpose: demonstrator.reach.
+        self.window = REACH_WINDOW
 
 
 class RandomFit(Policy):
