@@ -152,8 +152,14 @@ def _check_target(target: Path) -> None:
         raise OSError(errno.EEXIST, strerror, str(target))
 
 
+def _temporary_name(name: str) -> str:
+    """A fresh temporary's name for the file ``name`` (same suffix: writers that pick
+    the format from the name still do); :func:`is_temporary` recognises it."""
+    return f".{name}-{secrets.token_hex(6)}-tmp{os.path.splitext(name)[1]}"
+
+
 def _create_temporary(target: Path) -> tuple[Path, int]:
-    temporary = target.with_name(f".{target.name}-{secrets.token_hex(6)}-tmp{target.suffix}")
+    temporary = target.with_name(_temporary_name(target.name))
     # O_EXCL: the name is ours alone; mode 0o666 less the umask, as open() would give.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     return temporary, os.open(temporary, flags, 0o666)
@@ -258,7 +264,7 @@ def write_atomic_in(
     :func:`clean_stale_temporaries` does; "" skips it."""
     if os.sep in name or name in ("", ".", ".."):
         raise ValueError(f"name {name!r} must be a plain file name")
-    temporary = f".{name}-{secrets.token_hex(6)}-tmp"
+    temporary = _temporary_name(name)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     handle = os.open(temporary, flags, 0o666, dir_fd=folder)
     try:
